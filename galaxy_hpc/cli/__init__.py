@@ -1,0 +1,1 @@
+"""The `galaxy-hpc` command."""
