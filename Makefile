@@ -1,0 +1,36 @@
+# Two commands for a fresh machine:
+#   make demo   install into .venv, then run the whole pipeline on embedded defaults
+#   make test   install into .venv, then run the whole test suite (starts a local Slurm)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast slurm-start slurm-stop slurm-status clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt tools/install_venv.sh
+	tools/install_venv.sh $(VENV)
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/galaxy-hpc demo
+
+test: install
+	$(PY) -m pytest -q
+
+# Without the Slurm/MPI integration tests (they still run in `make test` and CI).
+test-fast: install
+	$(PY) -m pytest -q -m "not slurm and not mpi"
+
+slurm-start:
+	tests/cluster/local_slurm.sh start
+
+slurm-stop:
+	tests/cluster/local_slurm.sh stop
+
+slurm-status:
+	tests/cluster/local_slurm.sh status
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo_output logs

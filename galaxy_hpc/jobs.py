@@ -1,0 +1,76 @@
+"""The jobs galaxy-hpc can run, by name: what `galaxy-hpc submit JOB` sends.
+
+A job is a config kind plus an entry point taking that config. Entry points
+are named as "module:function" strings and imported on use, so listing jobs or
+checking a config does not import torch or diffusers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hpc.launch.profiles  # noqa: F401  (registers the "cluster" config kind)
+import hpc.selftest  # noqa: F401  (registers the "selftest" config kind)
+from hpc.config import kind_class, load_config
+from hpc.launch import Resubmittable
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    config_kind: str
+    entry: str  # "module:function", called with the config on every rank
+    summary: str
+
+
+JOBS: dict[str, JobSpec] = {
+    spec.name: spec
+    for spec in [
+        JobSpec("selftest", "selftest", "hpc.selftest:run_selftest",
+                "all-reduce over every rank with torch.distributed and MPI"),
+    ]
+}
+
+
+def job_spec(name: str) -> JobSpec:
+    if name not in JOBS:
+        raise ValueError(f"unknown job {name!r}; jobs: {', '.join(JOBS)}")
+    return JOBS[name]
+
+
+def load_job_config(name: str, config_path: str | Path | None, overrides: list[str]) -> Any:
+    """The job's config from a file (or its embedded defaults when no file is given)."""
+    spec = job_spec(name)
+    cls = kind_class(spec.config_kind)
+    if config_path is None:
+        if overrides:
+            from hpc.config import apply_overrides, from_dict
+
+            return from_dict(cls, apply_overrides({}, overrides), source="overrides")
+        return cls()
+    return load_config(config_path, overrides, cls=cls)
+
+
+def run_job(name: str, cfg: Any) -> Any:
+    module, _, function = job_spec(name).entry.partition(":")
+    return getattr(importlib.import_module(module), function)(cfg)
+
+
+class JobCall(Resubmittable):
+    """A job as submitit runs it on every task: the name and its resolved config.
+
+    The config is resolved (and validated) on the login node and travels
+    pickled, so the job runs exactly what was checked at submission even if
+    the YAML changes meanwhile. After preemption submitit resubmits this same
+    call; jobs keep their progress on disk and resume from it.
+    """
+
+    def __init__(self, name: str, cfg: Any) -> None:
+        self.name = name
+        self.cfg = cfg
+
+    def __call__(self) -> Any:
+        return run_job(self.name, self.cfg)

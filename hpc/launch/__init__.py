@@ -1,0 +1,17 @@
+"""Launching jobs: cluster profiles and submitit executors."""
+
+from hpc.launch.profiles import ClusterProfile, available_profiles, load_profile
+from hpc.launch.submit import (
+    Resubmittable,
+    SubmittedJob,
+    make_executor,
+    sbatch_script,
+    submit,
+    submit_array,
+    wait,
+)
+
+__all__ = [
+    "ClusterProfile", "Resubmittable", "SubmittedJob", "available_profiles", "load_profile",
+    "make_executor", "sbatch_script", "submit", "submit_array", "wait",
+]

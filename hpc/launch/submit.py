@@ -1,0 +1,111 @@
+"""Submitting Python callables as cluster jobs, through submitit.
+
+The launch layer knows nothing of what it runs: it takes a callable and a
+ClusterProfile. Preemption is a normal path: a job whose callable is
+`Resubmittable` is requeued with itself when Slurm (or the local executor)
+signals the end of the allocation, and picks up from whatever state it keeps
+(on disk, or in its own attributes, which submitit pickles).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import submitit
+
+from hpc.launch.profiles import ClusterProfile
+
+
+class Resubmittable(submitit.helpers.Checkpointable):
+    """Base for job callables that resume after preemption.
+
+    submitit calls `checkpoint()` on rank 0 when the preemption/timeout signal
+    arrives; the default returns a resubmission of the callable as it is now,
+    so attributes it updated while running are carried over. Jobs that keep
+    their state on disk (training checkpoints) need nothing more.
+    """
+
+
+@dataclass
+class SubmittedJob:
+    job: submitit.Job
+    stdout: Path
+    stderr: Path
+
+    @property
+    def job_id(self) -> str:
+        return str(self.job.job_id)
+
+
+def make_executor(profile: ClusterProfile, *, job_name: str,
+                  folder: str | Path | None = None) -> submitit.Executor:
+    """A submitit executor configured from a profile. Logs go to `folder` (per job id)."""
+    folder = Path(folder or profile.log_dir) / "%j"
+    if profile.executor == "local":
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(
+            timeout_min=profile.time_min,
+            tasks_per_node=profile.tasks_per_node,
+            gpus_per_node=profile.gpus_per_node,
+            signal_delay_s=profile.signal_delay_s,
+            setup=profile.setup_lines(),
+        )
+        return executor
+    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=profile.max_requeues)
+    extra: dict[str, Any] = dict(profile.sbatch_extra)
+    params: dict[str, Any] = dict(
+        job_name=job_name,
+        time=profile.time_min,
+        nodes=profile.nodes,
+        ntasks_per_node=profile.tasks_per_node,
+        cpus_per_task=profile.cpus_per_task,
+        signal_delay_s=profile.signal_delay_s,
+        setup=profile.setup_lines(),
+        stderr_to_stdout=False,
+    )
+    optional = dict(partition=profile.partition, account=profile.account, qos=profile.qos,
+                    constraint=profile.constraint)
+    params.update({key: value for key, value in optional.items() if value})
+    if profile.gpus_per_node:
+        params["gpus_per_node"] = profile.gpus_per_node
+    if profile.mem_gb:
+        params["mem"] = f"{int(profile.mem_gb)}GB"
+    if profile.srun_args:
+        params["srun_args"] = list(profile.srun_args)
+    if extra:
+        params["additional_parameters"] = extra
+    executor.update_parameters(**params)
+    return executor
+
+
+def submit(fn: Callable[..., Any], *args: Any, profile: ClusterProfile, job_name: str,
+           folder: str | Path | None = None) -> SubmittedJob:
+    executor = make_executor(profile, job_name=job_name, folder=folder)
+    job = executor.submit(fn, *args)
+    return SubmittedJob(job, Path(job.paths.stdout), Path(job.paths.stderr))
+
+
+def submit_array(fn: Callable[..., Any], arguments: list[Any], *, profile: ClusterProfile,
+                 job_name: str, folder: str | Path | None = None) -> list[SubmittedJob]:
+    """One array job, one task per element of `arguments` (Slurm job arrays)."""
+    executor = make_executor(profile, job_name=job_name, folder=folder)
+    jobs = executor.map_array(fn, arguments)
+    return [SubmittedJob(job, Path(job.paths.stdout), Path(job.paths.stderr)) for job in jobs]
+
+
+def sbatch_script(profile: ClusterProfile, *, job_name: str, folder: str | Path) -> str:
+    """The sbatch script submitit would submit for this profile (for review and golden tests)."""
+    executor = make_executor(profile, job_name=job_name, folder=folder)
+    if not isinstance(executor, submitit.SlurmExecutor):
+        raise ValueError(f"profile {profile.name!r} uses the local executor: no sbatch script")
+    return executor._make_submission_file_text("python -u -m submitit.core._submit", "%j")
+
+
+def wait(submitted: SubmittedJob, poll_s: float = 2.0) -> list[Any]:
+    """Block until the job ends; return the results of all its tasks (raises if one failed)."""
+    while not submitted.job.done():
+        time.sleep(poll_s)
+    return submitted.job.results()
