@@ -36,6 +36,8 @@ from dataclasses import dataclass
 _PORT_BASE = 15000
 _PORT_SPAN = 15000
 
+_saved_environ: dict[str, str | None] = {}
+
 
 @dataclass(frozen=True)
 class DistEnv:
@@ -269,11 +271,17 @@ def init_distributed(env: DistEnv | None = None, *, timeout_s: float = 600.0) ->
     env = env or resolve_env()
     if env.master_addr is None or env.master_port is None:
         env = _agree_over_mpi(env)
-    os.environ.update(
+    exported = dict(
         RANK=str(env.rank), WORLD_SIZE=str(env.world_size), LOCAL_RANK=str(env.local_rank),
         LOCAL_WORLD_SIZE=str(env.local_world_size), MASTER_ADDR=str(env.master_addr),
         MASTER_PORT=str(env.master_port),
     )
+    if not _saved_environ:
+        # Remembered so destroy_distributed can put them back: left behind, they
+        # would make every process this one starts later believe it is rank 0 of
+        # a torchrun job.
+        _saved_environ.update({name: os.environ.get(name) for name in exported})
+    os.environ.update(exported)
     if env.backend == "nccl":
         torch.cuda.set_device(env.local_rank % torch.cuda.device_count())
     if not torch_dist.is_initialized():
@@ -288,10 +296,17 @@ def init_distributed(env: DistEnv | None = None, *, timeout_s: float = 600.0) ->
 
 
 def destroy_distributed() -> None:
+    """Tear down the process group and restore the variables init_distributed exported."""
     import torch.distributed as torch_dist
 
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.destroy_process_group()
+    for name, value in _saved_environ.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    _saved_environ.clear()
 
 
 def _agree_over_mpi(env: DistEnv) -> DistEnv:

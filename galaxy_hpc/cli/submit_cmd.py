@@ -43,7 +43,7 @@ def _profile_overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from galaxy_hpc.jobs import JobCall, load_job_config
-    from hpc.launch import load_profile, submit, wait
+    from hpc.launch import final_state, load_profile, submit, wait
 
     config, overrides = args.config, list(args.overrides)
     if config and "=" in config:
@@ -65,11 +65,12 @@ def run(args: argparse.Namespace) -> int:
     results = wait(submitted)
     main_result = results[0]
     ok = bool(getattr(main_result, "ok", True))
-    info.update(state=submitted.job.state, ok=ok)
+    state = final_state(submitted)
+    info.update(state=state, ok=ok)
     if args.json:
         print(json.dumps(info))
     else:
         summary = main_result.summary() if hasattr(main_result, "summary") else repr(main_result)
-        print(f"job {submitted.job_id} finished ({submitted.job.state})\n{summary}")
+        print(f"job {submitted.job_id} finished ({state})\n{summary}")
     sys.stdout.flush()
     return 0 if ok else 1

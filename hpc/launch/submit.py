@@ -104,8 +104,29 @@ def sbatch_script(profile: ClusterProfile, *, job_name: str, folder: str | Path)
     return executor._make_submission_file_text("python -u -m submitit.core._submit", "%j")
 
 
+# States after which a job will not run again (Slurm's, and the local executor's FINISHED).
+TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY",
+                             "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "FINISHED", "INTERRUPTED"})
+
+
 def wait(submitted: SubmittedJob, poll_s: float = 2.0) -> list[Any]:
     """Block until the job ends; return the results of all its tasks (raises if one failed)."""
     while not submitted.job.done():
         time.sleep(poll_s)
     return submitted.job.results()
+
+
+def final_state(submitted: SubmittedJob, timeout_s: float = 60.0, poll_s: float = 1.0) -> str:
+    """The scheduler's last word on a job whose result is in.
+
+    The result file appears before Slurm's accounting has the job COMPLETED
+    (the batch script still has to exit), so ask again until the state is
+    terminal, up to `timeout_s`; then return whatever was seen last.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = submitted.job.get_info(mode="force").get("State") or submitted.job.state
+        state = state.split()[0] if state else "UNKNOWN"
+        if state in TERMINAL_STATES or time.monotonic() > deadline:
+            return state
+        time.sleep(poll_s)

@@ -7,6 +7,8 @@ by tests/hpc/test_mpi_runs.py and tests/cluster/.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from hpc.dist import (
@@ -143,3 +145,17 @@ def test_single_process():
     env = resolve_env({}, cuda_available=False)
     assert (env.source, env.rank, env.world_size, env.is_main, env.is_distributed) == \
         ("single", 0, 1, True, False)
+
+
+def test_init_then_destroy_leaves_the_environment_as_it_was(monkeypatch):
+    from hpc.dist import destroy_distributed, init_distributed
+
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MASTER_PORT", "29561")
+    before = dict(os.environ)
+    env = init_distributed(resolve_env(cuda_available=False))
+    assert os.environ["RANK"] == "0" and os.environ["WORLD_SIZE"] == "1"  # DeepSpeed reads these
+    assert env.master_port == 29561
+    destroy_distributed()
+    assert dict(os.environ) == before
