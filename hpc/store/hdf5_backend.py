@@ -1,0 +1,289 @@
+"""HDF5 backend: one file per shard (several processes cannot write one HDF5 file at once
+without parallel HDF5), tied together at finalize by a master file.
+
+    X.h5                         master, written at finalize (atomic rename):
+                                   images          virtual dataset over the shard files
+                                   columns/<name>  real datasets (copied from the shards)
+                                   item_digests    (N, 32) uint8 per-item sha256
+                                   attrs: hpc_store (manifest JSON), hpc_store_shard_dir
+    X.h5.shards/
+      manifest.json              the manifest while the store is being written
+      shard-000003.h5            images, columns/<name> of shard 3 (temp file + rename)
+      shard-000003.done.json     completion record: item digests (atomic rename)
+
+Virtual-dataset source paths are stored relative ("X.h5.shards/shard-000003.h5"); HDF5
+resolves them against the master file's directory before the working directory, so the
+pair can be moved together and opened from anywhere (tested). But HDF5 keeps every source
+file of a VDS open once read, and a source it cannot open (missing, or past `ulimit -n`)
+reads as fill values without any error. Hence: columns are real copies (reading the table
+never opens the shards), float images fill with NaN, and our own reader bypasses the VDS,
+reading shard files directly with a few open at a time and checking they all exist.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections import OrderedDict
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from hpc.store._fs import atomic_write_json, dir_size, publish_dir, temp_sibling
+from hpc.store.checksum import DIGEST_SIZE
+from hpc.store.manifest import MANIFEST_KEY, Manifest
+from hpc.store.spec import StoreSpec
+
+DIGESTS = "item_digests"
+SHARD_DIR_KEY = "hpc_store_shard_dir"
+_RECORD = re.compile(r"^shard-(\d+)\.done\.json$")
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# Every file we open is either private to one writer (a temp file renamed when done) or
+# immutable once renamed, so HDF5's flock buys nothing - and fails on many parallel file
+# systems ("unable to lock file") - hence locking=False throughout.
+
+
+def shard_file(shard: int) -> str:
+    return f"shard-{shard:06d}.h5"
+
+
+def _filters(spec: StoreSpec) -> dict:
+    if spec.compression == "gzip":
+        return {"compression": "gzip", "compression_opts": spec.compression_level}
+    return {}
+
+
+def _h5_dtype(dtype: str):
+    return h5py.string_dtype("utf-8") if dtype == "str" else np.dtype(dtype)
+
+
+class Hdf5Backend:
+    name = "hdf5"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.shard_dir = path.with_name(path.name + ".shards")
+        if path.is_file():  # a finalized master names its shard folder (it may have been renamed)
+            try:
+                with h5py.File(path, "r", locking=False) as master:
+                    self.shard_dir = path.parent / str(
+                        master.attrs.get(SHARD_DIR_KEY, self.shard_dir.name)
+                    )
+            except OSError:
+                pass
+
+    @staticmethod
+    def detect(path: Path) -> bool:
+        if path.is_file():
+            with open(path, "rb") as handle:
+                return handle.read(8) == _HDF5_SIGNATURE
+        return path.with_name(path.name + ".shards").joinpath("manifest.json").is_file()
+
+    def exists(self) -> bool:
+        return self.path.exists() or self.shard_dir.exists()
+
+    def read_manifest(self) -> Manifest:
+        if self.path.is_file():
+            with h5py.File(self.path, "r", locking=False) as master:
+                raw = master.attrs.get(MANIFEST_KEY)
+            if raw is None:
+                raise ValueError(
+                    f"{self.path}: an HDF5 file, but not an hpc.store store "
+                    f"(no '{MANIFEST_KEY}' attribute)"
+                )
+            return Manifest.from_dict(json.loads(raw))
+        try:
+            return Manifest.from_dict(json.loads((self.shard_dir / "manifest.json").read_text()))
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"{self.path}: not a store (neither the file nor {self.shard_dir.name}/ exists)"
+            ) from None
+
+    def create(self, manifest: Manifest) -> bool:
+        tmp = temp_sibling(self.shard_dir, "creating")
+        tmp.mkdir()
+        try:
+            atomic_write_json(tmp / "manifest.json", manifest.to_dict())
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return publish_dir(tmp, self.shard_dir)
+
+    def write_shard(
+        self,
+        manifest: Manifest,
+        shard: int,
+        images: np.ndarray,
+        columns: dict[str, np.ndarray],
+        digests: np.ndarray,
+    ) -> None:
+        spec = manifest.spec
+        start, stop = manifest.shard_bounds(shard)
+        record = self.shard_dir / f"shard-{shard:06d}.done.json"
+        record.unlink(missing_ok=True)  # a rewrite is pending until its new record lands
+        final = self.shard_dir / shard_file(shard)
+        tmp = temp_sibling(final)
+        try:
+            with h5py.File(tmp, "w", locking=False) as handle:
+                handle.create_dataset(
+                    "images", data=images, chunks=(1, *spec.image_shape), **_filters(spec)
+                )
+                group = handle.create_group("columns")
+                for name, values in columns.items():
+                    group.create_dataset(name, data=values, dtype=_h5_dtype(spec.columns[name]))
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        atomic_write_json(
+            record,
+            {
+                "shard": shard,
+                "start": start,
+                "stop": stop,
+                "file": final.name,
+                "item_sha256": [bytes(row).hex() for row in digests],
+            },
+        )
+
+    def completed_shards(self, manifest: Manifest) -> set[int]:
+        try:
+            names = os.listdir(self.shard_dir)
+        except FileNotFoundError:
+            return set()
+        found = (_RECORD.match(name) for name in names)
+        return {int(m.group(1)) for m in found if m and int(m.group(1)) < manifest.num_shards}
+
+    def read_digests(self, manifest: Manifest, shard: int) -> np.ndarray:
+        start, stop = manifest.shard_bounds(shard)
+        record = json.loads((self.shard_dir / f"shard-{shard:06d}.done.json").read_text())
+        hexes = record["item_sha256"]
+        if len(hexes) != stop - start:
+            raise ValueError(
+                f"{self.shard_dir}: record of shard {shard} has {len(hexes)} digests, "
+                f"expected {stop - start}; rewrite the shard"
+            )
+        out = np.frombuffer(bytes.fromhex("".join(hexes)), dtype=np.uint8)
+        return out.reshape(-1, DIGEST_SIZE)
+
+    def finalize(self, manifest: Manifest, digests: np.ndarray) -> None:
+        spec, n = manifest.spec, manifest.num_items
+        tmp = temp_sibling(self.path)
+        try:
+            with h5py.File(tmp, "w", locking=False) as master:
+                self._write_images_vds(master, manifest)
+                columns = master.create_group("columns")
+                for name, dtype in spec.columns.items():
+                    columns.create_dataset(
+                        name, data=self._gather_column(manifest, name), dtype=_h5_dtype(dtype)
+                    )
+                master.create_dataset(
+                    DIGESTS, data=np.asarray(digests, dtype=np.uint8).reshape(n, DIGEST_SIZE)
+                )
+                master.attrs[MANIFEST_KEY] = json.dumps(manifest.to_dict())
+                master.attrs[SHARD_DIR_KEY] = self.shard_dir.name
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _write_images_vds(self, master: h5py.File, manifest: Manifest) -> None:
+        spec, n = manifest.spec, manifest.num_items
+        shape = (n, *spec.image_shape)
+        if n == 0:
+            master.create_dataset("images", shape=shape, dtype=spec.image_dtype)
+            return
+        layout = h5py.VirtualLayout(shape=shape, dtype=spec.image_dtype)
+        for shard in range(manifest.num_shards):
+            start, stop = manifest.shard_bounds(shard)
+            source = f"{self.shard_dir.name}/{shard_file(shard)}"  # relative: see module docstring
+            layout[start:stop] = h5py.VirtualSource(
+                source, "images", shape=(stop - start, *spec.image_shape)
+            )
+        fill = np.nan if spec.image_dtype.startswith("float") else 0
+        master.create_virtual_dataset("images", layout, fillvalue=fill)
+
+    def _gather_column(self, manifest: Manifest, name: str) -> np.ndarray:
+        dtype = manifest.spec.columns[name]
+        parts = []
+        for shard in range(manifest.num_shards):
+            with h5py.File(self.shard_dir / shard_file(shard), "r", locking=False) as handle:
+                dataset = handle["columns"][name]
+                parts.append(dataset.asstr()[:] if dtype == "str" else dataset[:])
+        if not parts:
+            return np.empty(0, dtype=object if dtype == "str" else dtype)
+        return np.concatenate(parts)
+
+    def missing_files(self, manifest: Manifest) -> list[str]:
+        return [
+            shard_file(shard)
+            for shard in range(manifest.num_shards)
+            if not (self.shard_dir / shard_file(shard)).is_file()
+        ]
+
+    def size_on_disk(self) -> int:
+        size = self.path.stat().st_size if self.path.is_file() else 0
+        return size + dir_size(self.shard_dir)
+
+    def paths(self) -> list[Path]:
+        return [self.path, self.shard_dir]
+
+    def reader(self, manifest: Manifest) -> "Hdf5Reader":
+        return Hdf5Reader(self.path, self.shard_dir, manifest)
+
+
+class Hdf5Reader:
+    """Reads images straight from the shard files, at most MAX_OPEN open at a time (see the
+    module docstring for why not through the VDS); columns and digests from the master."""
+
+    MAX_OPEN = 16
+
+    def __init__(self, path: Path, shard_dir: Path, manifest: Manifest) -> None:
+        self._master = h5py.File(path, "r", locking=False)
+        self._shard_dir = shard_dir
+        self._manifest = manifest
+        self._open: OrderedDict[int, h5py.File] = OrderedDict()
+
+    def _images_of(self, shard: int) -> h5py.Dataset:
+        handle = self._open.pop(shard, None)
+        if handle is None:
+            handle = h5py.File(self._shard_dir / shard_file(shard), "r", locking=False)
+            if len(self._open) >= self.MAX_OPEN:
+                _, oldest = self._open.popitem(last=False)
+                oldest.close()
+        self._open[shard] = handle
+        return handle["images"]
+
+    def read_images(self, start: int, stop: int) -> np.ndarray:
+        spec = self._manifest.spec
+        out = np.empty((stop - start, *spec.image_shape), dtype=spec.image_dtype)
+        size = spec.shard_size
+        position = start
+        while position < stop:
+            shard = position // size
+            end = min(stop, (shard + 1) * size)
+            self._images_of(shard).read_direct(
+                out,
+                source_sel=np.s_[position - shard * size : end - shard * size],
+                dest_sel=np.s_[position - start : end - start],
+            )
+            position = end
+        return out
+
+    def read_column(self, name: str) -> np.ndarray:
+        dataset = self._master["columns"][name]
+        if self._manifest.spec.columns[name] == "str":
+            return dataset.asstr()[:]
+        return dataset[:]
+
+    def read_digests(self) -> np.ndarray:
+        return self._master[DIGESTS][:]
+
+    def close(self) -> None:
+        for handle in self._open.values():
+            handle.close()
+        self._open.clear()
+        self._master.close()

@@ -1,0 +1,228 @@
+"""Reading a finalized store, from any process.
+
+A `Store` is picklable and cheap to send: pickling carries only the path and the manifest,
+and each process (DataLoader worker, MPI rank) opens its own file handles on its first
+read, re-opening them after a fork. Calling `open_store` in every worker is equally fine:
+it reads one small metadata file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hpc.store.checksum import item_digests, store_checksum
+from hpc.store.items import coerce_items
+from hpc.store.manifest import Manifest
+from hpc.store.spec import StoreSpec
+from hpc.store.writer import Backend, backend_for, detect_backend, format_shards
+
+_STRING_DTYPE = getattr(np.dtypes, "StringDType", None)
+
+
+def as_strings(values: Any) -> np.ndarray:
+    """One string array type from both backends: numpy's StringDType (object on numpy 1)."""
+    return np.asarray(values, dtype=_STRING_DTYPE() if _STRING_DTYPE else object)
+
+
+class Store:
+    """A finalized store: images (N, C, H, W), columns, attrs, checksum.
+
+    One Store per thread: handles are per process and not locked. Open one per
+    DataLoader worker or rank, or pickle one to them (see the module docstring)."""
+
+    def __init__(self, backend: Backend, manifest: Manifest) -> None:
+        assert manifest.complete
+        self._backend = backend
+        self._manifest = manifest
+        self._reader: Any = None
+        self._reader_pid: int | None = None
+
+    # -- pickling: path and manifest only; handles are per process -----------------------
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "path": os.path.abspath(self._backend.path),  # workers may run in another cwd
+            "backend": self._backend.name,
+            "manifest": self._manifest.to_dict(),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(
+            backend_for(Path(state["path"]), state["backend"]),
+            Manifest.from_dict(state["manifest"]),
+        )
+
+    def _handles(self) -> Any:
+        if self._reader is None or self._reader_pid != os.getpid():
+            # After fork the parent's handles are not ours to use (or close).
+            self._reader = self._backend.reader(self._manifest)
+            self._reader_pid = os.getpid()
+        return self._reader
+
+    def close(self) -> None:
+        if self._reader is not None and self._reader_pid == os.getpid():
+            self._reader.close()
+        self._reader = None
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- description ------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._manifest.num_items
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r}, backend={self.backend!r}, count={len(self)})"
+
+    @property
+    def path(self) -> Path:
+        return self._backend.path
+
+    @property
+    def backend(self) -> str:
+        return self._backend.name
+
+    @property
+    def spec(self) -> StoreSpec:
+        return self._manifest.spec
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self._manifest.attrs)
+
+    @property
+    def checksum(self) -> str:
+        assert self._manifest.checksum is not None
+        return self._manifest.checksum
+
+    @property
+    def num_shards(self) -> int:
+        return self._manifest.num_shards
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.spec.columns)
+
+    def shard_bounds(self, shard: int) -> tuple[int, int]:
+        return self._manifest.shard_bounds(shard)
+
+    def info(self) -> dict[str, Any]:
+        spec, manifest = self.spec, self._manifest
+        return {
+            "path": str(self.path),
+            "backend": self.backend,
+            "count": len(self),
+            "image_shape": list(spec.image_shape),
+            "image_dtype": spec.image_dtype,
+            "columns": dict(spec.columns),
+            "shard_size": spec.shard_size,
+            "num_shards": self.num_shards,
+            "compression": spec.compression,
+            "compression_level": spec.compression_level,
+            "checksum": self.checksum,
+            "size_on_disk_bytes": self._backend.size_on_disk(),
+            "created_at": manifest.created_at,
+            "finalized_at": manifest.finalized_at,
+            "attrs": self.attrs,
+        }
+
+    # -- reading ----------------------------------------------------------------------
+    def read_images(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Images [start, stop) as one array; shard-sized slices read fastest."""
+        stop = len(self) if stop is None else stop
+        if not 0 <= start <= stop <= len(self):
+            raise ValueError(
+                f"read_images({start}, {stop}): need 0 <= start <= stop <= {len(self)}"
+            )
+        return self._handles().read_images(int(start), int(stop))
+
+    def read_images_at(self, indices: Any) -> np.ndarray:
+        """Images at arbitrary indices, in the order given (repeats allowed). Contiguous
+        runs are read as slices, so a sorted batch costs about as much as a slice."""
+        indices = np.asarray(indices)
+        if indices.ndim != 1 or (indices.size and indices.dtype.kind not in "iu"):
+            raise ValueError(
+                "indices must be a 1-D array of integers, "
+                f"got shape {indices.shape} dtype {indices.dtype}"
+            )
+        if indices.size == 0:
+            return np.empty((0, *self.spec.image_shape), dtype=self.spec.image_dtype)
+        if indices.min() < 0 or indices.max() >= len(self):
+            raise ValueError(
+                f"indices must lie in [0, {len(self)}), got {indices.min()}..{indices.max()}"
+            )
+        unique, inverse = np.unique(indices, return_inverse=True)
+        runs = np.split(unique, np.flatnonzero(np.diff(unique) != 1) + 1)
+        reader = self._handles()
+        parts = [reader.read_images(int(run[0]), int(run[-1]) + 1) for run in runs]
+        return np.concatenate(parts)[inverse.reshape(-1)]
+
+    def read_column(self, name: str) -> np.ndarray:
+        """The whole column (strings as StringDType)."""
+        if name not in self.spec.columns:
+            raise ValueError(
+                f"no column {name!r} in {self.path}; columns: {', '.join(self.columns) or '(none)'}"
+            )
+        values = self._handles().read_column(name)
+        if self.spec.columns[name] == "str":
+            return as_strings(values)
+        return np.asarray(values, dtype=self.spec.columns[name])
+
+    def read_item_digests(self) -> np.ndarray:
+        """(N, 32) uint8: the sha256 of every item, as the writers computed it."""
+        return self._handles().read_digests()
+
+    def verify(self) -> None:
+        """Re-hash every item from the data on disk and compare with the stored digests and
+        checksum; ValueError naming the first bad shard. Reads the whole store."""
+        stored = self.read_item_digests()
+        columns = {name: self.read_column(name) for name in self.columns}
+        for shard in range(self.num_shards):
+            start, stop = self.shard_bounds(shard)
+            images, cols = coerce_items(
+                self.spec,
+                self.read_images(start, stop),
+                {name: values[start:stop] for name, values in columns.items()},
+            )
+            bad = np.flatnonzero(
+                (item_digests(self.spec, images, cols) != stored[start:stop]).any(axis=1)
+            )
+            if bad.size:
+                raise ValueError(
+                    f"{self.path}: shard {shard} differs from its digests "
+                    f"at items {(bad + start)[:10].tolist()}"
+                )
+        if store_checksum(self.spec, stored) != self.checksum:
+            raise ValueError(f"{self.path}: item digests do not match the stored checksum")
+
+
+def open_store(path: str | os.PathLike) -> Store:
+    """Open a finalized store (backend detected from what is on disk). A store that is not
+    finalized, or has lost shard files, raises ValueError saying which shards."""
+    backend = detect_backend(path)
+    manifest = backend.read_manifest()
+    if not manifest.complete:
+        done = backend.completed_shards(manifest)
+        missing = [shard for shard in range(manifest.num_shards) if shard not in done]
+        if missing:
+            raise ValueError(
+                f"{backend.path}: store is not finalized; {len(missing)} of "
+                f"{manifest.num_shards} shards are not written (shards {format_shards(missing)})"
+            )
+        raise ValueError(
+            f"{backend.path}: store is not finalized; all shards are written, run finalize_store"
+        )
+    lost = backend.missing_files(manifest)
+    if lost:
+        raise ValueError(
+            f"{backend.path}: {len(lost)} shard file(s) missing ({', '.join(lost[:5])}"
+            f"{', ...' if len(lost) > 5 else ''}); "
+            "the store was damaged or moved without its shard folder"
+        )
+    return Store(backend, manifest)
