@@ -26,6 +26,7 @@ COMMANDS: list[str] = [
     "env_cmd",
     "selftest_cmd",
     "submit_cmd",
+    "caption_cmd",
     "store_cmd",
     "demo_cmd",
 ]
