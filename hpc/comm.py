@@ -1,0 +1,119 @@
+"""One small communicator for batch jobs, whatever launched them.
+
+Batch jobs (ingest, synth, generation) need a few collectives between ranks:
+a barrier, a broadcast, an allgather of small Python objects, a sum. Under an
+MPI launcher (srun with pmi2, mpiexec) that is mpi4py's COMM_WORLD. Under
+launchers that start no MPI (submitit's local executor, torchrun), mpi4py
+would see a world of one, so the same calls go through torch.distributed
+with gloo. Jobs call `job_comm()` and never ask which one they got.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Protocol
+
+import numpy as np
+
+from hpc.dist import DistEnv, resolve_env
+
+_MPI_VARIABLES = ("PMI_RANK", "PMI_FD", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
+
+
+class Comm(Protocol):
+    rank: int
+    size: int
+
+    def barrier(self) -> None: ...
+
+    def bcast(self, obj: Any, root: int = 0) -> Any: ...
+
+    def allgather(self, obj: Any) -> list[Any]: ...
+
+    def allreduce_sum(self, values: np.ndarray) -> np.ndarray: ...
+
+
+class MpiComm:
+    """mpi4py's COMM_WORLD (a singleton world of one when not launched by MPI)."""
+
+    def __init__(self) -> None:
+        from mpi4py import MPI
+
+        self._comm = MPI.COMM_WORLD
+        self.rank = self._comm.rank
+        self.size = self._comm.size
+
+    def barrier(self) -> None:
+        self._comm.barrier()
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        return self._comm.bcast(obj, root=root)
+
+    def allgather(self, obj: Any) -> list[Any]:
+        return self._comm.allgather(obj)
+
+    def allreduce_sum(self, values: np.ndarray) -> np.ndarray:
+        from hpc.mpi import allreduce_sum
+
+        return allreduce_sum(values, self._comm)
+
+    @property
+    def mpi(self) -> Any:
+        """The underlying mpi4py communicator, for jobs that need MPI proper (work queues)."""
+        return self._comm
+
+
+class TorchComm:
+    """The same calls over torch.distributed with gloo (CPU tensors, pickled objects)."""
+
+    def __init__(self, env: DistEnv) -> None:
+        import torch.distributed as torch_dist
+
+        from hpc.dist import init_distributed
+
+        if not torch_dist.is_initialized():
+            init_distributed(dataclasses.replace(env, backend="gloo"))
+        self._dist = torch_dist
+        self.rank = torch_dist.get_rank()
+        self.size = torch_dist.get_world_size()
+
+    def barrier(self) -> None:
+        self._dist.barrier()
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        box = [obj if self.rank == root else None]
+        self._dist.broadcast_object_list(box, src=root)
+        return box[0]
+
+    def allgather(self, obj: Any) -> list[Any]:
+        gathered: list[Any] = [None] * self.size
+        self._dist.all_gather_object(gathered, obj)
+        return gathered
+
+    def allreduce_sum(self, values: np.ndarray) -> np.ndarray:
+        import torch
+
+        array = np.asarray(values)
+        wire = np.int64 if np.issubdtype(array.dtype, np.integer) else np.float64
+        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=wire).copy())
+        self._dist.all_reduce(tensor)
+        return tensor.numpy()
+
+
+def launched_by_mpi(environ: dict[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return any(name in env for name in _MPI_VARIABLES)
+
+
+def job_comm(env: DistEnv | None = None) -> Comm:
+    """The communicator for this job: MPI when launched by MPI or alone, else gloo."""
+    env = env or resolve_env(cuda_available=False)
+    if env.world_size == 1 or launched_by_mpi():
+        comm = MpiComm()
+        if comm.size != env.world_size:
+            raise RuntimeError(
+                f"MPI sees {comm.size} ranks but the launcher announced {env.world_size} "
+                f"({env.source}); with srun, pass --mpi=pmi2 (or the site's MPI plugin)")
+        return comm
+    return TorchComm(env)

@@ -1,0 +1,42 @@
+"""hpc.comm: the same collectives over MPI (mpiexec) and over gloo (torchrun)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hpc.comm import MpiComm, job_comm, launched_by_mpi
+
+HERE = Path(__file__).parent
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("launcher", ["mpiexec", "torchrun"])
+def test_collectives_agree_across_launchers(launcher, mpiexec, tmp_path):
+    out = tmp_path / "out.json"
+    worker = str(HERE / "comm_worker.py")
+    if launcher == "mpiexec":
+        cmd = [mpiexec, "-n", "2", sys.executable, worker, str(out)]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+               "--master-port", "29611", worker, str(out)]
+    subprocess.run(cmd, check=True, timeout=180, capture_output=True)
+    result = json.loads(out.read_text())
+    assert result["kind"] == ("mpi" if launcher == "mpiexec" else "torch")
+    assert result["size"] == 2 and result["shared"] == {"plan": [0, 1, 2, 3, 4]}
+    assert result["gathered"] == [["rank", 0], ["rank", 1]]
+    assert result["summed"] == [4.0, 4.0] and result["counts"] == [3]
+    assert result["count_dtype"] == "int64"
+
+
+def test_single_process_is_an_mpi_world_of_one(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "PMI_RANK", "PMI_FD", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    comm = job_comm()
+    assert isinstance(comm, MpiComm) and (comm.rank, comm.size) == (0, 1)
+    assert comm.bcast("x") == "x" and comm.allgather(1) == [1]
+    assert not launched_by_mpi({}) and launched_by_mpi({"PMI_RANK": "0"})
