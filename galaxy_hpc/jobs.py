@@ -14,6 +14,7 @@ from typing import Any
 
 import hpc.launch.profiles  # noqa: F401  (registers the "cluster" config kind)
 import hpc.selftest  # noqa: F401  (registers the "selftest" config kind)
+import galaxy_hpc.data.synth_job  # noqa: F401  (registers "synth")
 from hpc.config import kind_class, load_config
 from hpc.launch import Resubmittable
 
@@ -31,6 +32,8 @@ JOBS: dict[str, JobSpec] = {
     for spec in [
         JobSpec("selftest", "selftest", "hpc.selftest:run_selftest",
                 "all-reduce over every rank with torch.distributed and MPI"),
+        JobSpec("synth", "synth", "galaxy_hpc.data.synth_job:run_synth",
+                "draw synthetic galaxies with known truth into a store"),
     ]
 }
 

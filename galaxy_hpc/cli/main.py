@@ -28,6 +28,7 @@ COMMANDS: list[str] = [
     "submit_cmd",
     "caption_cmd",
     "store_cmd",
+    "synth_cmd",
     "demo_cmd",
 ]
 

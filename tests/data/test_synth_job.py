@@ -1,0 +1,91 @@
+"""The synth job: a catalog of synthetic galaxies in a store, the same for any number of ranks,
+and a killed run finishes where it stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from galaxy_hpc.cli.main import main
+from galaxy_hpc.data.synth import VOTE_COLUMNS
+from hpc.store import open_store, open_store_for_writing
+
+
+def synth_cmd(galaxy_hpc, out, *extra):
+    return [galaxy_hpc, "synth", "--n", "96", "--size", "32", "--seed", "5", "--shard-size", "16",
+            "--out", str(out), "--json", *extra]
+
+
+def test_store_holds_truth_votes_and_captions(tmp_path, capsys):
+    out = tmp_path / "s.zarr"
+    assert main(["synth", "--n", "20", "--size", "32", "--out", str(out), "--seed", "1",
+                 "--shard-size", "8", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    store = open_store(out)
+    assert len(store) == 20 and store.spec.image_shape == (3, 32, 32)
+    assert store.spec.image_dtype == "uint8" and store.checksum == summary["checksum"]
+    assert list(store.read_column("id")[:2]) == ["synth-1-0", "synth-1-1"]
+    captions = store.read_column("caption")
+    assert all(c.startswith("sdss") for c in captions)
+    votes = np.stack([store.read_column(name) for name in VOTE_COLUMNS], axis=1)
+    np.testing.assert_allclose(votes[:, :3].sum(axis=1), 1.0)  # Q1 answered by everyone
+    assert store.read_column("log_stellar_mass").min() >= 9.0
+    assert store.attrs["seed"] == 1 and "synth_config" in store.attrs
+
+
+def test_float_output_and_hdf5(tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    assert main(["synth", "--n", "10", "--size", "32", "--out", str(out), "--format", "hdf5",
+                 "--float", "--no-captions"]) == 0
+    store = open_store(out)
+    assert store.spec.image_dtype == "float32" and "caption" not in store.columns
+    flux = store.read_images(0, 10).sum(axis=(2, 3))  # per band
+    assert np.corrcoef(flux[:, 1], store.read_column("flux_r"))[0, 1] > 0.9
+
+
+def test_bad_arguments(capsys, tmp_path):
+    assert main(["synth", "--n", "10"]) == 1
+    assert "give --out STORE" in capsys.readouterr().err
+    assert main(["synth", "--n", "0", "--out", str(tmp_path / "x.zarr")]) == 1
+    assert "num_galaxies must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.mpi
+def test_one_and_two_ranks_write_the_same_store(galaxy_hpc, mpiexec, tmp_path):
+    one = subprocess.run(synth_cmd(galaxy_hpc, tmp_path / "one.zarr"), capture_output=True,
+                         text=True, check=True, timeout=300)
+    two = subprocess.run([mpiexec, "-n", "2", *synth_cmd(galaxy_hpc, tmp_path / "two.zarr")],
+                         capture_output=True, text=True, check=True, timeout=300, cwd=tmp_path)
+    first, second = json.loads(one.stdout), json.loads(two.stdout)
+    assert second["num_ranks"] == 2 and first["checksum"] == second["checksum"]
+
+
+@pytest.mark.mpi
+def test_killed_run_resumes_to_the_same_store(galaxy_hpc, mpiexec, tmp_path):
+    clean = json.loads(subprocess.run(synth_cmd(galaxy_hpc, tmp_path / "clean.zarr"),
+                                      capture_output=True, text=True, check=True,
+                                      timeout=300).stdout)
+    out = tmp_path / "killed.zarr"
+    job = subprocess.Popen([mpiexec, "-n", "2", *synth_cmd(galaxy_hpc, out)], cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    deadline = time.time() + 240
+    while True:  # kill once some shards, but not all, are complete
+        assert time.time() < deadline and job.poll() is None, "synth finished before the kill"
+        if out.exists():
+            done = len(open_store_for_writing(out).completed_shards())
+            if done >= 2:
+                break
+        time.sleep(0.2)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert len(open_store_for_writing(out).pending_shards()) > 0
+    resumed = json.loads(subprocess.run(synth_cmd(galaxy_hpc, out), capture_output=True,
+                                        text=True, check=True, timeout=300).stdout)
+    assert resumed["shards_drawn_here"] < 6 and resumed["checksum"] == clean["checksum"]
