@@ -18,18 +18,17 @@ from typing import Callable
 class DemoContext:
     out_dir: Path
     num_tasks: int = 2
+    num_galaxies: int = 256
     results: dict[str, object] = field(default_factory=dict)
 
 
 def step_selftest(ctx: DemoContext) -> str:
     """Start the local executor with several tasks and run the distributed self-test."""
     from galaxy_hpc.jobs import JobCall
-    from hpc.launch import ClusterProfile, submit, wait
+    from hpc.launch import submit, wait
     from hpc.selftest import SelfTestConfig
 
-    profile = ClusterProfile(name="local", executor="local", tasks_per_node=ctx.num_tasks,
-                             time_min=10, log_dir=str(ctx.out_dir / "logs"))
-    submitted = submit(JobCall("selftest", SelfTestConfig()), profile=profile,
+    submitted = submit(JobCall("selftest", SelfTestConfig()), profile=_local_profile(ctx),
                        job_name="ghpc-demo-selftest")
     result = wait(submitted, poll_s=0.5)[0]
     ctx.results["selftest"] = result
@@ -41,8 +40,37 @@ def step_selftest(ctx: DemoContext) -> str:
             f"{submitted.stdout.parent}")
 
 
+def _local_profile(ctx: DemoContext):
+    from hpc.launch import ClusterProfile
+
+    return ClusterProfile(name="local", executor="local", tasks_per_node=ctx.num_tasks,
+                          time_min=30, log_dir=str(ctx.out_dir / "logs"))
+
+
+def step_synth(ctx: DemoContext) -> str:
+    """Draw synthetic galaxies with known truth into a store, on the local executor's tasks."""
+    from galaxy_hpc.data.synth import render_preview
+    from galaxy_hpc.data.synth_job import SynthJobConfig
+    from galaxy_hpc.jobs import JobCall
+    from hpc.launch import submit, wait
+    from hpc.store import open_store
+
+    cfg = SynthJobConfig(out=str(ctx.out_dir / "synth.zarr"), num_galaxies=ctx.num_galaxies,
+                         seed=0, shard_size=64)
+    summary = wait(submit(JobCall("synth", cfg), profile=_local_profile(ctx),
+                          job_name="ghpc-demo-synth"), poll_s=0.5)[0]
+    store = open_store(summary.out)
+    labels = [c.replace("sdss, ", "")[:30] for c in store.read_column("caption")[:16]]
+    preview = render_preview(store.read_images(0, 16), ctx.out_dir / "synth_preview.png",
+                             labels=labels, zoom=3)
+    ctx.results["synth_store"] = summary.out
+    return (f"{len(store)} galaxies {'x'.join(map(str, store.spec.image_shape))} in {summary.out} "
+            f"({summary.num_ranks} ranks, {summary.seconds:.0f} s); preview {preview}")
+
+
 STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("distributed self-test", step_selftest),
+    ("synthetic galaxies -> store", step_synth),
 ]
 
 
