@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from galaxy_hpc import __version__
@@ -59,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         # User mistakes: one line that says what to change, no traceback.
         print(f"galaxy-hpc {args.command}: error: {error}", file=sys.stderr)
         status = EXIT_ERROR
+    except BrokenPipeError:
+        # `galaxy-hpc ... | head`: the reader left; stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except Exception:
         if rank_log is None:
             raise

@@ -8,6 +8,8 @@ from typing import Any
 
 from hpc.store import open_store
 
+MAX_COLUMNS_SHOWN = 10
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("store", help="inspect image stores (Zarr / HDF5)")
@@ -37,7 +39,11 @@ def run(args: argparse.Namespace) -> int:
 
 def format_info(info: dict[str, Any]) -> str:
     shape = "x".join(map(str, info["image_shape"]))
-    columns = ", ".join(f"{name}: {dtype}" for name, dtype in info["columns"].items()) or "(none)"
+    described = [f"{name}: {dtype}" for name, dtype in info["columns"].items()]
+    if len(described) > MAX_COLUMNS_SHOWN:  # the full list is in --json
+        rest = len(described) - MAX_COLUMNS_SHOWN
+        described = described[:MAX_COLUMNS_SHOWN] + [f"... and {rest} more (--json lists all)"]
+    columns = ", ".join(described) or "(none)"
     codec = info["compression"] + (
         f" level {info['compression_level']}" if info["compression_level"] is not None else ""
     )
