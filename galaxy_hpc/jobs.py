@@ -15,6 +15,7 @@ from typing import Any
 import hpc.launch.profiles  # noqa: F401  (registers the "cluster" config kind)
 import hpc.selftest  # noqa: F401  (registers the "selftest" config kind)
 import galaxy_hpc.data.synth_job  # noqa: F401  (registers "synth")
+import galaxy_hpc.data.ingest.config  # noqa: F401  (registers "ingest")
 from hpc.config import kind_class, load_config
 from hpc.launch import Resubmittable
 
@@ -34,6 +35,8 @@ JOBS: dict[str, JobSpec] = {
                 "all-reduce over every rank with torch.distributed and MPI"),
         JobSpec("synth", "synth", "galaxy_hpc.data.synth_job:run_synth",
                 "draw synthetic galaxies with known truth into a store"),
+        JobSpec("ingest", "ingest", "galaxy_hpc.data.ingest.pipeline:run_ingest",
+                "images (+ captions, votes, properties) of a seed project's format into a store"),
     ]
 }
 

@@ -30,6 +30,7 @@ COMMANDS: list[str] = [
     "caption_cmd",
     "store_cmd",
     "synth_cmd",
+    "ingest_cmd",
     "demo_cmd",
 ]
 

@@ -1,0 +1,98 @@
+"""`galaxy-hpc ingest`: a seed project's images (+ captions, votes, properties) into a store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+from galaxy_hpc.cli.main import EXIT_OK, EXIT_REJECTS
+
+_CONFIG_ENDINGS = (".yaml", ".yml")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "ingest", help="turn image folders, manifests, FITS, NPY or GZ2 votes into a store",
+        description="Read SOURCE (a GalaxySD image folder with .txt captions, an "
+        "Astro-Diffusion .jsonl manifest, FITS cutouts, a galaxyCGAN .npy with ids and a "
+        "property CSV, or an image folder joined to a GZ2/Kaggle vote table), centre-crop "
+        "and resize every image, and write a Zarr or HDF5 store. Runs the same on one "
+        "process, under mpiexec -n K or srun -n K; rerun the same command after a crash "
+        "to finish. Bad inputs are listed in STORE.rejects.csv (exit status "
+        f"{EXIT_REJECTS}). Instead of SOURCE, give an ingest YAML (kind: ingest); flags "
+        "and KEY=VALUE override it.")
+    parser.add_argument("source", metavar="SOURCE|CONFIG",
+                        help="what to ingest, or an ingest config .yaml")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config overrides, e.g. npy.prefer=max:mass fits.channels=3")
+    parser.add_argument("--out", metavar="STORE", help="store path (X.zarr, or X.h5 for hdf5)")
+    parser.add_argument("--format", choices=["zarr", "hdf5"])
+    parser.add_argument("--size", type=int, metavar="S", help="output S x S pixels (128)")
+    parser.add_argument("--kind", choices=["auto", "folder", "jsonl", "fits", "npy", "votes"],
+                        help="source kind (default: guessed from SOURCE)")
+    parser.add_argument("--captions", metavar="DIR",
+                        help="folder of <image name>.txt captions (default: beside the images)")
+    parser.add_argument("--no-captions", action="store_true", help="store no caption column")
+    parser.add_argument("--ids", metavar="IDS.npy", help="npy: one id per image, in order")
+    parser.add_argument("--table", metavar="CSV", help="npy: property table joined on the id")
+    parser.add_argument("--id-column", metavar="NAME",
+                        help="id column of the property table (HSC_id) or vote table")
+    parser.add_argument("--prefer", metavar="RULE",
+                        help="npy: row kept per id: first, last, max:COL, min:COL (first)")
+    parser.add_argument("--votes", metavar="TABLE", help="GZ2 or Kaggle vote table (CSV/FITS)")
+    parser.add_argument("--pattern", help="votes: image path of an id under SOURCE ('{id}.jpg')")
+    parser.add_argument("--hdu", help="fits: HDU index or name (default: first image HDU)")
+    parser.add_argument("--header-keys", metavar="K1,K2", help="fits: header keys to keep")
+    parser.add_argument("--shard-size", type=int, metavar="N",
+                        help="records per block and items per store shard (256)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run, distributed=True)
+
+
+def _flag_overrides(args: argparse.Namespace) -> list[str]:
+    hdu = args.hdu
+    if hdu is not None and hdu.lstrip("-").isdigit():
+        hdu = int(hdu)
+    keys = [k.strip() for k in args.header_keys.split(",") if k.strip()] \
+        if args.header_keys is not None else None
+    flags = {
+        "out": args.out, "format": args.format, "size": args.size, "source_kind": args.kind,
+        "shard_size": args.shard_size, "folder.captions": args.captions,
+        "npy.ids": args.ids, "npy.table": args.table, "npy.prefer": args.prefer,
+        "votes.table": args.votes, "votes.pattern": args.pattern,
+        "fits.hdu": hdu, "fits.header_keys": keys,
+    }
+    if args.id_column is not None:
+        flags["npy.id_column"] = flags["votes.id_column"] = args.id_column
+    if args.no_captions:
+        flags["captions"] = False
+    if args.overwrite:
+        flags["overwrite"] = True
+    return [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
+
+
+def build_config(args: argparse.Namespace):
+    from galaxy_hpc.data.ingest.config import IngestConfig
+    from hpc.config import apply_overrides, from_dict, load_config
+
+    overrides = list(args.overrides) + _flag_overrides(args)
+    if args.source.lower().endswith(_CONFIG_ENDINGS):
+        return load_config(args.source, overrides, cls=IngestConfig)
+    if args.out is None and not any(o.startswith("out=") for o in overrides):
+        raise ValueError("give --out STORE (or an ingest config file)")
+    data = apply_overrides({"source": args.source}, overrides)
+    return from_dict(IngestConfig, data, source="command line")
+
+
+def run(args: argparse.Namespace) -> int:
+    from galaxy_hpc.data.ingest.pipeline import run_ingest
+    from hpc.dist import resolve_env
+
+    summary = run_ingest(build_config(args), progress=not args.json,
+                         command=shlex.join(["galaxy-hpc", *sys.argv[1:]]))
+    if resolve_env(cuda_available=False).is_main:
+        print(json.dumps(summary.to_dict()) if args.json else summary.summary(), flush=True)
+    return EXIT_REJECTS if summary.num_rejected else EXIT_OK

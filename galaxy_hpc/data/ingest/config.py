@@ -1,0 +1,136 @@
+"""The ingest job's config: one typed dataclass, a section per source kind.
+
+Paths are taken relative to the working directory of the command (as a shell would),
+not to the YAML file. Only the section of the kind being ingested is read; the others
+keep their defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hpc.config import register_kind
+
+register_kind("ingest", "galaxy_hpc.data.ingest.config:IngestConfig")
+
+SOURCE_KINDS = ("folder", "jsonl", "fits", "npy", "votes")
+FLUX_RULES = ("total", "surface_brightness")
+_PREFER = re.compile(r"^(first|last|(max|min):.+)$")
+
+
+@dataclass
+class FolderOptions:
+    """GalaxySD: a folder of JPEG/PNG with same-named .txt captions."""
+
+    # Folder of <name>.txt captions (GalaxySD's `caption_file`); None: beside the images.
+    captions: str | None = None
+    recursive: bool = False  # look in sub-folders too; ids are then relative paths
+    extensions: list[str] = field(default_factory=lambda: [".jpg", ".jpeg", ".png"])
+
+
+@dataclass
+class JsonlOptions:
+    """Astro-Diffusion: a JSONL manifest of {"path", "caption"} lines."""
+
+    path_key: str = "path"
+    caption_key: str = "caption"
+
+
+@dataclass
+class FitsOptions:
+    """FITS cutouts: a folder, a glob or one file of .fits/.fit/.fts (optionally .gz)."""
+
+    hdu: int | str | None = None  # index or EXTNAME; None: the first image HDU with data
+    header_keys: list[str] = field(default_factory=list)  # kept as columns
+    # Column type per header key, "float64" or "str"; keys not named here are inferred
+    # from the first scanned file that has them (numbers and booleans -> float64).
+    header_types: dict[str, str] = field(default_factory=dict)
+    channels: int = 0  # 0: the most common band count among the scanned headers
+    scan_files: int = 64  # headers read at listing time to infer channels and key types
+
+    def __post_init__(self) -> None:
+        for key, kind in self.header_types.items():
+            if kind not in ("float64", "str"):
+                raise ValueError(f"fits.header_types.{key}: use float64 or str, got {kind!r}")
+        if self.channels < 0 or self.scan_files < 1:
+            raise ValueError("fits.channels must be >= 0 and fits.scan_files >= 1")
+
+
+@dataclass
+class NpyOptions:
+    """galaxyCGAN: an [n, C, H, W] NPY of images, an NPY of ids, a CSV property table."""
+
+    ids: str | None = None  # NPY of n ids in image order; None: ids are "0", "1", ...
+    table: str | None = None  # CSV of properties, joined on id_column
+    id_column: str = "HSC_id"
+    # Which row an id keeps when the table has several (HSC_id is a non-unique key):
+    # first | last (file order) | max:<column> | min:<column> (NaN never wins; ties go
+    # to the earlier row).
+    prefer: str = "first"
+    columns: list[str] | None = None  # table columns to keep; None: every numeric one
+    rename: dict[str, str] = field(default_factory=dict)  # e.g. {photo_z: redshift}
+
+    def __post_init__(self) -> None:
+        if not _PREFER.match(self.prefer):
+            raise ValueError(f"npy.prefer must be first, last, max:<column> or min:<column>, "
+                             f"got {self.prefer!r}")
+
+
+@dataclass
+class VotesOptions:
+    """Galaxy Zoo 2: a GZ2-catalog or Kaggle vote table joined by id to image files."""
+
+    table: str | None = None  # CSV or FITS vote table (required for kind votes)
+    pattern: str = "{id}.jpg"  # image path relative to SOURCE, e.g. images_training_rev1/{id}.jpg
+    id_column: str | None = None  # default: dr7objid/objid/id (GZ2) or GalaxyID (Kaggle)
+    # GZ2 columns the fractions come from; None: the raw `fraction` columns (what
+    # volunteers saw, which suits image captions); Kaggle tables have no choice.
+    suffix: str | None = None
+    survey: str = "sdss"  # caption prefix
+    threshold: float = 0.5
+    odd_threshold: float = 0.5
+    # A vote row whose image is missing: "reject" (listed) or "ignore" (counted only,
+    # for catalogues much larger than the image folder).
+    unmatched_votes: Literal["reject", "ignore"] = "reject"
+
+    def __post_init__(self) -> None:
+        if "{id}" not in self.pattern:
+            raise ValueError(f"votes.pattern must contain {{id}}, got {self.pattern!r}")
+
+
+@dataclass
+class IngestConfig:
+    """Everything `galaxy-hpc ingest` does. Required: source and out."""
+
+    source: str  # folder, .jsonl, .npy, FITS folder/glob/file; for votes the image folder
+    out: str  # store path: X.zarr (zarr) or X.h5 (hdf5)
+    # What SOURCE is; "auto" guesses from the path. (Not `kind`: that key names the
+    # config's schema, `kind: ingest`.)
+    source_kind: Literal["auto", "folder", "jsonl", "fits", "npy", "votes"] = "auto"
+    format: Literal["zarr", "hdf5"] = "zarr"
+    size: int = 128  # output images are size x size
+    shard_size: int = 256  # records per block handed to a rank, and items per store shard
+    captions: bool = True  # False: no caption column, whatever the source has
+    require_captions: bool = True  # with captions: a missing or empty one is a reject
+    # Float images: "total" keeps the sum (total flux) of the cropped square; values are
+    # flux per output pixel. "surface_brightness" keeps the mean (flux per source pixel).
+    flux: Literal["total", "surface_brightness"] = "total"
+    jpeg_draft: bool = True  # let libjpeg decode big JPEGs at 1/2, 1/4, 1/8 scale first
+    overwrite: bool = False  # replace an existing store (and its staging) at out
+    folder: FolderOptions = field(default_factory=FolderOptions)
+    jsonl: JsonlOptions = field(default_factory=JsonlOptions)
+    fits: FitsOptions = field(default_factory=FitsOptions)
+    npy: NpyOptions = field(default_factory=NpyOptions)
+    votes: VotesOptions = field(default_factory=VotesOptions)
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            raise ValueError("source is empty: give the folder, manifest or file to ingest")
+        if not self.out:
+            raise ValueError("out is empty: give the store path (e.g. out=galaxies.zarr)")
+        if not 8 <= self.size <= 4096:
+            raise ValueError(f"size must be in [8, 4096] pixels, got {self.size}")
+        if self.shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")

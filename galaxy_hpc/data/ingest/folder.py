@@ -1,0 +1,112 @@
+"""GalaxySD: a folder of JPEG/PNG images with same-named .txt captions.
+
+Captions live in a second folder (GalaxySD's `caption_file`) or beside the images.
+There is a caption column when a caption folder is given or the image folder holds
+any .txt file; then every image needs a non-empty caption (unless
+require_captions=false, which stores ""). The id is the file name without its
+extension (with recursive=true, the relative path without extension), so `a.jpg` and
+`a.png` share an id and the second is a duplicate.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PIL import Image
+
+from galaxy_hpc.data.ingest.config import IngestConfig
+from galaxy_hpc.data.ingest.preprocess import uint8_image
+from galaxy_hpc.data.ingest.records import (
+    Decoded,
+    Deduper,
+    Listing,
+    Reject,
+    RejectError,
+    check_caption,
+)
+
+
+def walk_files(root: Path, recursive: bool) -> list[str]:
+    """Relative posix paths of the non-directory entries under root, sorted."""
+    found: list[str] = []
+    if recursive:
+        for folder, dirs, files in os.walk(root):
+            dirs.sort()
+            rel = Path(folder).relative_to(root)
+            found += [(rel / name).as_posix() for name in files]
+    else:
+        found = [e.name for e in os.scandir(root) if not e.is_dir()]
+    return sorted(found)
+
+
+def list_records(cfg: IngestConfig) -> Listing:
+    root = Path(cfg.source)
+    opts = cfg.folder
+    if not root.is_dir():
+        raise ValueError(f"{root}: not a folder of images")
+    extensions = tuple(e.lower() if e.startswith(".") else f".{e.lower()}"
+                       for e in opts.extensions)
+    names = walk_files(root, opts.recursive)
+    images = [n for n in names if n.lower().endswith(extensions)]
+    if not images:
+        raise ValueError(f"{root}: no images found ({', '.join(extensions)})")
+    caption_root = Path(opts.captions) if opts.captions else root
+    if opts.captions and not caption_root.is_dir():
+        raise ValueError(f"{caption_root}: caption folder not found")
+    texts = set(names) if caption_root == root else set(walk_files(caption_root, opts.recursive))
+    texts = {n for n in texts if n.endswith(".txt")}
+    with_captions = cfg.captions and (opts.captions is not None or bool(texts))
+
+    ids, sources, caption_files, rejects = [], [], [], []
+    dedupe = Deduper()
+    for name in images:
+        record_id = name.rsplit(".", 1)[0]
+        source = str(root / name)
+        duplicate = dedupe.check(record_id, source)
+        if duplicate:
+            rejects.append(duplicate)
+            continue
+        text = f"{record_id}.txt"
+        if with_captions and text not in texts and cfg.require_captions:
+            rejects.append(Reject(source, f"missing_caption: no {caption_root / text}",
+                                  record_id))
+            continue
+        ids.append(record_id)
+        sources.append(source)
+        caption_files.append(str(caption_root / text) if text in texts else "")
+    return Listing(
+        kind="folder", ids=ids, sources=sources, dtype="uint8", channels=3,
+        column_types={"caption": "str"} if with_captions else {},
+        rejects=rejects, inputs=[str(root)] + ([str(caption_root)] if opts.captions else []),
+        notes={"captions": str(caption_root) if with_captions else None},
+        payload=caption_files if with_captions else None,
+    )
+
+
+class Reader:
+    def __init__(self, cfg: IngestConfig, listing: Listing) -> None:
+        self.cfg = cfg
+        self.listing = listing
+
+    def decode(self, index: int) -> Decoded:
+        columns = {}
+        if self.listing.payload is not None:
+            caption_file = self.listing.payload[index]
+            if caption_file:
+                raw = Path(caption_file).read_bytes()
+                try:
+                    text = raw.decode("utf-8-sig")
+                except UnicodeDecodeError:
+                    raise RejectError("bad_caption", f"{caption_file} is not UTF-8") from None
+                try:
+                    columns["caption"] = check_caption(text)
+                except RejectError:
+                    if self.cfg.require_captions:
+                        raise
+                    columns["caption"] = text.strip().replace("\x00", "")
+            else:
+                columns["caption"] = ""
+        with Image.open(self.listing.sources[index]) as img:
+            image, side = uint8_image(img, self.cfg.size, draft=self.cfg.jpeg_draft)
+        return Decoded(image, side, columns)

@@ -1,0 +1,99 @@
+"""galaxyCGAN: images in one NPY [n, C, H, W], ids in another NPY, properties in a CSV.
+
+The image array is memory-mapped; each rank reads only the rows of its blocks. The
+nth image has the nth id. float arrays stay float32 flux with C channels; uint8
+arrays with 1, 3 or 4 channels become RGB like image files. With a table, each image
+takes the properties of the one row its id keeps (see table.py for the rule); an id
+with no row is a `no_table_row` reject, and table rows no image asks for are only
+counted. The source of record i is `IMAGES.npy[i]`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from galaxy_hpc.data.ingest.config import IngestConfig
+from galaxy_hpc.data.ingest.preprocess import float_image, uint8_array
+from galaxy_hpc.data.ingest.records import Decoded, Deduper, Listing, Reject
+from galaxy_hpc.data.ingest.table import id_strings, read_property_table
+
+
+def open_images(path: str) -> np.ndarray:
+    try:
+        images = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: cannot read as an NPY array ({error})") from None
+    if images.ndim != 4 or images.shape[0] == 0:
+        raise ValueError(f"{path}: expected an image array [n, C, H, W], got shape "
+                         f"{images.shape}")
+    if images.dtype.kind not in "uif":
+        raise ValueError(f"{path}: images of dtype {images.dtype} are not numbers")
+    return images
+
+
+def list_records(cfg: IngestConfig) -> Listing:
+    opts = cfg.npy
+    images = open_images(cfg.source)
+    count, channels = images.shape[:2]
+    if opts.ids:
+        raw_ids = np.load(opts.ids, allow_pickle=False)
+        if raw_ids.ndim != 1 or len(raw_ids) != count:
+            raise ValueError(f"{opts.ids}: {raw_ids.shape} ids for {count} images in "
+                             f"{cfg.source}; need one id per image, in image order")
+        all_ids = id_strings(raw_ids)
+    else:
+        all_ids = [str(i) for i in range(count)]
+    table = None
+    if opts.table:
+        table = read_property_table(opts.table, id_column=opts.id_column, prefer=opts.prefer,
+                                    columns=opts.columns, rename=opts.rename)
+    rows, kept_ids, sources, rejects = [], [], [], []
+    dedupe = Deduper()
+    for row, record_id in enumerate(all_ids):
+        source = f"{cfg.source}[{row}]"
+        duplicate = dedupe.check(record_id, source)
+        if duplicate:
+            rejects.append(duplicate)
+        elif table is not None and record_id not in table.chosen:
+            rejects.append(Reject(source, f"no_table_row: id {record_id} has no row in "
+                                          f"{opts.table} ({opts.id_column})", record_id))
+        else:
+            rows.append(row)
+            kept_ids.append(record_id)
+            sources.append(source)
+    uint8 = images.dtype == np.uint8
+    notes = {"image_dtype_in": str(images.dtype), "image_shape_in": list(images.shape[1:])}
+    listing = Listing(kind="npy", ids=kept_ids, sources=sources,
+                      dtype="uint8" if uint8 else "float32", channels=3 if uint8 else channels,
+                      rejects=rejects, notes=notes, payload=rows,
+                      inputs=[cfg.source] + [p for p in (opts.ids, opts.table) if p])
+    if table is not None:
+        listing.column_types.update(table.column_types)
+        listing.columns.update(table.take(kept_ids))
+        notes.update({
+            "table_rows": table.num_rows,
+            "table_rows_dropped": table.num_dropped,
+            "table_rows_unused": len(set(table.chosen) - set(kept_ids)),
+            "one_row_per_id": f"prefer={table.prefer} on {opts.id_column}",
+        })
+    if not uint8:
+        notes["flux"] = cfg.flux
+    return listing
+
+
+class Reader:
+    def __init__(self, cfg: IngestConfig, listing: Listing) -> None:
+        self.cfg = cfg
+        self.listing = listing
+        self._images: np.ndarray | None = None
+
+    def decode(self, index: int) -> Decoded:
+        if self._images is None:
+            self._images = open_images(self.cfg.source)
+        array = np.asarray(self._images[self.listing.payload[index]])
+        if self.listing.dtype == "uint8":
+            image, side = uint8_array(array, self.cfg.size)
+        else:
+            image, side = float_image(array, self.cfg.size, channels=self.listing.channels,
+                                      flux=self.cfg.flux)
+        return Decoded(image, side)

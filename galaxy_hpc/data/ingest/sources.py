@@ -1,0 +1,64 @@
+"""Which reader a source needs: the kind from the config, or guessed from the path.
+
+Guessing (source_kind=auto): a vote table given -> votes; `.jsonl` -> jsonl; `.npy` -> npy;
+a glob or a FITS file -> fits; a folder -> fits if it holds FITS files and no images,
+folder if it holds images and no FITS files (with both, name the kind). Sub-folders are
+looked at only with folder.recursive.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Protocol
+
+from galaxy_hpc.data.ingest.config import IngestConfig
+from galaxy_hpc.data.ingest.fits import FITS_ENDINGS
+from galaxy_hpc.data.ingest.folder import walk_files
+from galaxy_hpc.data.ingest.records import Decoded, Listing
+
+_MODULES = {kind: f"galaxy_hpc.data.ingest.{kind}" for kind in
+            ("folder", "jsonl", "fits", "npy", "votes")}
+
+
+class Reader(Protocol):
+    def decode(self, index: int) -> Decoded: ...
+
+
+def detect_kind(cfg: IngestConfig) -> str:
+    if cfg.source_kind != "auto":
+        return cfg.source_kind
+    source = cfg.source
+    lower = source.lower()
+    if cfg.votes.table:
+        return "votes"
+    if lower.endswith(".jsonl"):
+        return "jsonl"
+    if lower.endswith(".npy"):
+        return "npy"
+    if any(char in source for char in "*?[") or lower.endswith(FITS_ENDINGS):
+        return "fits"
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{source}: no such file or folder")
+    if path.is_dir():
+        names = [name.lower() for name in walk_files(path, cfg.folder.recursive)]
+        has_fits = any(n.endswith(FITS_ENDINGS) for n in names)
+        images = tuple(e.lower() for e in cfg.folder.extensions)
+        has_images = any(n.endswith(images) for n in names)
+        if has_fits and not has_images:
+            return "fits"
+        if has_images and not has_fits:
+            return "folder"
+        what = "both FITS files and images" if has_fits else "no FITS files and no images"
+        raise ValueError(f"{source}: the folder holds {what}; name the kind with --kind")
+    raise ValueError(f"{source}: cannot tell what this is from its name; name the kind with "
+                     f"--kind (folder, jsonl, fits, npy, votes)")
+
+
+def list_records(cfg: IngestConfig, kind: str) -> Listing:
+    return importlib.import_module(_MODULES[kind]).list_records(cfg)
+
+
+def open_reader(cfg: IngestConfig, listing: Listing) -> Reader:
+    return importlib.import_module(_MODULES[listing.kind]).Reader(cfg, listing)

@@ -1,0 +1,105 @@
+"""`galaxy-hpc ingest`: flags or a config file, kind detection, exit statuses, reruns."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ingest_helpers import galaxysd_folder, noisy_fits_folder, truncate, write_jsonl
+
+from galaxy_hpc.cli.main import EXIT_ERROR, EXIT_OK, EXIT_REJECTS, main
+from galaxy_hpc.data.ingest import rejects_path
+from hpc.store import open_store
+
+
+def run_json(capsys, *argv) -> tuple[int, dict]:
+    status = main(["ingest", *map(str, argv), "--json"])
+    out = capsys.readouterr().out
+    return status, (json.loads(out) if out.strip() else {})
+
+
+def test_config_file_with_overrides_and_flags(tmp_path, capsys):
+    from galaxy_hpc.jobs import (  # imports every job (torch): slow
+        load_job_config,
+        run_job,
+    )
+
+    galaxysd_folder(tmp_path / "img", 4)
+    config = tmp_path / "ingest.yaml"
+    config.write_text(f"kind: ingest\nsource: {tmp_path / 'img'}\nout: {tmp_path / 'a.zarr'}\n"
+                      f"size: 64\nshard_size: 3\n")
+    status, summary = run_json(capsys, config, "size=32", "--format", "hdf5", "--out",
+                               tmp_path / "a.h5")
+    assert status == EXIT_OK and summary["image_shape"] == [3, 32, 32]
+    assert summary["format"] == "hdf5" and open_store(tmp_path / "a.h5").spec.shard_size == 3
+    cfg = load_job_config("ingest", config, ["size=32", f"out={tmp_path / 'job.zarr'}"])
+    result = run_job("ingest", cfg)  # what `galaxy-hpc submit ingest CONFIG` runs on each rank
+    assert result.ok and result.checksum == summary["checksum"] and "ingested 4" in \
+        result.summary()
+
+
+@pytest.mark.parametrize("make, kind", [
+    (lambda p: galaxysd_folder(p / "src", 2), "folder"),
+    (lambda p: noisy_fits_folder(p / "src", 2), "fits"),
+])
+def test_kind_is_detected_from_the_path(tmp_path, capsys, make, kind):
+    make(tmp_path)
+    status, summary = run_json(capsys, tmp_path / "src", "--out", tmp_path / "s.zarr",
+                               "--size", "16")
+    assert status == EXIT_OK and summary["kind"] == kind
+
+
+def test_fatal_errors_exit_1_and_write_no_store(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "s.zarr"
+    assert main(["ingest", str(tmp_path / "empty"), "--out", str(out), "--kind", "folder"]) \
+        == EXIT_ERROR
+    assert "no images found" in capsys.readouterr().err and not out.exists()
+    assert main(["ingest", str(tmp_path / "empty"), "--out", str(out)]) == EXIT_ERROR
+    assert "name the kind with --kind" in capsys.readouterr().err
+    galaxysd_folder(tmp_path / "img", 2)
+    assert main(["ingest", str(tmp_path / "img"), "sise=32", "--out", str(out)]) == EXIT_ERROR
+    assert "unknown key 'sise' (did you mean 'size'?)" in capsys.readouterr().err
+    assert main(["ingest", str(tmp_path / "img")]) == EXIT_ERROR
+    assert "give --out STORE" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_every_input_rejected_is_fatal_but_listed(tmp_path, capsys):
+    ids = galaxysd_folder(tmp_path / "img", 2)
+    for record_id in ids:
+        truncate(tmp_path / "img" / f"{record_id}.jpg", 0.3)
+    out = tmp_path / "s.zarr"
+    assert main(["ingest", str(tmp_path / "img"), "--out", str(out), "--shard-size", "1"]) \
+        == EXIT_ERROR
+    assert "all 2 inputs were rejected" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "s.zarr.staging").exists()
+    assert rejects_path(out).read_text().count("truncated") == 2
+
+
+def test_rerun_reports_the_finished_store_and_refuses_other_inputs(tmp_path, capsys):
+    galaxysd_folder(tmp_path / "img", 3)
+    truncate(tmp_path / "img" / "g001.jpg")
+    argv = [tmp_path / "img", "--out", tmp_path / "s.zarr", "--size", "32"]
+    status, first = run_json(capsys, *argv)
+    leftover = tmp_path / "s.zarr.staging"  # as if killed while removing the staging folder
+    (leftover / "part-00000000").mkdir(parents=True)
+    status_again, again = run_json(capsys, *argv)
+    assert status == status_again == EXIT_REJECTS and again["already_complete"]
+    assert not leftover.exists()
+    assert again["checksum"] == first["checksum"] and again["num_rejected"] == 1
+    assert main(["ingest", *map(str, argv[:3]), "--size", "16"]) == EXIT_ERROR
+    assert "already exists and was not made from these inputs" in capsys.readouterr().err
+    status, replaced = run_json(capsys, *argv[:3], "--size", "16", "--overwrite")
+    assert status == EXIT_REJECTS and replaced["image_shape"] == [3, 16, 16]
+
+
+def test_human_summary_names_store_rate_and_checksum(tmp_path, capsys):
+    folder = tmp_path / "data"
+    galaxysd_folder(folder / "img", 2)
+    manifest = write_jsonl(folder / "m.jsonl", [{"path": "img/g000.jpg", "caption": "a"},
+                                                {"path": "img/g001.jpg", "caption": "b"}])
+    assert main(["ingest", str(manifest), "--out", str(tmp_path / "m.zarr")]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "ingested 2 of 2 images (jsonl, 3x128x128 uint8)" in text
+    assert str(tmp_path / "m.zarr") in text and "images/s" in text and "checksum sha256:" in text
