@@ -12,9 +12,12 @@ import gzip
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from astropy.table import Table
+
+if TYPE_CHECKING:  # astropy is imported when a table is read: CLI start-up stays fast
+    from astropy.table import Table
 
 from galaxy_hpc.data.gz2 import ANSWERS, column_name, normalise_per_question
 
@@ -39,12 +42,14 @@ class VoteTable:
         return len(self.ids)
 
 
-def _open(path: Path) -> tuple[list[str], Callable[[list[str]], Table]]:
+def _open(path: Path) -> tuple[list[str], Callable[[list[str]], "Table"]]:
     """The column names, and a loader of the table restricted to the names it is given.
 
     For CSV the names come from the header line and only the needed columns are parsed
     (gz2_hart16.csv has ~200 columns); FITS is memory-mapped, so extra columns are free.
     """
+    from astropy.table import Table
+
     name = path.name.lower()
     if name.endswith(_CSV_ENDINGS):
         opener = gzip.open if name.endswith(".gz") else open

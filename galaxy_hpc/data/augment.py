@@ -1,0 +1,155 @@
+"""Galaxy-appropriate augmentation: rotations by any angle and flips, never crops.
+
+A galaxy on the sky has no preferred orientation and no handedness that a survey
+cutout could know of, so rotating it by any angle and mirroring it give equally likely
+galaxies. Crops and zooms do not: they cut off the outskirts, or change the apparent
+size, which carries physics (size-mass, size-redshift) that conditional models must learn.
+
+Empty corners. Rotating a square cutout by a non-right angle exposes its corners
+(~21% of the width beyond the old edge at 45 degrees). Filling them with zeros puts
+black triangles, a feature no real cutout has, into every training image, and a
+generative model learns to draw them. Instead the input is sampled with reflection at
+its edges: equivalent to reflect-padding the cutout, rotating and centre-cropping back
+to the original size, without building the padded image. The corners then hold
+mirrored sky from near the edges, with the right noise level and background. (A galaxy
+that overfills its cutout gets mirrored outskirts there; so does any reflect padding.)
+
+Interpolation is bilinear (grid_sample), about the geometric centre of the image
+((W - 1) / 2, (H - 1) / 2), so a centred galaxy stays centred and total flux is kept
+to within interpolation error. Bilinear interpolation also averages neighbouring noise
+pixels, lowering the pixel noise by up to ~2x at half-pixel offsets; `rotation=
+"right_angles"` (multiples of 90 degrees, exact) avoids that, with flips giving the
+8 symmetries of the square. Flips are exact.
+
+Direction: angles are counter-clockwise for images in the FITS convention
+(`image[c, y, x]`, y upward), the convention of galaxy_hpc.data.synth.
+
+Everything is deterministic given a numpy Generator, runs on CPU tensors (in the
+DataLoader workers), and is simply not applied for evaluation (`augment=None`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROTATIONS = ("any", "right_angles", "none")
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """What to do to one image: flips first, then rotation counter-clockwise."""
+
+    angle_deg: float = 0.0
+    hflip: bool = False  # mirror left-right (x -> -x)
+    vflip: bool = False  # mirror up-down (y -> -y)
+
+
+@dataclass(frozen=True)
+class GalaxyAugment:
+    """Random rotation and flips of galaxy cutouts (see the module docstring)."""
+
+    rotation: str = "any"
+    hflip: bool = True
+    vflip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.rotation not in ROTATIONS:
+            raise ValueError(f"augment rotation must be one of {', '.join(ROTATIONS)}, "
+                             f"got {self.rotation!r}")
+
+    def sample(self, rng: np.random.Generator) -> AugmentParams:
+        """Draw one image's parameters. Always consumes exactly three uniforms, so that
+        draws made after it from the same generator do not depend on these settings."""
+        u = rng.random(3)
+        if self.rotation == "any":
+            angle = 360.0 * float(u[0])
+        elif self.rotation == "right_angles":
+            angle = 90.0 * math.floor(4.0 * float(u[0]))
+        else:
+            angle = 0.0
+        return AugmentParams(angle, self.hflip and bool(u[1] < 0.5),
+                             self.vflip and bool(u[2] < 0.5))
+
+    def apply(self, images: torch.Tensor, params: Sequence[AugmentParams]) -> torch.Tensor:
+        """Images (N, C, H, W), one AugmentParams each; returns a new float tensor.
+
+        Images rotated by a free angle are resampled once, their flips folded into the
+        sampling grid; the others (flips, right angles) are exact permutations."""
+        if images.ndim != 4 or len(params) != images.shape[0]:
+            raise ValueError(f"need images (N, C, H, W) and N parameter sets, got shape "
+                             f"{tuple(images.shape)} and {len(params)}")
+        x = images if images.is_floating_point() else images.float()
+        angles = np.array([p.angle_deg % 360.0 for p in params], dtype=np.float64)
+        hflips = np.array([p.hflip for p in params], dtype=bool)
+        vflips = np.array([p.vflip for p in params], dtype=bool)
+        free = (angles % 90.0) != 0.0
+        if free.all():  # the usual case with rotation="any": one batched resampling
+            return rotate(x, angles, hflips=hflips, vflips=vflips)
+        out: list[torch.Tensor] = [x[i] for i in range(len(params))]
+        for i in np.flatnonzero(~free).tolist():
+            image = out[i]
+            if hflips[i]:
+                image = image.flip(-1)
+            if vflips[i]:
+                image = image.flip(-2)
+            if angles[i]:
+                image = rotate_right_angles(image, int(angles[i] // 90.0))
+            out[i] = image
+        if free.any():
+            chosen = np.flatnonzero(free)
+            rotated = rotate(x[torch.from_numpy(chosen)], angles[chosen],
+                             hflips=hflips[chosen], vflips=vflips[chosen])
+            for k, i in enumerate(chosen.tolist()):
+                out[i] = rotated[k]
+        return torch.stack(out)
+
+    def __call__(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """Augment one image (C, H, W) or a batch (N, C, H, W), drawing from rng in order."""
+        batch = images if images.ndim == 4 else images.unsqueeze(0)
+        out = self.apply(batch, [self.sample(rng) for _ in range(batch.shape[0])])
+        return out if images.ndim == 4 else out[0]
+
+
+def rotate_right_angles(images: torch.Tensor, quarters: int) -> torch.Tensor:
+    """Rotate (N, C, H, W) by quarters x 90 degrees counter-clockwise (exact)."""
+    if quarters % 2 and images.shape[-1] != images.shape[-2]:
+        raise ValueError("right-angle rotations need square images, got "
+                         f"{images.shape[-2]}x{images.shape[-1]}")
+    # From x (last dim) towards y: counter-clockwise with y upward.
+    return torch.rot90(images, quarters, dims=(-1, -2))
+
+
+def rotate(images: torch.Tensor, angles_deg: Sequence[float] | np.ndarray, *,
+           hflips: Sequence[bool] | np.ndarray | None = None,
+           vflips: Sequence[bool] | np.ndarray | None = None) -> torch.Tensor:
+    """Rotate each image of (N, C, H, W) about its centre by its angle (degrees,
+    counter-clockwise), bilinear, with reflection at the edges (see the module docstring);
+    optional flips are applied first, within the same resampling."""
+    if images.ndim != 4:
+        raise ValueError(f"need images (N, C, H, W), got shape {tuple(images.shape)}")
+    n, _, h, w = images.shape
+    theta = np.radians(np.asarray(angles_deg, dtype=np.float64)).reshape(n)
+    cos, sin = np.cos(theta), np.sin(theta)
+    sx = np.where(np.asarray(hflips, dtype=bool), -1.0, 1.0) if hflips is not None else 1.0
+    sy = np.where(np.asarray(vflips, dtype=bool), -1.0, 1.0) if vflips is not None else 1.0
+    # Output pixel p samples the flipped input at R(-angle) p, in pixel units (so the
+    # rotation stays a rotation for non-square images), expressed in normalised units.
+    dtype = images.dtype if images.is_floating_point() else torch.float32
+
+    def coefficient(values: np.ndarray | float) -> torch.Tensor:
+        return torch.tensor(np.broadcast_to(values, (n,)), dtype=dtype).reshape(n, 1, 1)
+
+    # Normalised pixel-centre coordinates (align_corners=False): pixel i at (2i + 1)/W - 1.
+    xs = ((torch.arange(w, dtype=torch.float64) * 2 + 1) / w - 1).to(dtype).reshape(1, 1, w)
+    ys = ((torch.arange(h, dtype=torch.float64) * 2 + 1) / h - 1).to(dtype).reshape(1, h, 1)
+    grid = torch.empty(n, h, w, 2, dtype=dtype)
+    grid[..., 0] = coefficient(sx * cos) * xs + coefficient(sx * sin * (h / w)) * ys
+    grid[..., 1] = coefficient(-sy * sin * (w / h)) * xs + coefficient(sy * cos) * ys
+    return F.grid_sample(images.to(dtype), grid, mode="bilinear",
+                         padding_mode="reflection", align_corners=False)
