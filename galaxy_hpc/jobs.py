@@ -12,18 +12,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hpc.launch.profiles  # noqa: F401  (registers the "cluster" config kind)
-import hpc.selftest  # noqa: F401  (registers the "selftest" config kind)
-import galaxy_hpc.data.synth_job  # noqa: F401  (registers "synth")
-import galaxy_hpc.data.ingest.config  # noqa: F401  (registers "ingest")
-from hpc.config import kind_class, load_config
+from galaxy_hpc.train.registry import FAMILIES
+from hpc.config import kind_class, kind_of, load_config, register_kind
 from hpc.launch import Resubmittable
+
+# Config kinds by import string, so that listing jobs or checking a config imports
+# neither torch nor GalSim (the modules register the same strings when imported).
+for _kind, _target in {
+    "cluster": "hpc.launch.profiles:ClusterProfile",
+    "selftest": "hpc.selftest:SelfTestConfig",
+    "synth": "galaxy_hpc.data.synth_job:SynthJobConfig",
+    "ingest": "galaxy_hpc.data.ingest.config:IngestConfig",
+}.items():
+    register_kind(_kind, _target)
 
 
 @dataclass(frozen=True)
 class JobSpec:
     name: str
-    config_kind: str
+    config_kinds: tuple[str, ...]  # the first is the default when no file is given
     entry: str  # "module:function", called with the config on every rank
     summary: str
 
@@ -31,11 +38,13 @@ class JobSpec:
 JOBS: dict[str, JobSpec] = {
     spec.name: spec
     for spec in [
-        JobSpec("selftest", "selftest", "hpc.selftest:run_selftest",
+        JobSpec("selftest", ("selftest",), "hpc.selftest:run_selftest",
                 "all-reduce over every rank with torch.distributed and MPI"),
-        JobSpec("synth", "synth", "galaxy_hpc.data.synth_job:run_synth",
+        JobSpec("synth", ("synth",), "galaxy_hpc.data.synth_job:run_synth",
                 "draw synthetic galaxies with known truth into a store"),
-        JobSpec("ingest", "ingest", "galaxy_hpc.data.ingest.pipeline:run_ingest",
+        JobSpec("train", tuple(FAMILIES), "galaxy_hpc.train.loop:train",
+                "train a model family under DeepSpeed ZeRO (kind: train_sd, ...)"),
+        JobSpec("ingest", ("ingest",), "galaxy_hpc.data.ingest.pipeline:run_ingest",
                 "images (+ captions, votes, properties) of a seed project's format into a store"),
     ]
 }
@@ -50,14 +59,20 @@ def job_spec(name: str) -> JobSpec:
 def load_job_config(name: str, config_path: str | Path | None, overrides: list[str]) -> Any:
     """The job's config from a file (or its embedded defaults when no file is given)."""
     spec = job_spec(name)
-    cls = kind_class(spec.config_kind)
     if config_path is None:
+        cls = kind_class(spec.config_kinds[0])
         if overrides:
             from hpc.config import apply_overrides, from_dict
 
             return from_dict(cls, apply_overrides({}, overrides), source="overrides")
         return cls()
-    return load_config(config_path, overrides, cls=cls)
+    if len(spec.config_kinds) == 1:
+        return load_config(config_path, overrides, cls=kind_class(spec.config_kinds[0]))
+    cfg = load_config(config_path, overrides)  # the file's kind picks the schema
+    if kind_of(type(cfg)) not in spec.config_kinds:
+        raise ValueError(f"{config_path}: a {name} job needs a config of kind "
+                         f"{' or '.join(spec.config_kinds)}, not {kind_of(type(cfg))!r}")
+    return cfg
 
 
 def run_job(name: str, cfg: Any) -> Any:

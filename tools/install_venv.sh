@@ -56,3 +56,12 @@ echo "install: galaxy-hpc and its dependencies (constrained by $constraints)"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -c "$constraints" -e ".[$extras]"
 "$venv/bin/python" -c "import torch, deepspeed, diffusers, galaxy_hpc; print(f'install: ok (torch {torch.__version__}, cuda {torch.cuda.is_available()})')" 2>/dev/null \
     || { echo "install: the environment does not import; see the pip output above" >&2; exit 1; }
+
+# DeepSpeed on CPU JIT-compiles a shared-memory collective the first time a
+# process group starts (40-100 s, cached in ~/.cache/torch_extensions). Build
+# it once here, on an idle machine, rather than in every rank of the first job.
+if ! "$venv/bin/python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+    echo "install: building DeepSpeed's CPU shared-memory op (once)"
+    DS_ACCELERATOR=cpu "$venv/bin/python" -c "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder; ShareMemCommBuilder().load(verbose=False)" >/dev/null 2>&1 \
+        || echo "install: warning: could not prebuild it; the first DeepSpeed job will" >&2
+fi

@@ -31,6 +31,7 @@ COMMANDS: list[str] = [
     "store_cmd",
     "synth_cmd",
     "ingest_cmd",
+    "train_cmd",
     "demo_cmd",
 ]
 

@@ -1,0 +1,252 @@
+"""Stable Diffusion 1.5 as a training family: full fine-tuning or LoRA, on captions.
+
+The trainable module holds the UNet (and the text encoder when it is trained);
+the VAE, and the text encoder when frozen, stay outside it and encode batches
+in `prepare_batch` without gradients. The loss follows diffusers' text-to-image
+training: noise (with an optional offset), a uniform timestep, epsilon or
+v-prediction targets, optional Min-SNR weighting.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from galaxy_hpc.models.sd.components import (
+    SDComponents,
+    load_components,
+    save_pipeline,
+    tiny_components,
+)
+from galaxy_hpc.train.family import ModelFamily
+from hpc.store import open_store
+
+
+class SDTrainModule(torch.nn.Module):
+    """forward(batch) -> loss. Holds only what is trained (UNet, optionally text encoder)."""
+
+    def __init__(self, unet: Any, text_encoder: Any | None, noise_scheduler: Any, *,
+                 prediction_type: str, noise_offset: float, snr_gamma: float | None) -> None:
+        super().__init__()
+        self.unet = unet
+        self.text_encoder = text_encoder
+        # Kept out of the module's buffers so bf16 engines do not round them.
+        self._scheduler = noise_scheduler
+        self._alphas_cumprod = noise_scheduler.alphas_cumprod.clone().float()
+        self.prediction_type = prediction_type
+        self.noise_offset = noise_offset
+        self.snr_gamma = snr_gamma
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        latents = batch["latents"].float()
+        noise = torch.randn_like(latents)
+        if self.noise_offset:
+            noise = noise + self.noise_offset * torch.randn(
+                latents.shape[0], latents.shape[1], 1, 1, device=latents.device)
+        num_steps = self._scheduler.config.num_train_timesteps
+        timesteps = torch.randint(0, num_steps, (latents.shape[0],), device=latents.device)
+        alphas = self._alphas_cumprod.to(latents.device)[timesteps].view(-1, 1, 1, 1)
+        noisy = alphas.sqrt() * latents + (1 - alphas).sqrt() * noise
+        if self.text_encoder is not None:
+            context = self.text_encoder(batch["input_ids"])[0]
+        else:
+            context = batch["encoder_hidden_states"]
+        dtype = next(self.unet.parameters()).dtype
+        prediction = self.unet(noisy.to(dtype), timesteps, context.to(dtype)).sample.float()
+        if self.prediction_type == "epsilon":
+            target = noise
+        else:  # v-prediction (Salimans & Ho 2022): v = sqrt(a) eps - sqrt(1 - a) x0
+            target = alphas.sqrt() * noise - (1 - alphas).sqrt() * latents
+        per_image = F.mse_loss(prediction, target, reduction="none").mean(dim=(1, 2, 3))
+        if self.snr_gamma is not None:
+            snr = (alphas / (1 - alphas)).view(-1)
+            weight = torch.clamp(snr, max=self.snr_gamma) / snr
+            if self.prediction_type == "v_prediction":
+                weight = torch.clamp(snr, max=self.snr_gamma) / (snr + 1)
+            per_image = per_image * weight
+        return per_image.mean()
+
+
+class SDFamily(ModelFamily):
+    def build(self) -> torch.nn.Module:
+        model = self.cfg.model
+        self.store = open_store(self.cfg.data.store)
+        if model.tiny:
+            captions = list(self.store.read_column(self.cfg.data.caption_column))
+            parts = tiny_components(captions=captions, image_size=self.store.spec.image_shape[-1],
+                                    seed=self.cfg.run.seed)
+        else:
+            parts = load_components(model.pretrained_model_name_or_path)
+        self.parts: SDComponents = parts
+        self.prediction_type = model.prediction_type or parts.noise_scheduler.config.prediction_type
+        parts.vae.requires_grad_(False).to(self.device, self.dtype).eval()
+        unet, text_encoder = parts.unet, parts.text_encoder
+        text_encoder.requires_grad_(False)
+        self._text_base_state = {k: v.detach().clone() for k, v in text_encoder.state_dict().items()}
+        if model.method == "lora":
+            from peft import LoraConfig
+
+            unet.requires_grad_(False)
+            unet.add_adapter(LoraConfig(r=model.lora.rank, lora_alpha=model.lora.alpha,
+                                        lora_dropout=model.lora.dropout, init_lora_weights="gaussian",
+                                        target_modules=list(model.lora.target_modules)))
+            if model.train_text_encoder:
+                text_encoder.add_adapter(LoraConfig(
+                    r=model.lora.rank, lora_alpha=model.lora.alpha, lora_dropout=model.lora.dropout,
+                    init_lora_weights="gaussian",
+                    target_modules=list(model.lora.text_encoder_target_modules)))
+        else:
+            unet.requires_grad_(True)
+            if model.train_text_encoder:
+                text_encoder.requires_grad_(True)
+        if self.cfg.run.gradient_checkpointing:
+            unet.enable_gradient_checkpointing()
+        trained_text = text_encoder if model.train_text_encoder else None
+        if trained_text is None:
+            text_encoder.to(self.device, self.dtype).eval()
+        self._check_store_resolution()
+        return SDTrainModule(unet, trained_text, parts.noise_scheduler,
+                             prediction_type=self.prediction_type,
+                             noise_offset=model.noise_offset, snr_gamma=model.snr_gamma)
+
+    def _check_store_resolution(self) -> None:
+        store = self.store
+        channels, height, width = store.spec.image_shape
+        factor = 2 ** (len(self.parts.vae.config.block_out_channels) - 1)
+        if channels != 3 or height % factor or width % factor:
+            raise ValueError(f"{store.path}: images {channels}x{height}x{width} do not fit the "
+                             f"VAE (3 channels, sides a multiple of {factor}); re-ingest with "
+                             "--size a multiple of 8")
+        if store.spec.image_dtype != "uint8":
+            raise ValueError(f"{store.path}: Stable Diffusion trains on RGB images (uint8 stores); "
+                             "this store holds float32 flux: ingest JPEG/PNG or synth without --float")
+
+    def tokenize(self, captions: list[str]) -> torch.Tensor:
+        tokenizer = self.parts.tokenizer
+        return tokenizer(list(captions), padding="max_length", truncation=True,
+                         max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
+
+    @torch.no_grad()
+    def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        pixels = batch["pixel_values"].to(self.device, self.dtype)
+        latents = self.parts.vae.encode(pixels).latent_dist.sample()
+        prepared = {"latents": latents.float() * self.parts.vae.config.scaling_factor,
+                    "index": batch["index"]}
+        input_ids = self.tokenize(batch["caption"]).to(self.device)
+        if self.cfg.model.train_text_encoder:
+            prepared["input_ids"] = input_ids
+        else:
+            prepared["encoder_hidden_states"] = self.parts.text_encoder(input_ids)[0]
+        return prepared
+
+    def _pipeline(self, module: SDTrainModule) -> Any:
+        from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+
+        text_encoder = module.text_encoder if module.text_encoder is not None else self.parts.text_encoder
+        scheduler = DPMSolverMultistepScheduler.from_config(
+            self.parts.noise_scheduler.config, prediction_type=self.prediction_type)
+        return StableDiffusionPipeline(
+            vae=self.parts.vae, text_encoder=text_encoder, tokenizer=self.parts.tokenizer,
+            unet=module.unet, scheduler=scheduler, safety_checker=None, feature_extractor=None,
+            requires_safety_checker=False)
+
+    @torch.no_grad()
+    def sample(self, module: torch.nn.Module, num_images: int, seed: int) -> np.ndarray:
+        model = self.cfg.model
+        prompts = [model.sample_prompts[k % len(model.sample_prompts)] for k in range(num_images)]
+        pipeline = self._pipeline(module)
+        pipeline.set_progress_bar_config(disable=True)
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        images = pipeline(prompts, num_inference_steps=model.sample_steps,
+                          guidance_scale=model.guidance_scale, generator=generator,
+                          output_type="np").images
+        return (np.clip(images, 0, 1) * 255).round().astype(np.uint8).transpose(0, 3, 1, 2)
+
+    def export(self, state_dict: dict[str, torch.Tensor], output_dir: Path) -> Path:
+        """Full: a StableDiffusionPipeline folder. LoRA: pytorch_lora_weights.safetensors that
+        `pipe.load_lora_weights(folder)` loads onto the base model."""
+        # Fresh CPU copies: the live modules may be bf16, or empty partitions under ZeRO-3.
+        unet, text_encoder = self._fresh_modules()
+        _load_prefixed(unet, state_dict, "unet.")
+        if self.cfg.model.train_text_encoder:
+            _load_prefixed(text_encoder, state_dict, "text_encoder.")
+        parts = dataclasses.replace(self.parts, vae=copy.deepcopy(self.parts.vae).to("cpu", torch.float32))
+        if self.prediction_type != parts.inference_scheduler.config.prediction_type:
+            parts.inference_scheduler.register_to_config(prediction_type=self.prediction_type)
+        if self.cfg.model.method == "lora":
+            if parts.path is None:  # a tiny model: write the base the LoRA loads onto
+                base_unet, base_text = self._fresh_modules(adapters=False)
+                base_unet.load_state_dict(_without_lora(state_dict, "unet."), strict=True)
+                save_pipeline(parts, output_dir / "base", unet=base_unet, text_encoder=base_text)
+            return self._export_lora(unet, text_encoder, output_dir / "lora")
+        return save_pipeline(parts, output_dir / "pipeline", unet=unet, text_encoder=text_encoder)
+
+    def _fresh_modules(self, adapters: bool = True) -> tuple[Any, Any]:
+        """New float32 CPU modules of the same architecture, weights still to be loaded."""
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        model = self.cfg.model
+        unet = UNet2DConditionModel.from_config(self.parts.unet.config)
+        text_encoder = CLIPTextModel(self.parts.text_encoder.config)
+        if not model.train_text_encoder or model.method == "lora":
+            # The frozen text encoder's weights live outside the engine, whole.
+            text_encoder.load_state_dict({k: v.float().cpu() for k, v in
+                                          self._frozen_text_state().items()})
+        if adapters and model.method == "lora":
+            from peft import LoraConfig
+
+            unet.add_adapter(LoraConfig(r=model.lora.rank, lora_alpha=model.lora.alpha,
+                                        lora_dropout=model.lora.dropout,
+                                        target_modules=list(model.lora.target_modules)))
+            if model.train_text_encoder:
+                text_encoder.add_adapter(LoraConfig(
+                    r=model.lora.rank, lora_alpha=model.lora.alpha,
+                    lora_dropout=model.lora.dropout,
+                    target_modules=list(model.lora.text_encoder_target_modules)))
+        return unet.float(), text_encoder.float()
+
+    def _frozen_text_state(self) -> dict[str, torch.Tensor]:
+        """The text encoder's base weights (without LoRA layers), saved at build time."""
+        return self._text_base_state
+
+    def _export_lora(self, unet: Any, text_encoder: Any, target: Path) -> Path:
+        from diffusers import StableDiffusionPipeline
+        from diffusers.utils import convert_state_dict_to_diffusers
+        from peft.utils import get_peft_model_state_dict
+
+        text_layers = None
+        if self.cfg.model.train_text_encoder:
+            text_layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(text_encoder))
+        StableDiffusionPipeline.save_lora_weights(
+            target, unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)),
+            text_encoder_lora_layers=text_layers, safe_serialization=True)
+        return target
+
+    def describe(self) -> str:
+        model = self.cfg.model
+        text = " + text encoder" if model.train_text_encoder else ""
+        return f"sd-{model.method}{text}"
+
+
+def _load_prefixed(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], prefix: str) -> None:
+    own = {key[len(prefix):]: value.float() for key, value in state_dict.items()
+           if key.startswith(prefix)}
+    module.load_state_dict(own, strict=True)
+
+
+def _without_lora(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The base model's weights inside a peft-wrapped state dict: LoRA tensors dropped,
+    `x.base_layer.weight` read as `x.weight`."""
+    base = {}
+    for key, value in state_dict.items():
+        if not key.startswith(prefix) or ".lora_" in key:
+            continue
+        base[key[len(prefix):].replace(".base_layer.", ".")] = value.float()
+    return base

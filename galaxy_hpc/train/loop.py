@@ -1,0 +1,316 @@
+"""The one training loop: every model family runs through it, on 1 CPU or 1,000 GPUs.
+
+    galaxy-hpc train configs/train/sd_lora.yaml run.max_steps=2000
+
+What the loop provides, so that families do not: DeepSpeed ZeRO (hpc.zero),
+data sharded over ranks with exact mid-epoch resume (StoreLoader), an LR
+schedule, EMA, a JSONL + TensorBoard log with images/s and MFU, sample grids,
+checkpoints that are complete or ignored (hpc.checkpoint), and preemption:
+a Slurm warning signal makes every rank save the same step and requeue the job
+(hpc.preempt).
+
+Randomness is stateless: before each micro-step the global torch RNG is
+seeded from (seed, micro-step, rank), so noise, timesteps and dropout depend
+on nothing but the step, and a resumed run draws exactly what the
+uninterrupted run would have drawn without saving any RNG state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as torch_dist
+
+from galaxy_hpc.train.family import ModelFamily, family_for
+from hpc.checkpoint import checkpoint_dir, mark_complete, prune, resolve_resume
+from hpc.config import save_config
+from hpc.dist import DistEnv
+from hpc.preempt import PreemptionWatch
+
+
+@dataclass
+class TrainResult:
+    ok: bool
+    output_dir: str
+    step: int
+    max_steps: int
+    preempted: bool
+    artifact: str | None
+    loss: float | None
+    images_per_s: float | None
+    resumed_from: int | None
+
+    def summary(self) -> str:
+        if self.preempted:
+            return (f"preempted at step {self.step}/{self.max_steps}: checkpoint saved in "
+                    f"{self.output_dir}/checkpoints; the job resumes from it")
+        rate = f", {self.images_per_s:,.1f} images/s" if self.images_per_s else ""
+        resumed = f" (resumed from step {self.resumed_from})" if self.resumed_from else ""
+        return (f"trained {self.step} steps{resumed}; final loss {self.loss:.4f}{rate}; "
+                f"model in {self.artifact}; log {self.output_dir}/train_log.jsonl")
+
+
+def step_seed(seed: int, micro_step: int, rank: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{micro_step}:{rank}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def train(cfg: Any) -> TrainResult:
+    """Job entry point: run on every rank (srun, mpiexec, torchrun or alone)."""
+    from hpc.dist import destroy_distributed, init_distributed
+
+    env = init_distributed()
+    try:
+        return Trainer(cfg, env).run()
+    finally:
+        destroy_distributed()
+
+
+class Trainer:
+    def __init__(self, cfg: Any, env: DistEnv) -> None:
+        from galaxy_hpc.data.augment import GalaxyAugment
+        from galaxy_hpc.data.dataset import StoreDataset
+        from galaxy_hpc.data.loader import StoreLoader
+        from galaxy_hpc.train.ema import ParameterEMA
+        from galaxy_hpc.train.schedule import lr_multiplier
+        from hpc.zero import build_engine, torch_dtype
+
+        self.cfg, self.env = cfg, env
+        self.device = (torch.device("cuda", torch.cuda.current_device())
+                       if env.backend == "nccl" else torch.device("cpu"))
+        self.out = Path(cfg.run.output_dir)
+        self.checkpoints = self.out / "checkpoints"
+        if env.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out / "config.yaml")
+        # Every rank builds the same initial weights (ZeRO-3 partitions each rank's own copy).
+        torch.manual_seed(cfg.run.seed)
+        self.family: ModelFamily = family_for(cfg, device=self.device,
+                                              dtype=torch_dtype(cfg.zero.precision))
+        module = self.family.build()
+        trainable = [p for p in module.parameters() if p.requires_grad]
+        if not trainable:
+            raise ValueError(f"{self.family.describe()}: the model has no trainable parameters")
+        optimizer = torch.optim.AdamW(trainable, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+                                      eps=cfg.optim.eps, weight_decay=cfg.optim.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(
+            cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps,
+            max_steps=cfg.run.max_steps, min_ratio=cfg.optim.min_lr_ratio))
+        self.engine = build_engine(module, optimizer=optimizer, lr_scheduler=scheduler,
+                                   cfg=cfg.zero, micro_batch_size=cfg.run.micro_batch_size)
+        self.ema = (ParameterEMA([p for p in self.engine.module.parameters() if p.requires_grad],
+                                 decay=cfg.ema.decay, warmup=cfg.ema.warmup)
+                    if cfg.ema.enabled else None)
+        dataset = StoreDataset(
+            cfg.data.store, rank=env.rank, world_size=env.world_size, seed=cfg.run.seed,
+            shuffle=True, drop_last=True, batch_size=cfg.run.micro_batch_size,
+            shuffle_shards=cfg.data.shuffle_shards,
+            augment=GalaxyAugment() if cfg.data.augment else None,
+            caption_column=cfg.data.caption_column,
+            shuffle_caption_tags=cfg.data.shuffle_caption_tags,
+            caption_dropout=cfg.data.caption_dropout,
+            condition_columns=cfg.data.condition_columns)
+        self.loader = StoreLoader(dataset, num_workers=cfg.data.num_workers)
+        self.step = 0
+        self.micro_step = 0
+        self.resumed_from: int | None = None
+        self._saved_step: int | None = None
+        self._resume()
+
+    # ------------------------------------------------------------------ collectives
+
+    def _any_rank(self, flag: bool) -> bool:
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        torch_dist.all_reduce(value, op=torch_dist.ReduceOp.MAX)
+        return bool(value.item() > 0)
+
+    def _mean_over_ranks(self, value: float) -> float:
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        torch_dist.all_reduce(tensor)
+        return float(tensor.item()) / self.env.world_size
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _resume(self) -> None:
+        found = resolve_resume(self.checkpoints, self.cfg.run.resume_from_checkpoint)
+        if found is None:
+            return
+        info = found.info
+        if info.get("world_size") != self.env.world_size:
+            raise ValueError(
+                f"checkpoint {found.path} was written by {info.get('world_size')} ranks, this "
+                f"job has {self.env.world_size}: ZeRO state is sharded per rank, so resume "
+                "with the same number of ranks (or start fresh: resume_from_checkpoint=null)")
+        _, client = self.engine.load_checkpoint(str(found.path.parent), tag=found.path.name,
+                                                load_optimizer_states=True,
+                                                load_lr_scheduler_states=True)
+        extra = torch.load(found.path / f"extra-rank-{self.env.rank:05d}.pt", weights_only=False)
+        self.loader.load_state_dict(extra["loader"])
+        if self.ema is not None:
+            if extra.get("ema") is None:
+                raise ValueError(f"{found.path} has no EMA state but ema.enabled is true")
+            self.ema.load_state_dict(extra["ema"])
+        self.step, self.micro_step = int(client["step"]), int(client["micro_step"])
+        self.resumed_from = self._saved_step = self.step
+        if self.env.is_main:
+            print(f"resumed from {found.path} (step {self.step})", flush=True)
+
+    def save_checkpoint(self) -> Path:
+        path = checkpoint_dir(self.checkpoints, self.step)
+        self.engine.save_checkpoint(str(self.checkpoints), tag=path.name, save_latest=False,
+                                    client_state={"step": self.step,
+                                                  "micro_step": self.micro_step})
+        torch.save({"loader": self.loader.state_dict(),
+                    "ema": self.ema.state_dict() if self.ema else None},
+                   path / f"extra-rank-{self.env.rank:05d}.pt")
+        torch_dist.barrier()
+        if self.env.is_main:
+            mark_complete(path, self.step, world_size=self.env.world_size,
+                          zero_stage=self.cfg.zero.stage, family=self.family.describe())
+            prune(self.checkpoints, self.cfg.run.checkpoints_total_limit)
+        torch_dist.barrier()
+        self._saved_step = self.step
+        return path
+
+    # ------------------------------------------------------------------ weights out
+
+    def _ema_weights(self):
+        import contextlib
+
+        return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
+
+    def consolidated_state_dict(self) -> dict[str, torch.Tensor] | None:
+        """Full weights of the trainable module on rank 0 (collective under ZeRO-3)."""
+        if self.cfg.zero.stage == 3:
+            state = self.engine._zero3_consolidated_16bit_state_dict()
+            return state if self.env.is_main else None
+        if not self.env.is_main:
+            return None
+        return {k: v.detach().cpu() for k, v in self.engine.module.state_dict().items()}
+
+    def write_samples(self) -> Path | None:
+        """A grid of samples from the current (EMA, if kept) weights, written by rank 0.
+
+        Under ZeRO-3 every rank runs the sampling: each forward pass all-gathers the
+        partitioned parameters, a collective that rank 0 cannot do alone. The seeds
+        are fixed, so all ranks draw the same images.
+        """
+        from galaxy_hpc.train.samples import write_grid
+
+        path = None
+        sampling_ranks_all = self.cfg.zero.stage == 3
+        with self._ema_weights():
+            if self.env.is_main or sampling_ranks_all:
+                self.engine.module.eval()
+                images = self.family.sample(self.engine.module, self.cfg.run.num_samples,
+                                            seed=self.cfg.run.seed)
+                self.engine.module.train()
+                if self.env.is_main:
+                    path = write_grid(images, self.out / "samples" / f"step-{self.step:08d}.png")
+        torch_dist.barrier()
+        return path
+
+    def export(self) -> str | None:
+        with self._ema_weights():
+            state = self.consolidated_state_dict()
+        written = self.family.export(state, self.out) if self.env.is_main else None
+        torch_dist.barrier()
+        return str(written) if written else None
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> TrainResult:
+        from tqdm import tqdm
+
+        from galaxy_hpc.train.metrics import RunLog, Throughput, peak_flops
+
+        cfg, env = self.cfg, self.env
+        gas = cfg.zero.gradient_accumulation_steps
+        log = RunLog(self.out, enabled=env.is_main, tensorboard=cfg.run.tensorboard)
+        meter = Throughput()
+        flops_per_image = None
+        device_name = torch.cuda.get_device_name() if self.device.type == "cuda" else None
+        peak = peak_flops(device_name, cfg.zero.precision)
+        losses: list[float] = []
+        last_loss: float | None = None
+        rate: float | None = None
+        preempted = False
+        bar = tqdm(total=cfg.run.max_steps, initial=self.step, desc="train", unit="step",
+                   disable=not env.is_main, dynamic_ncols=True)
+        self.engine.module.train()
+        with PreemptionWatch() as watch:
+            while self.step < cfg.run.max_steps and not preempted:
+                self.loader.set_epoch(self.loader.epoch)
+                for batch in self.loader:
+                    torch.manual_seed(step_seed(cfg.run.seed, self.micro_step, env.rank))
+                    batch = self.family.prepare_batch(batch)
+                    if flops_per_image is None and peak is not None:
+                        flops_per_image, loss = self._counted_micro_step(batch)
+                    else:
+                        loss = self.engine(batch)
+                        self.engine.backward(loss)
+                        self.engine.step()
+                    losses.append(float(loss.detach().float().item()))
+                    self.micro_step += 1
+                    meter.add(self.family.images_in(batch) * env.world_size)
+                    if self.micro_step % gas:
+                        continue
+                    self.step += 1
+                    bar.update(1)
+                    if self.ema is not None and self.step % cfg.ema.update_every == 0:
+                        self.ema.update()
+                    if self.step % cfg.run.log_every == 0 or self.step == cfg.run.max_steps:
+                        last_loss = self._mean_over_ranks(sum(losses) / max(len(losses), 1))
+                        losses.clear()
+                        rate, _ = meter.read_and_reset()
+                        values = {"loss": last_loss, "lr": self.engine.get_lr()[0],
+                                  "images_per_s": rate, "epoch": self.loader.epoch}
+                        norm = self.engine.get_global_grad_norm()
+                        if norm is not None:
+                            values["grad_norm"] = float(norm)
+                        if flops_per_image and peak:
+                            values["mfu"] = rate * flops_per_image / (peak * env.world_size)
+                        log.write(self.step, values)
+                        bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{rate:.1f}")
+                    if cfg.run.sample_every and self.step % cfg.run.sample_every == 0:
+                        self.write_samples()
+                    if watch.should_stop(self._any_rank):
+                        self.save_checkpoint()
+                        preempted = True
+                        break
+                    if self.step % cfg.run.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    if self.step >= cfg.run.max_steps:
+                        break
+            bar.close()
+            if preempted:
+                log.close()
+                if watch.wants_requeue:
+                    watch.requeue(rank=env.rank)  # under submitit this exits the process
+                return TrainResult(False, str(self.out), self.step, cfg.run.max_steps, True,
+                                   None, last_loss, rate, self.resumed_from)
+        if self._saved_step != self.step:
+            self.save_checkpoint()
+        self.write_samples()
+        artifact = self.export()
+        log.close()
+        if last_loss is None:
+            last_loss = self._mean_over_ranks(sum(losses) / max(len(losses), 1)) if losses else float("nan")
+        return TrainResult(True, str(self.out), self.step, cfg.run.max_steps, False, artifact,
+                           last_loss, rate, self.resumed_from)
+
+    def _counted_micro_step(self, batch: dict[str, Any]) -> tuple[float, torch.Tensor]:
+        """One micro-step whose forward and backward FLOP are counted by torch: (FLOP per
+        image, loss). Done once, on GPUs, for the MFU."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with counter:
+            loss = self.engine(batch)
+            self.engine.backward(loss)
+        self.engine.step()
+        return counter.get_total_flops() / max(self.family.images_in(batch), 1), loss

@@ -1,0 +1,17 @@
+"""Which config kind trains with which model family, as import strings.
+
+Kept free of torch imports: the CLI and `galaxy-hpc config` read it to know the
+kinds, and must start in well under a second.
+"""
+
+from __future__ import annotations
+
+from hpc.config import register_kind
+
+# config kind -> (config class, family class)
+FAMILIES: dict[str, tuple[str, str]] = {
+    "train_sd": ("galaxy_hpc.models.sd.config:SDTrainConfig",
+                 "galaxy_hpc.models.sd.family:SDFamily"),
+}
+for _kind, (_config, _family) in FAMILIES.items():
+    register_kind(_kind, _config)

@@ -1,0 +1,100 @@
+"""DeepSpeed ZeRO from a typed config: the engine every trainer runs in.
+
+The training loop hands over a module whose forward returns the loss, its
+torch optimizer and LR schedule; this module turns a `ZeroConfig` into
+DeepSpeed's JSON and builds the engine on the process group hpc.dist started.
+
+Choices, and why:
+- The optimizer is a torch optimizer passed in (AdamW), not DeepSpeed's
+  config optimizer: DeepSpeed's own Adam JIT-compiles fused_adam (a minute on
+  CPU, a CUDA toolchain on GPU nodes), torch's fused AdamW needs nothing.
+- `zero_allow_untested_optimizer` is set because of that choice; torch AdamW
+  is the most tested optimizer there is.
+- fp16 needs loss scaling kernels that exist on CUDA only: on CPU it is an
+  error, bf16 and fp32 both work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass
+class ZeroConfig:
+    # 0: plain data parallel; 1: optimizer state sharded; 2: + gradients;
+    # 3: + parameters (needed when the model alone does not fit one GPU).
+    stage: Literal[0, 1, 2, 3] = 2
+    precision: Literal["fp32", "bf16", "fp16"] = "bf16"
+    gradient_accumulation_steps: int = 1
+    gradient_clipping: float = 1.0  # max global grad norm; 0 turns clipping off
+    offload_optimizer: bool = False  # optimizer state in CPU memory (stage >= 1)
+    offload_params: bool = False  # parameters in CPU memory (stage 3)
+    overlap_comm: bool = True
+    reduce_bucket_size: int = 200_000_000
+
+    def __post_init__(self) -> None:
+        if self.gradient_accumulation_steps < 1:
+            raise ValueError("gradient_accumulation_steps must be >= 1, "
+                             f"got {self.gradient_accumulation_steps}")
+        if self.gradient_clipping < 0:
+            raise ValueError(f"gradient_clipping must be >= 0, got {self.gradient_clipping}")
+        if self.offload_params and self.stage != 3:
+            raise ValueError("offload_params needs stage: 3 (only stage 3 partitions parameters)")
+        if self.offload_optimizer and self.stage == 0:
+            raise ValueError("offload_optimizer needs stage >= 1")
+
+
+def deepspeed_config(cfg: ZeroConfig, *, micro_batch_size: int, on_gpu: bool) -> dict[str, Any]:
+    """The DeepSpeed JSON for this config (also written beside checkpoints for reference)."""
+    if cfg.precision == "fp16" and not on_gpu:
+        raise ValueError("precision fp16 needs a GPU (loss-scaling kernels are CUDA only); "
+                         "use bf16 or fp32 on CPU")
+    zero: dict[str, Any] = {"stage": cfg.stage}
+    if cfg.stage >= 1:
+        zero.update(overlap_comm=cfg.overlap_comm and on_gpu, contiguous_gradients=True,
+                    reduce_bucket_size=cfg.reduce_bucket_size)
+    if cfg.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": on_gpu}
+    if cfg.offload_params:
+        zero["offload_param"] = {"device": "cpu", "pin_memory": on_gpu}
+    if cfg.stage == 3:
+        # Lets rank 0 write a consolidated 16-bit model at the end of training.
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
+    config: dict[str, Any] = {
+        "train_micro_batch_size_per_gpu": micro_batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "zero_optimization": zero,
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,  # the training loop does its own logging
+        "wall_clock_breakdown": False,
+    }
+    if cfg.gradient_clipping > 0:
+        config["gradient_clipping"] = cfg.gradient_clipping
+    if cfg.precision == "bf16":
+        config["bf16"] = {"enabled": True}
+    elif cfg.precision == "fp16":
+        config["fp16"] = {"enabled": True, "initial_scale_power": 16}
+    return config
+
+
+def build_engine(module: Any, *, optimizer: Any, lr_scheduler: Any, cfg: ZeroConfig,
+                 micro_batch_size: int) -> Any:
+    """deepspeed.initialize on the already-initialised process group."""
+    import deepspeed
+    import torch
+
+    config = deepspeed_config(cfg, micro_batch_size=micro_batch_size,
+                              on_gpu=torch.cuda.is_available())
+    engine, _, _, _ = deepspeed.initialize(model=module, optimizer=optimizer,
+                                           lr_scheduler=lr_scheduler, config=config,
+                                           dist_init_required=False)
+    return engine
+
+
+def torch_dtype(precision: str) -> Any:
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
