@@ -85,7 +85,9 @@ class SDFamily(ModelFamily):
             parts = load_components(model.pretrained_model_name_or_path)
         self.parts: SDComponents = parts
         self.prediction_type = model.prediction_type or parts.noise_scheduler.config.prediction_type
-        parts.vae.requires_grad_(False).to(self.device, self.dtype).eval()
+        parts.vae.requires_grad_(False).to(self.device).eval()
+        if self.dtype != torch.float32:  # (diffusers warns on any dtype cast of the VAE)
+            parts.vae.to(self.dtype)
         unet, text_encoder = parts.unet, parts.text_encoder
         text_encoder.requires_grad_(False)
         self._text_base_state = {k: v.detach().clone() for k, v in text_encoder.state_dict().items()}
@@ -176,7 +178,8 @@ class SDFamily(ModelFamily):
         _load_prefixed(unet, state_dict, "unet.")
         if self.cfg.model.train_text_encoder:
             _load_prefixed(text_encoder, state_dict, "text_encoder.")
-        parts = dataclasses.replace(self.parts, vae=copy.deepcopy(self.parts.vae).to("cpu", torch.float32))
+        vae = copy.deepcopy(self.parts.vae).to("cpu")
+        parts = dataclasses.replace(self.parts, vae=vae if vae.dtype == torch.float32 else vae.float())
         if self.prediction_type != parts.inference_scheduler.config.prediction_type:
             parts.inference_scheduler.register_to_config(prediction_type=self.prediction_type)
         if self.cfg.model.method == "lora":
