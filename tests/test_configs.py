@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import galaxy_hpc.jobs  # noqa: F401  (registers every config kind)
-from hpc.config import load_config, to_dict
+from hpc.config import load_config, read_yaml, to_dict
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
 
@@ -19,4 +19,4 @@ def test_there_are_configs():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
 def test_config_loads(path):
     cfg = load_config(path)
-    assert to_dict(cfg)["kind"] == path.read_text().split("kind:")[1].split()[0]
+    assert to_dict(cfg)["kind"] == read_yaml(path)["kind"]  # inherit resolved

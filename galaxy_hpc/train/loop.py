@@ -96,7 +96,9 @@ class Trainer:
         if not trainable:
             raise ValueError(f"{self.family.describe()}: the model has no trainable parameters")
         optimizer = torch.optim.AdamW(trainable, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
-                                      eps=cfg.optim.eps, weight_decay=cfg.optim.weight_decay)
+                                      eps=cfg.optim.eps, weight_decay=cfg.optim.weight_decay,
+                                      fused=self.device.type == "cuda"
+                                      and not cfg.zero.offload_optimizer)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(
             cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps,
             max_steps=cfg.run.max_steps, min_ratio=cfg.optim.min_lr_ratio))

@@ -109,6 +109,10 @@ class SDFamily(ModelFamily):
                 text_encoder.requires_grad_(True)
         if self.cfg.run.gradient_checkpointing:
             unet.enable_gradient_checkpointing()
+        if model.channels_last and self.device.type == "cuda":
+            unet.to(memory_format=torch.channels_last)
+        if model.compile:
+            unet.compile()  # in place: parameter names (and checkpoints) are unchanged
         trained_text = text_encoder if model.train_text_encoder else None
         if trained_text is None:
             text_encoder.to(self.device, self.dtype).eval()
