@@ -30,7 +30,6 @@ DataLoader workers), and is simply not applied for evaluation (`augment=None`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,6 +38,8 @@ import torch
 import torch.nn.functional as F
 
 ROTATIONS = ("any", "right_angles", "none")
+NUM_DRAWS = 3  # uniforms per image: rotation, left-right flip, up-down flip
+_COMPLEX = {torch.float32: np.complex64, torch.float64: np.complex128}
 
 
 @dataclass(frozen=True)
@@ -66,15 +67,25 @@ class GalaxyAugment:
     def sample(self, rng: np.random.Generator) -> AugmentParams:
         """Draw one image's parameters. Always consumes exactly three uniforms, so that
         draws made after it from the same generator do not depend on these settings."""
-        u = rng.random(3)
+        return self.params(rng.random((1, NUM_DRAWS)))[0]
+
+    def params(self, uniforms: np.ndarray) -> list[AugmentParams]:
+        """The parameters of N images from (N, 3) uniforms in [0, 1), one row per image
+        (rotation, left-right flip, up-down flip): what `sample` does with its three
+        draws, for draws made elsewhere (StoreDataset's per-item counter-based draws)."""
+        u = np.asarray(uniforms, dtype=np.float64)
+        if u.ndim != 2 or u.shape[1] != NUM_DRAWS:
+            raise ValueError(f"need uniforms of shape (N, {NUM_DRAWS}), got {u.shape}")
         if self.rotation == "any":
-            angle = 360.0 * float(u[0])
+            angles = 360.0 * u[:, 0]
         elif self.rotation == "right_angles":
-            angle = 90.0 * math.floor(4.0 * float(u[0]))
+            angles = 90.0 * np.floor(4.0 * u[:, 0])
         else:
-            angle = 0.0
-        return AugmentParams(angle, self.hflip and bool(u[1] < 0.5),
-                             self.vflip and bool(u[2] < 0.5))
+            angles = np.zeros(len(u))
+        hflips = (u[:, 1] < 0.5) & self.hflip
+        vflips = (u[:, 2] < 0.5) & self.vflip
+        return [AugmentParams(a, h, v) for a, h, v in
+                zip(angles.tolist(), hflips.tolist(), vflips.tolist())]
 
     def apply(self, images: torch.Tensor, params: Sequence[AugmentParams]) -> torch.Tensor:
         """Images (N, C, H, W), one AugmentParams each; returns a new float tensor.
@@ -148,8 +159,21 @@ def rotate(images: torch.Tensor, angles_deg: Sequence[float] | np.ndarray, *,
     # Normalised pixel-centre coordinates (align_corners=False): pixel i at (2i + 1)/W - 1.
     xs = ((torch.arange(w, dtype=torch.float64) * 2 + 1) / w - 1).to(dtype).reshape(1, 1, w)
     ys = ((torch.arange(h, dtype=torch.float64) * 2 + 1) / h - 1).to(dtype).reshape(1, h, 1)
+    # Each grid component is a term along x (n, 1, w) plus a term along y (n, h, 1).
+    x_terms = (coefficient(sx * cos) * xs, coefficient(-sy * sin * (w / h)) * xs)
+    y_terms = (coefficient(sx * sin * (h / w)) * ys, coefficient(sy * cos) * ys)
     grid = torch.empty(n, h, w, 2, dtype=dtype)
-    grid[..., 0] = coefficient(sx * cos) * xs + coefficient(sx * sin * (h / w)) * ys
-    grid[..., 1] = coefficient(-sy * sin * (w / h)) * xs + coefficient(sy * cos) * ys
+    if dtype in _COMPLEX:
+        # The two components as one complex number: one broadcast add writes the grid
+        # contiguously (the same float sums; writing each component into the strided
+        # grid[..., k] took twice as long).
+        along_x = np.empty((n, 1, w), _COMPLEX[dtype])
+        along_y = np.empty((n, h, 1), _COMPLEX[dtype])
+        along_x.real, along_x.imag = (t.numpy() for t in x_terms)
+        along_y.real, along_y.imag = (t.numpy() for t in y_terms)
+        np.add(along_x, along_y, out=grid.numpy().view(_COMPLEX[dtype])[..., 0])
+    else:
+        grid[..., 0] = x_terms[0] + y_terms[0]
+        grid[..., 1] = x_terms[1] + y_terms[1]
     return F.grid_sample(images.to(dtype), grid, mode="bilinear",
                          padding_mode="reflection", align_corners=False)

@@ -31,7 +31,7 @@ Rules (the defaults of `CaptionConfig`):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -189,3 +189,26 @@ def shuffle_tags(caption: str, rng: np.random.Generator, *, keep_first: int = 1)
     tags = caption_tags(caption)
     head, tail = tags[:keep_first], tags[keep_first:]
     return ", ".join(head + [tail[i] for i in rng.permutation(len(tail))])
+
+
+def shuffle_tags_by_keys(captions: Sequence[str], keys: np.ndarray, *,
+                         keep_first: int = 1) -> list[str]:
+    """shuffle_tags for many captions, from keys instead of a generator: caption i's tags
+    after the first `keep_first` are put in the order of keys[i, :their count] (argsort),
+    a uniformly random order when the keys are independent uniforms. keys: (N, W), W at
+    least the largest such count; StoreDataset draws them per item (counter-based)."""
+    if keep_first < 0:
+        raise ValueError(f"keep_first must be >= 0, got {keep_first}")
+    tags = [caption_tags(caption) for caption in captions]
+    counts = np.array([max(len(t) - keep_first, 0) for t in tags], dtype=np.int64)
+    width = int(counts.max(initial=0))
+    keys = np.asarray(keys, dtype=np.float64)
+    if keys.ndim != 2 or keys.shape[0] != len(tags) or keys.shape[1] < width:
+        raise ValueError(f"need keys of shape ({len(tags)}, >= {width}) for these captions, "
+                         f"got {keys.shape}")
+    # Keys beyond a caption's own tags sort last, so each row's first `count` entries are a
+    # permutation of its tags; "stable" makes even (improbable) ties deterministic.
+    masked = np.where(np.arange(width) < counts[:, None], keys[:, :width], np.inf)
+    orders = np.argsort(masked, axis=1, kind="stable").tolist()
+    return [", ".join(t[:keep_first] + [t[keep_first + j] for j in order[:count]])
+            for t, order, count in zip(tags, orders, counts.tolist())]

@@ -12,9 +12,10 @@ Determinism. The order of samples a rank sees depends only on (seed, epoch, rank
 world_size, num_workers, batch_size, shuffle_shards): the shard permutation and the
 shuffle windows come from them, never from process ids or timing (batch_size enters
 because a DataLoader takes whole batches from its workers in turn). Per-item randomness
-(augmentation, caption tag order, caption dropout) comes from one generator per item
-seeded by (seed, epoch, index), so an item's augmentation in an epoch is the same
-whatever the layout. Exact mid-epoch resume: `skip(samples_seen, num_workers)`
+(augmentation, caption tag order, caption dropout) comes from counter-based draws, each
+a hash of (seed, epoch, index, draw number) (`shards.item_uniforms`), so an item's
+augmentation in an epoch is the same whatever the layout, and a whole batch's draws are
+a few numpy operations. Exact mid-epoch resume: `skip(samples_seen, num_workers)`
 (StoreLoader does it from its state_dict) starts the next pass where an uninterrupted
 run would have been.
 
@@ -23,31 +24,46 @@ are read in the constructor; images and columns are opened lazily in each proces
 iterates (each DataLoader worker), so the dataset pickles small and no file handle or
 zarrs thread pool crosses a fork. Use StoreLoader (forkserver workers by default).
 
-Items: `pixel_values` float32 (C, H, W), in `pixel_range` ([-1, 1] by default) through
-the stretch (stretch.py), augmented before the stretch (bilinear interpolation keeps
-flux in linear flux, not in asinh space); `index` (int, the item's index in the store);
-`caption` (str) when `caption_column` is set; `conditions` float32
-(len(condition_columns),) when condition columns are asked for, in the order asked.
-`collate_items` batches them.
+Batches. The work is done a whole batch at a time: `batches()` (what StoreLoader reads,
+through `StoreBatches` and a DataLoader with batch_size=None) yields the dicts a training
+step takes, made straight from the shard reads: each image is stretched from its shard
+read into the batch's float32 array, gathering and converting in one pass (in a
+DataLoader worker that array is in shared memory, so the batch crosses to the main
+process without a copy); no per-item dicts, no re-stacking, one set of vectorised draws
+per batch. Iterating the dataset itself yields single items, cut from runs of
+`chunk_size`, in the same order.
 
-Measured (2026-11, 2-core AMD EPYC VM shared with other jobs, load average 2.4-2.9;
-`tests/data/measure_dataset_rate.py`): 5,000 synthetic galaxies 3x128x128 uint8, zarr
-zstd-1, batch 64, whole epochs through StoreLoader, best of 2 (steady state excludes the
-time to the first batch):
+Items: `pixel_values` float32 (C, H, W), in `pixel_range` ([-1, 1] by default) through
+the stretch (stretch.py), augmented before a nonlinear stretch (bilinear interpolation
+keeps flux in linear flux, not in asinh space; the uint8 stretch is linear, so there the
+stretch comes first and the rotation works on the stretched floats); `index` (int, the
+item's index in the store); `caption` (str) when `caption_column` is set; `conditions`
+float32 (len(condition_columns),) when condition columns are asked for, in the order
+asked. `collate_items` batches them; a batch of `batches()` holds the same, stacked:
+`pixel_values` (B, C, H, W), `index` int64 (B,), `caption` list[str], `conditions` (B, K).
+
+Measured (2026-11, 2-core AMD EPYC VM shared with other jobs, load average 3.2-4.0;
+`tests/data/measure_dataset_rate.py`, 2 torch threads in the main process): 5,000
+synthetic galaxies 3x128x128 uint8, zarr zstd-1, batch 64, whole epochs through
+StoreLoader, best of 2 (steady state excludes the time to the first batch); in brackets
+the item-by-item version this replaced, run just before (load average 2.2-3.0):
 
 | num_workers | augment | items/s per epoch | steady |
 |---|---|---|---|
-| 0 | off | 4,381 | 4,837 |
-| 0 | on  | 1,093 | 1,106 |
-| 2 | off | 3,064 | 3,630 |
-| 2 | on  | 1,464 | 1,601 |
+| 0 | off | 6,235 (4,649) | 7,014 (5,057) |
+| 0 | on  | 1,285 (628) | 1,324 (635) |
+| 2 | off | 3,402 (2,312) | 4,079 (2,789) |
+| 2 | on  | 1,053 (697) | 1,161 (766) |
 
-Rotation costs ~0.5 ms per 3x128x128 image on one core (grid_sample); workers scale it
-with cores, which a 2-core machine shared with the main process does not have. Without
+Where one core's time goes without augmentation (128 px, captions shuffled, steady
+state): ~95 us per image reading (zstd decoding alone is ~80 us), ~55 us stretching into
+float32 (the exact x / 127.5 - 1 costs a division per pixel), ~15 us the rest. Rotation
+costs ~0.5 ms per 3x128x128 image on one core (grid_sample); workers scale it with
+cores, which a 2-core machine shared with the main process does not have. Without
 augmentation two workers are slower than none here: each batch crosses processes
 (12.6 MB of float32) and the main process has no core of its own. In the main process
-the per-chunk work and collation use numpy, not torch's intra-op threads: with 2 torch
-threads on 2 busy cores the same epoch ran at ~200 items/s, with numpy at ~4,400.
+the per-batch work uses numpy, not torch's intra-op threads: with 2 torch threads on 2
+busy cores the same epoch ran at ~200 items/s, with numpy at ~4,400.
 """
 
 from __future__ import annotations
@@ -61,13 +77,17 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from galaxy_hpc.data import shards
+from galaxy_hpc.data.augment import NUM_DRAWS as _AUGMENT_DRAWS
 from galaxy_hpc.data.augment import GalaxyAugment
-from galaxy_hpc.data.captions import shuffle_tags
-from galaxy_hpc.data.stretch import Stretch, stretch_for_store
+from galaxy_hpc.data.captions import shuffle_tags_by_keys
+from galaxy_hpc.data.stretch import Stretch, Uint8Stretch, stretch_for_store
 from hpc.store import Store, open_store
 
 NUMERIC = ("float64", "float32", "int64", "bool")
-_AUGMENT_DRAWS = 3  # GalaxyAugment.sample consumes exactly three uniforms
+# An item's draws (shards.item_uniforms): 0-2 augmentation, 3 caption dropout, 4 on the
+# keys that order its caption's tags. Fixed slots: no draw depends on which others are used.
+_DROPOUT_DRAW = _AUGMENT_DRAWS
+_TAG_DRAWS = _AUGMENT_DRAWS + 1
 
 
 class StoreDataset(IterableDataset):
@@ -79,11 +99,13 @@ class StoreDataset(IterableDataset):
         of batch_size (what DDP/ZeRO training needs), dropping < world_size x batch_size
         items, different ones each epoch.
     batch_size: of the DataLoader reading this (StoreLoader uses it); workers' spans are
-        whole batches so that only the epoch's last batch can be short.
+        whole batches so that only the epoch's last batch can be short; `batches()` yields
+        batches of this size.
     shuffle_shards: shards read and shuffled together (memory: that many shards per worker).
     augment: a GalaxyAugment for training; None (no augmentation) for evaluation.
     stretch: None -> x/127.5 - 1 for uint8 stores, an asinh stretch estimated from the
         store for float32 ones; or a Stretch / its to_dict() (from config or a model).
+    chunk_size: items made together when the dataset is iterated item by item.
     """
 
     def __init__(self, store: str | os.PathLike | Store, *, rank: int = 0, world_size: int = 1,
@@ -188,6 +210,26 @@ class StoreDataset(IterableDataset):
 
     # -- reading ------------------------------------------------------------------------
     def __iter__(self):
+        """Single items (dicts), in the order of `batches()`."""
+        for batch in self._batches(self.chunk_size, shared=False):
+            yield from _items_of(batch)
+
+    def batches(self):
+        """This process's whole batches of batch_size (only the epoch's last can be short),
+        in the order a DataLoader with batch_size would have made them from the items: in
+        a DataLoader worker, that worker's share (see shards.py)."""
+        return self._batches(self.batch_size, shared=get_worker_info() is not None)
+
+    def _batches(self, size: int, shared: bool):
+        key = shards.item_key(self.seed, self.epoch)
+        for images, indices in self._reads(size):
+            yield self._batch(images, indices, key, shared)
+
+    def _reads(self, size: int):
+        """(images, store indices) of consecutive runs of `size` items of this worker's
+        stream (the last run may be short): shard-sized reads, shuffled within windows; a
+        run may span two windows. The images are a list of per-item views into the shard
+        reads: gathering them is left to the one pass that converts them to floats."""
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info else (0, 0)
         store = self.store
@@ -199,6 +241,8 @@ class StoreDataset(IterableDataset):
         role, offset = self._role(worker, num_workers)
         w_lo, w_hi = shards.worker_span(len(self), role, num_workers, self.batch_size)
         position = lo + w_lo
+        images: list[np.ndarray] = []  # read, not yet yielded
+        indices = np.empty(0, dtype=np.int64)
         for window in shards.windows(shards.pieces(order, starts, sizes, lo + w_lo, lo + w_hi),
                                      self.shuffle_shards):
             count = sum(b - a for a, b in window)
@@ -206,17 +250,25 @@ class StoreDataset(IterableDataset):
                 offset -= count
                 position += count
                 continue
-            images = np.concatenate([store.read_images(a, b) for a, b in window])
-            indices = np.concatenate([np.arange(a, b) for a, b in window])
+            # Kept per shard, not concatenated: a window is ~50 MB at 128 px, and a fresh
+            # allocation that large costs page faults (~30 us per image here).
+            reads = [store.read_images(a, b) for a, b in window]
             take = np.arange(count)
             if self.shuffle:
                 take = np.random.default_rng(
                     [self.seed, self.epoch, position, shards.STREAM_WINDOW]).permutation(count)
             take, offset = take[offset:], 0
             position += count
-            for first in range(0, len(take), self.chunk_size):
-                chunk = take[first:first + self.chunk_size]
-                yield from self._items(images[chunk], indices[chunk])
+            piece = np.searchsorted(np.cumsum([b - a for a, b in window]), take, side="right")
+            taken = np.concatenate([np.arange(a, b) for a, b in window])[take]
+            rows = taken - np.array([a for a, _ in window])[piece]
+            images += [reads[j][row] for j, row in zip(piece.tolist(), rows.tolist())]
+            indices = np.concatenate([indices, taken])
+            while len(images) >= size:
+                yield images[:size], indices[:size].copy()
+                images, indices = images[size:], indices[size:]
+        if images:
+            yield images, indices.copy()
 
     def _load_columns(self) -> dict[str, np.ndarray]:
         if self._columns is None:
@@ -230,41 +282,95 @@ class StoreDataset(IterableDataset):
             self._columns = columns
         return self._columns
 
-    def _items(self, raw: np.ndarray, indices: np.ndarray):
+    def _batch(self, images: list[np.ndarray], indices: np.ndarray, key: np.uint64,
+               shared: bool) -> dict[str, Any]:
         columns = self._load_columns()
-        captioned = self.caption_column is not None
-        rngs = [np.random.default_rng([self.seed, self.epoch, int(i), shards.STREAM_ITEM])
-                for i in indices] if (self.augment is not None or captioned) else []
-        if self.augment is not None:
-            augmented = self.augment.apply(torch.from_numpy(raw),
-                                           [self.augment.sample(r) for r in rngs])
-            pixels = self.stretch.forward(augmented)
-        else:
-            # numpy's single-threaded ufuncs, not torch's intra-op threads: in a busy main
-            # process (num_workers=0) these small parallel ops collapse when the cores are
-            # oversubscribed (measured 3,500 -> 200 items/s with 2 threads on 2 busy cores).
-            pixels = torch.from_numpy(self.stretch.forward(raw))
-            for r in rngs:
-                r.random(_AUGMENT_DRAWS)  # caption draws do not depend on augment being on
+        batch: dict[str, Any] = {"pixel_values": self._pixels(images, indices, key, shared),
+                                 "index": torch.from_numpy(indices)}
+        if self.caption_column is not None:
+            batch["caption"] = self._captions(columns["caption"][indices].tolist(), indices,
+                                              key)
+        if "conditions" in columns:
+            batch["conditions"] = torch.from_numpy(columns["conditions"][indices])
+        return batch
+
+    def _pixels(self, images: list[np.ndarray], indices: np.ndarray, key: np.uint64,
+                shared: bool) -> torch.Tensor:
+        # numpy's single-threaded ufuncs, not torch's intra-op threads: in a busy main
+        # process (num_workers=0) these large parallel ops collapse when the cores are
+        # oversubscribed (measured 3,500 -> 200 items/s with 2 threads on 2 busy cores).
+        augment = self.augment
+        linear = isinstance(self.stretch, Uint8Stretch)  # the same before or after a rotation
+        if augment is None or linear:
+            first = images[0]
+            dtype = first.dtype if first.dtype.kind == "f" else np.dtype(np.float32)
+            pixels = _empty((len(images), *first.shape), dtype, shared and augment is None)
+            out = pixels.numpy()
+            for k, image in enumerate(images):  # gathered and stretched in one pass
+                self.stretch.forward(image, out=out[k])
+        if augment is not None:
+            params = augment.params(shards.item_uniforms(key, indices, 0, _AUGMENT_DRAWS))
+            if linear:
+                pixels = augment.apply(pixels, params)
+            else:  # rotate linear flux, then stretch
+                pixels = self.stretch.forward(
+                    augment.apply(torch.from_numpy(np.stack(images)), params))
         lo, hi = self.pixel_range
         if (lo, hi) != (-1.0, 1.0):
-            pixels = pixels.add_(1.0).mul_((hi - lo) / 2.0).add_(lo)
-        conditions = (torch.from_numpy(columns["conditions"][indices])
-                      if "conditions" in columns else None)
-        for k, index in enumerate(indices.tolist()):
-            item: dict[str, Any] = {"pixel_values": pixels[k], "index": index}
-            if captioned:
-                item["caption"] = self._caption(str(columns["caption"][index]), rngs[k])
-            if conditions is not None:
-                item["conditions"] = conditions[k]
-            yield item
+            out = pixels.numpy()
+            out += 1.0
+            out *= (hi - lo) / 2.0
+            out += lo
+        return pixels
 
-    def _caption(self, caption: str, rng: np.random.Generator) -> str:
-        if rng.random() < self.caption_dropout:  # drawn even at 0: tag order never depends on p
-            return ""  # unconditional sample, for classifier-free guidance
+    def _captions(self, captions: list[str], indices: np.ndarray,
+                  key: np.uint64) -> list[str]:
         if self.shuffle_caption_tags:
-            return shuffle_tags(caption, rng, keep_first=self.caption_keep_first)
-        return caption
+            # At most count(",") + 1 tags per caption: one key each beyond the kept ones.
+            width = max(max((c.count(",") for c in captions), default=0) + 1
+                        - self.caption_keep_first, 0)
+            keys = shards.item_uniforms(key, indices, _TAG_DRAWS, width)
+            captions = shuffle_tags_by_keys(captions, keys, keep_first=self.caption_keep_first)
+        if self.caption_dropout > 0.0:  # "" is the unconditional sample of classifier-free guidance
+            drop = shards.item_uniforms(key, indices, _DROPOUT_DRAW, 1)[:, 0] < self.caption_dropout
+            captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
+        return captions
+
+
+class StoreBatches(IterableDataset):
+    """The whole batches of a StoreDataset (`StoreDataset.batches`), for a DataLoader with
+    batch_size=None: what StoreLoader reads. The DataLoader takes them from its workers
+    in turn exactly as it took the batches it made from items."""
+
+    def __init__(self, dataset: StoreDataset) -> None:
+        super().__init__()
+        self.dataset = dataset
+
+    def __iter__(self):
+        return self.dataset.batches()
+
+
+def _empty(shape: tuple[int, ...], dtype: np.dtype, shared: bool) -> torch.Tensor:
+    """An uninitialised tensor; in a DataLoader worker in shared memory, as torch's
+    default_collate makes its batches there: it then crosses to the main process
+    without another copy."""
+    if not shared:
+        return torch.from_numpy(np.empty(shape, dtype))
+    like = torch.empty(0, dtype=torch.from_numpy(np.empty(0, dtype)).dtype)
+    storage = like._typed_storage()._new_shared(int(np.prod(shape)), device=like.device)
+    return like.new(storage).view(shape)
+
+
+def _items_of(batch: dict[str, Any]):
+    pixels, captions = batch["pixel_values"], batch.get("caption")
+    conditions = batch.get("conditions")
+    for k, index in enumerate(batch["index"].tolist()):
+        item: dict[str, Any] = {"pixel_values": pixels[k], "index": index}
+        if captions is not None:
+            item["caption"] = captions[k]
+        if conditions is not None:
+            item["conditions"] = conditions[k]
+        yield item
 
 
 def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:

@@ -29,6 +29,10 @@ with zarr's ~10x slower pipeline, and forking a process holding CUDA is unsafe. 
 Workers are not persistent: each epoch's pass starts them afresh with the dataset's
 current epoch and resume position (a persistent worker would keep the epoch it started
 with).
+
+The DataLoader reads whole batches (`StoreBatches`, batch_size=None): the dataset makes
+each batch at once, as the DataLoader would have made it from items, with the same
+round robin over workers, so state_dict positions are unchanged.
 """
 
 from __future__ import annotations
@@ -38,10 +42,16 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from galaxy_hpc.data.dataset import StoreDataset, collate_items
+from galaxy_hpc.data.dataset import StoreBatches, StoreDataset
 
 CONTEXTS = ("forkserver", "spawn", "fork")
-_PRELOAD = ["torch", "galaxy_hpc.data.dataset"]
+_PRELOAD = ["torch", "galaxy_hpc.data.dataset", "galaxy_hpc.data.loader"]
+
+
+def _as_made(batch: dict[str, Any]) -> dict[str, Any]:
+    """The DataLoader's collate_fn: batches come made (a module function, so that it pickles
+    to workers)."""
+    return batch
 
 
 def worker_context(name: str) -> Any:
@@ -92,7 +102,7 @@ class StoreLoader:
         self.dataset.set_epoch(epoch)
 
     def __iter__(self):
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, collate_fn=collate_items,
+        loader = DataLoader(StoreBatches(self.dataset), batch_size=None, collate_fn=_as_made,
                             num_workers=self.num_workers,
                             multiprocessing_context=self._context,
                             persistent_workers=False, **self._options)

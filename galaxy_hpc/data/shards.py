@@ -27,8 +27,13 @@ from __future__ import annotations
 import numpy as np
 
 # Distinct random streams under one (seed, epoch): shard order [seed, epoch, 0]; window
-# shuffles [seed, epoch, position, 1]; per-item randomness [seed, epoch, index, 2].
+# shuffles [seed, epoch, position, 1]; per-item randomness keyed by [seed, epoch, 2].
 STREAM_SHARDS, STREAM_WINDOW, STREAM_ITEM = 0, 1, 2
+
+# splitmix64 (Steele, Lea & Flood 2014): the golden-ratio increment and the finaliser.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX = (np.uint64(30), np.uint64(0xBF58476D1CE4E5B9), np.uint64(27),
+        np.uint64(0x94D049BB133111EB), np.uint64(31))
 
 
 def shard_order(num_shards: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
@@ -36,6 +41,41 @@ def shard_order(num_shards: int, seed: int, epoch: int, shuffle: bool) -> np.nda
     if not shuffle:
         return np.arange(num_shards)
     return np.random.default_rng([seed, epoch, STREAM_SHARDS]).permutation(num_shards)
+
+
+def item_key(seed: int, epoch: int) -> np.uint64:
+    """The key of an epoch's per-item draws: (seed, epoch) hashed by numpy's SeedSequence
+    (any size of integer, well mixed)."""
+    return np.random.SeedSequence([seed, epoch, STREAM_ITEM]).generate_state(1, np.uint64)[0]
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, in place on a uint64 array (a bijection; numpy wraps)."""
+    s1, m1, s2, m2, s3 = _MIX
+    z ^= z >> s1
+    z *= m1
+    z ^= z >> s2
+    z *= m2
+    z ^= z >> s3
+    return z
+
+
+def item_uniforms(key: np.uint64, indices: np.ndarray, first: int, count: int) -> np.ndarray:
+    """Uniforms in [0, 1), float64 (len(indices), count): draws first..first+count-1 of
+    each item's stream. Draw k of item i is a pure function of (key, i, k), so an item's
+    augmentation, caption order and dropout do not depend on which rank, worker or batch
+    reads it, nor on the other draws taken. Counter-based, vectorised over a batch: a
+    splitmix64 sequence per item, started at the splitmix64 hash of its index under key.
+    (One numpy Generator per item cost ~34 us of seeding each.)"""
+    z = np.asarray(indices, dtype=np.int64).astype(np.uint64)
+    z *= _GOLDEN
+    z += key
+    base = _mix64(z)
+    steps = np.arange(first + 1, first + count + 1, dtype=np.uint64)
+    steps *= _GOLDEN
+    draws = _mix64(base[:, None] + steps[None, :])
+    draws >>= np.uint64(11)
+    return draws * 2.0**-53  # the top 53 bits: every double of [0, 1) on the 2^-53 grid
 
 
 def rank_count(num_items: int, rank: int, world_size: int, drop_last: bool,

@@ -128,3 +128,25 @@ def test_single_image_and_uint8_input():
     image = (galaxy(16)[0] * 2).clamp(0, 255).to(torch.uint8)
     out = GalaxyAugment()(image, np.random.default_rng(0))
     assert out.shape == image.shape and out.dtype == torch.float32
+
+
+def test_params_from_uniforms_are_what_sample_draws():
+    """StoreDataset hands GalaxyAugment its own (counter-based) draws: params(u) maps them
+    exactly as sample() maps its generator's three draws."""
+    for settings in (GalaxyAugment(), GalaxyAugment("right_angles", vflip=False),
+                     GalaxyAugment("none", hflip=False)):
+        u = np.random.default_rng(5).random((50, 3))
+        rng = np.random.default_rng(5)
+        assert settings.params(u) == [settings.sample(rng) for _ in range(50)]
+    assert GalaxyAugment().params(np.empty((0, 3))) == []
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        GalaxyAugment().params(np.zeros((4, 2)))
+
+
+def test_rotation_grid_is_the_same_in_float32_and_float64():
+    image = galaxy(24)
+    angles = [33.0]
+    single = rotate(image, angles, hflips=[True], vflips=[False])
+    double = rotate(image.double(), angles, hflips=[True], vflips=[False])
+    assert single.dtype == torch.float32 and double.dtype == torch.float64
+    torch.testing.assert_close(double.float(), single, atol=1e-4, rtol=1e-5)

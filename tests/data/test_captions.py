@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from galaxy_hpc.data.captions import (
     Captioner,
     caption_tags,
     shuffle_tags,
+    shuffle_tags_by_keys,
 )
 from galaxy_hpc.data.gz2 import GZ2_TREE, QUESTIONS
 
@@ -231,3 +233,26 @@ def test_caption_tags_and_shuffle():
                 for s in range(30)}) > 1
     with pytest.raises(ValueError, match="keep_first"):
         shuffle_tags(text, np.random.default_rng(0), keep_first=-1)
+
+
+def test_shuffle_tags_by_keys_orders_each_caption_by_its_keys():
+    captions = ["sdss, a, b, c", " sdss ,ring galaxy,, ", "sdss", "sdss, x, y"]
+    keys = np.array([[0.9, 0.1, 0.5], [0.3, 0.2, 0.1], [0.5, 0.5, 0.5], [0.7, 0.2, 0.0]])
+    assert shuffle_tags_by_keys(captions, keys) == [
+        "sdss, b, c, a", "sdss, ring galaxy", "sdss", "sdss, y, x"]
+    # keys beyond a caption's own tags are not looked at; keep_first=0 moves the prefix too
+    assert shuffle_tags_by_keys(["p, q"], [[0.8, 0.2, 0.0]], keep_first=0) == ["q, p"]
+    assert shuffle_tags_by_keys(["p, q, r"], [[0.0]], keep_first=2) == ["p, q, r"]
+    assert shuffle_tags_by_keys([], np.empty((0, 0))) == []
+    with pytest.raises(ValueError, match=r"keys of shape \(1, >= 3\)"):
+        shuffle_tags_by_keys(["sdss, a, b, c"], [[0.1, 0.2]])
+    with pytest.raises(ValueError, match="keep_first"):
+        shuffle_tags_by_keys(["sdss, a"], [[0.5]], keep_first=-1)
+
+
+def test_shuffle_tags_by_keys_gives_every_order_equally_often_from_uniform_keys():
+    text = "sdss, a, b, c"
+    keys = np.random.default_rng(0).random((6000, 3))
+    counts = Counter(shuffle_tags_by_keys([text] * len(keys), keys))
+    assert len(counts) == 6 and all(caption.startswith("sdss, ") for caption in counts)
+    assert all(abs(n - 1000) < 4 * np.sqrt(1000) for n in counts.values()), counts

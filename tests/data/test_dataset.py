@@ -19,7 +19,7 @@ import torch
 from galaxy_hpc.data import shards
 from galaxy_hpc.data.augment import GalaxyAugment
 from galaxy_hpc.data.captions import caption_tags
-from galaxy_hpc.data.dataset import StoreDataset, collate_items
+from galaxy_hpc.data.dataset import StoreBatches, StoreDataset, collate_items
 from galaxy_hpc.data.loader import StoreLoader
 from galaxy_hpc.data.stretch import AsinhStretch
 from galaxy_hpc.data.synth import SynthConfig, draw_galaxies
@@ -322,6 +322,81 @@ def test_caption_dropout_rate(zarr_path):
         ds.set_epoch(epoch)
         dropped += [item["caption"] == "" for item in ds]
     assert abs(np.mean(dropped) - 0.3) < 0.05  # 900 draws: 3 sigma = 0.046
+
+
+def test_item_draws_depend_on_seed_epoch_and_index_only():
+    key = shards.item_key(3, 1)
+    indices = np.arange(1000)
+    u = shards.item_uniforms(key, indices, 0, 6)
+    assert u.shape == (1000, 6) and u.dtype == np.float64 and 0 <= u.min() and u.max() < 1
+    # the same draws whatever else is drawn, in whatever order and company
+    picked = np.array([999, 5, 17, 5])
+    np.testing.assert_array_equal(shards.item_uniforms(key, picked, 2, 3), u[picked, 2:5])
+    assert shards.item_key(3, 1) == key
+    for other in (shards.item_key(3, 2), shards.item_key(4, 1)):
+        assert not np.isclose(shards.item_uniforms(other, indices, 0, 6), u).any(axis=1).all()
+    # uniform and uncorrelated, across draws and across neighbouring items
+    assert np.abs(u.mean(axis=0) - 0.5).max() < 4 * np.sqrt(1 / 12 / 1000)
+    corr = np.corrcoef(np.concatenate([u[:-1], u[1:]], axis=1).T) - np.eye(12)
+    assert np.abs(corr).max() < 0.15
+
+
+def test_batches_hold_the_items_in_the_same_order(zarr_path):
+    def build(**kw):
+        return StoreDataset(zarr_path, seed=8, rank=1, world_size=2, batch_size=16,
+                            augment=GalaxyAugment(), caption_column="caption",
+                            caption_dropout=0.2, condition_columns=["redshift"], **kw)
+
+    items = list(build(chunk_size=7))
+    batches = list(StoreBatches(build()))
+    assert [len(b["index"]) for b in batches] == [16] * 9 + [6]
+    assert {b["index"].dtype for b in batches} == {torch.int64}
+    flat = [(b["index"][k].item(), b["pixel_values"][k], b["caption"][k], b["conditions"][k])
+            for b in batches for k in range(len(b["index"]))]
+    assert len(flat) == len(items) == 150
+    for (index, pixels, caption, conditions), item in zip(flat, items, strict=True):
+        assert index == item["index"] and caption == item["caption"]
+        assert torch.equal(pixels, item["pixel_values"])
+        assert torch.equal(conditions, item["conditions"])
+
+
+def test_loader_batches_are_the_batches_a_dataloader_makes_from_items(zarr_path):
+    """StoreLoader reads whole batches from its workers; a plain DataLoader batching the
+    items of the same workers gives the same batches, in the same order."""
+    from torch.utils.data import DataLoader
+
+    from galaxy_hpc.data.loader import worker_context
+
+    ds = StoreDataset(zarr_path, seed=4, world_size=2, rank=0, batch_size=16,
+                      caption_column="caption", condition_columns=["n_arms"])
+    ds.set_epoch(1)
+    made = DataLoader(ds, batch_size=16, num_workers=2, collate_fn=collate_items,
+                      multiprocessing_context=worker_context("forkserver"))
+    read = StoreLoader(ds, num_workers=2)
+    count = 0
+    for got, want in zip(read, made, strict=True):
+        assert got.keys() == want.keys()
+        for name in ("pixel_values", "index", "conditions"):
+            assert got[name].dtype == want[name].dtype and torch.equal(got[name], want[name])
+        assert got["caption"] == want["caption"]
+        count += 1
+    assert count == len(read) == 10
+
+
+def test_captions_and_dropout_do_not_depend_on_the_layout(zarr_path):
+    def captions(world_size, num_workers, **kw):
+        got = {}
+        for rank in range(world_size):
+            ds = StoreDataset(zarr_path, rank=rank, world_size=world_size, seed=12,
+                              caption_column="caption", caption_dropout=0.25, **kw)
+            ds.set_epoch(2)
+            for batch in StoreLoader(ds, num_workers=num_workers):
+                got.update(zip(batch["index"].tolist(), batch["caption"]))
+        return got
+
+    one = captions(1, 0, batch_size=64)
+    assert len(one) == NUM_ITEMS and 0.15 < sum(c == "" for c in one.values()) / NUM_ITEMS < 0.35
+    assert captions(3, 2, batch_size=5, shuffle_shards=1) == one
 
 
 def test_conditions_hold_the_asked_columns_in_order(zarr_path, items):

@@ -111,3 +111,26 @@ def test_stretch_for_store(tmp_path, flux):
         stretch_for_store(store, Uint8Stretch())
     with pytest.raises(ValueError, match="2 bands"):
         stretch_for_store(store, AsinhStretch((1, 1), (0, 0), (1, 1)))
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7), (2, 3, 200, 300)])  # the second in blocks
+def test_uint8_forward_into_out_is_exactly_torchs(shape):
+    x = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    expected = torch.from_numpy(x).float() / 127.5 - 1
+    out = np.full(shape, np.nan, dtype=np.float32)
+    assert Uint8Stretch().forward(x, out=out) is out
+    assert torch.equal(torch.from_numpy(out), expected)
+    assert torch.equal(torch.from_numpy(Uint8Stretch().forward(x)), expected)
+    strided = x[..., ::2]  # not contiguous: the unblocked path
+    assert torch.equal(torch.from_numpy(Uint8Stretch().forward(strided)), expected[..., ::2])
+    with pytest.raises(ValueError, match="out must be a float32 array"):
+        Uint8Stretch().forward(x, out=np.empty(shape, np.float64))
+
+
+def test_asinh_forward_into_out(flux):
+    stretch = estimate_asinh_stretch(flux)
+    out = np.empty_like(flux)
+    assert stretch.forward(flux, out=out) is out
+    np.testing.assert_array_equal(out, stretch.forward(flux))
+    with pytest.raises(ValueError, match="out must be"):
+        stretch.forward(flux, out=np.empty(flux.shape[1:], flux.dtype))
