@@ -180,6 +180,11 @@ def _build_dataclass(cls: type, data: Any, source: str, prefix: str) -> Any:
         raise ConfigError(f"{source}: unknown key '{prefix}{key}'{hint}; valid keys here: {valid}")
     kwargs = {}
     for name, value in data.items():
+        default = _default_of(fields[name])
+        if dataclasses.is_dataclass(default) and isinstance(value, Mapping):
+            # A section given in part keeps the rest of *this field's* default, which
+            # may differ from its class's defaults (a family's own data section).
+            value = deep_merge(_plain(default), value)
         kwargs[name] = _convert(hints[name], value, source, f"{prefix}{name}")
     missing = [
         name for name, f in fields.items()
@@ -196,6 +201,14 @@ def _build_dataclass(cls: type, data: Any, source: str, prefix: str) -> Any:
     except (ValueError, TypeError) as error:
         # __post_init__ validation: say which file and section it concerns.
         raise ConfigError(f"{source}: {where}: {error}") from None
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
 
 
 def _convert(tp: Any, value: Any, source: str, key: str) -> Any:

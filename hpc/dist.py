@@ -271,6 +271,10 @@ def init_distributed(env: DistEnv | None = None, *, timeout_s: float = 600.0) ->
     env = env or resolve_env()
     if env.master_addr is None or env.master_port is None:
         env = _agree_over_mpi(env)
+    elif env.world_size == 1 and not os.environ.get("MASTER_PORT"):
+        # Nobody to agree with: any free port, so two single-process runs on one
+        # machine do not collide on the default.
+        env = dataclasses.replace(env, master_port=_free_port())
     exported = dict(
         RANK=str(env.rank), WORLD_SIZE=str(env.world_size), LOCAL_RANK=str(env.local_rank),
         LOCAL_WORLD_SIZE=str(env.local_world_size), MASTER_ADDR=str(env.master_addr),
@@ -314,6 +318,12 @@ def destroy_distributed() -> None:
     _saved_environ.clear()
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        return probe.getsockname()[1]
+
+
 def _agree_over_mpi(env: DistEnv) -> DistEnv:
     """Multi-node MPI without Slurm: rank 0 picks a free port and tells the others."""
     from mpi4py import MPI
@@ -321,9 +331,7 @@ def _agree_over_mpi(env: DistEnv) -> DistEnv:
     comm = MPI.COMM_WORLD
     offer = None
     if comm.rank == 0:
-        with socket.socket() as probe:
-            probe.bind(("", 0))
-            offer = (socket.getfqdn(), probe.getsockname()[1])
+        offer = (socket.getfqdn(), _free_port())
     addr, port = comm.bcast(offer, root=0)
     return dataclasses.replace(env, master_addr=env.master_addr or addr,
                                master_port=env.master_port or port)

@@ -44,7 +44,8 @@ class ModelFamily(ABC):
 
     @abstractmethod
     def build(self) -> torch.nn.Module:
-        """The module DeepSpeed wraps: forward(batch) -> scalar loss. Frozen parts stay
+        """The module DeepSpeed wraps: forward(batch) -> scalar loss, or (loss, {name:
+        detached scalar}) to have the loop log the loss's terms too. Frozen parts stay
         outside it, on `device`, built here too."""
 
     def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:

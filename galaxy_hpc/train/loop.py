@@ -238,6 +238,7 @@ class Trainer:
         device_name = torch.cuda.get_device_name() if self.device.type == "cuda" else None
         peak = peak_flops(device_name, cfg.zero.precision)
         losses: list[float] = []
+        terms: dict[str, list[float]] = {}  # a family's loss terms, when it returns them
         last_loss: float | None = None
         rate: float | None = None
         preempted = False
@@ -251,12 +252,14 @@ class Trainer:
                     torch.manual_seed(step_seed(cfg.run.seed, self.micro_step, env.rank))
                     batch = self.family.prepare_batch(batch)
                     if flops_per_image is None and peak is not None:
-                        flops_per_image, loss = self._counted_micro_step(batch)
+                        flops_per_image, loss, parts = self._counted_micro_step(batch)
                     else:
-                        loss = self.engine(batch)
+                        loss, parts = _split(self.engine(batch))
                         self.engine.backward(loss)
                         self.engine.step()
                     losses.append(float(loss.detach().float().item()))
+                    for name, value in parts.items():
+                        terms.setdefault(name, []).append(float(value.float().item()))
                     self.micro_step += 1
                     meter.add(self.family.images_in(batch) * env.world_size)
                     if self.micro_step % gas:
@@ -271,6 +274,10 @@ class Trainer:
                         rate, _ = meter.read_and_reset()
                         values = {"loss": last_loss, "lr": self.engine.get_lr()[0],
                                   "images_per_s": rate, "epoch": self.loader.epoch}
+                        for name in sorted(terms):  # the same names on every rank
+                            values[name] = self._mean_over_ranks(
+                                sum(terms[name]) / len(terms[name]))
+                        terms.clear()
                         norm = self.engine.get_global_grad_norm()
                         if norm is not None:
                             values["grad_norm"] = float(norm)
@@ -305,14 +312,22 @@ class Trainer:
         return TrainResult(True, str(self.out), self.step, cfg.run.max_steps, False, artifact,
                            last_loss, rate, self.resumed_from)
 
-    def _counted_micro_step(self, batch: dict[str, Any]) -> tuple[float, torch.Tensor]:
+    def _counted_micro_step(self, batch: dict[str, Any]) -> tuple[float, torch.Tensor, dict]:
         """One micro-step whose forward and backward FLOP are counted by torch: (FLOP per
         image, loss). Done once, on GPUs, for the MFU."""
         from torch.utils.flop_counter import FlopCounterMode
 
         counter = FlopCounterMode(display=False)
         with counter:
-            loss = self.engine(batch)
+            loss, parts = _split(self.engine(batch))
             self.engine.backward(loss)
         self.engine.step()
-        return counter.get_total_flops() / max(self.family.images_in(batch), 1), loss
+        return counter.get_total_flops() / max(self.family.images_in(batch), 1), loss, parts
+
+
+def _split(output: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A family's forward returns the loss, or (loss, {term name: value}) to log its terms."""
+    if isinstance(output, tuple):
+        loss, parts = output
+        return loss, dict(parts)
+    return output, {}

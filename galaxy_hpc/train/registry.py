@@ -12,6 +12,10 @@ from hpc.config import register_kind
 FAMILIES: dict[str, tuple[str, str]] = {
     "train_sd": ("galaxy_hpc.models.sd.config:SDTrainConfig",
                  "galaxy_hpc.models.sd.family:SDFamily"),
+    "train_ldm_vae": ("galaxy_hpc.models.ldm.config:LDMVaeTrainConfig",
+                      "galaxy_hpc.models.ldm.vae_family:LDMVaeFamily"),
+    "train_ldm_unet": ("galaxy_hpc.models.ldm.config:LDMUNetTrainConfig",
+                       "galaxy_hpc.models.ldm.unet_family:LDMUNetFamily"),
 }
 for _kind, (_config, _family) in FAMILIES.items():
     register_kind(_kind, _config)

@@ -166,3 +166,24 @@ def test_not_a_mapping_and_missing_file(tmp_path):
         load_config(path, cls=Demo)
     with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
         load_config(tmp_path / "nowhere.yaml", cls=Demo)
+
+
+@dataclass
+class Section:
+    a: int = 1
+    b: str = "class default"
+
+
+def _family_section() -> Section:
+    return Section(b="family default")
+
+
+@dataclass
+class WithSection:
+    section: Section = field(default_factory=_family_section)
+
+
+def test_partial_section_keeps_the_fields_own_default():
+    cfg = from_dict(WithSection, {"section": {"a": 5}})
+    assert cfg.section == Section(a=5, b="family default")
+    assert from_dict(WithSection, {}).section.b == "family default"

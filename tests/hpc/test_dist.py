@@ -159,3 +159,25 @@ def test_init_then_destroy_leaves_the_environment_as_it_was(monkeypatch):
     assert env.master_port == 29561
     destroy_distributed()
     assert dict(os.environ) == before
+
+
+def test_single_process_takes_a_free_port(monkeypatch):
+    """Two single-process runs on one machine must not both bind the default port."""
+    import socket
+
+    from hpc.dist import destroy_distributed, init_distributed
+
+    for name in ("RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as squatter:  # someone else holds 29500
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            squatter.bind(("", 29500))
+            squatter.listen()
+        except OSError:
+            pass  # already taken by another process: the point stands
+        env = init_distributed(resolve_env({}, cuda_available=False))
+        try:
+            assert env.master_port != 29500
+        finally:
+            destroy_distributed()

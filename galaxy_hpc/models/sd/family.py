@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from galaxy_hpc.models.diffusion_loss import diffusion_loss
 from galaxy_hpc.models.sd.components import (
     SDComponents,
     load_components,
@@ -37,40 +37,21 @@ class SDTrainModule(torch.nn.Module):
         self.unet = unet
         self.text_encoder = text_encoder
         # Kept out of the module's buffers so bf16 engines do not round them.
-        self._scheduler = noise_scheduler
         self._alphas_cumprod = noise_scheduler.alphas_cumprod.clone().float()
         self.prediction_type = prediction_type
         self.noise_offset = noise_offset
         self.snr_gamma = snr_gamma
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        latents = batch["latents"].float()
-        noise = torch.randn_like(latents)
-        if self.noise_offset:
-            noise = noise + self.noise_offset * torch.randn(
-                latents.shape[0], latents.shape[1], 1, 1, device=latents.device)
-        num_steps = self._scheduler.config.num_train_timesteps
-        timesteps = torch.randint(0, num_steps, (latents.shape[0],), device=latents.device)
-        alphas = self._alphas_cumprod.to(latents.device)[timesteps].view(-1, 1, 1, 1)
-        noisy = alphas.sqrt() * latents + (1 - alphas).sqrt() * noise
         if self.text_encoder is not None:
             context = self.text_encoder(batch["input_ids"])[0]
         else:
             context = batch["encoder_hidden_states"]
         dtype = next(self.unet.parameters()).dtype
-        prediction = self.unet(noisy.to(dtype), timesteps, context.to(dtype)).sample.float()
-        if self.prediction_type == "epsilon":
-            target = noise
-        else:  # v-prediction (Salimans & Ho 2022): v = sqrt(a) eps - sqrt(1 - a) x0
-            target = alphas.sqrt() * noise - (1 - alphas).sqrt() * latents
-        per_image = F.mse_loss(prediction, target, reduction="none").mean(dim=(1, 2, 3))
-        if self.snr_gamma is not None:
-            snr = (alphas / (1 - alphas)).view(-1)
-            weight = torch.clamp(snr, max=self.snr_gamma) / snr
-            if self.prediction_type == "v_prediction":
-                weight = torch.clamp(snr, max=self.snr_gamma) / (snr + 1)
-            per_image = per_image * weight
-        return per_image.mean()
+        return diffusion_loss(
+            lambda noisy, t: self.unet(noisy.to(dtype), t, context.to(dtype)).sample,
+            batch["latents"], self._alphas_cumprod, prediction_type=self.prediction_type,
+            noise_offset=self.noise_offset, snr_gamma=self.snr_gamma)
 
 
 class SDFamily(ModelFamily):

@@ -1,0 +1,65 @@
+"""Store images for the LDM families: the stretch, fixed sample images, display, and the
+file stage 1 leaves beside its VAE for stage 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hpc.store import Store
+
+VAE_INFO = "galaxy_hpc_vae.json"  # beside config.json in stage 1's vae/ folder
+
+
+def store_stretch(store: Store) -> Any:
+    """The stretch the training loop's StoreDataset applies to this store (the same
+    default: x/127.5 - 1 for uint8, an asinh stretch estimated from a sample for flux)."""
+    from galaxy_hpc.data.dataset import StoreDataset
+
+    return StoreDataset(store, shuffle=False).stretch
+
+
+def spread_indices(num_items: int, count: int) -> np.ndarray:
+    """`count` item indices spread evenly over the store (deterministic)."""
+    count = min(count, num_items)
+    return np.unique(np.linspace(0, num_items - 1, count).round().astype(np.int64))
+
+
+def stretched_images(store: Store, stretch: Any, indices: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) float32 in model space, as the dataset feeds them (no augmentation)."""
+    return np.asarray(stretch.forward(store.read_images_at(np.asarray(indices))),
+                      dtype=np.float32)
+
+
+def to_display(stretched: np.ndarray, *, flux: bool) -> np.ndarray:
+    """Model-space images (N, C, H, W) -> uint8 (N, 1|3, H, W) for sample grids.
+
+    uint8 stores are RGB already. Flux stores: the three reddest bands as R, G, B
+    (g, r, i -> B, G, R), one or two bands as grey (their mean)."""
+    x = np.asarray(stretched, dtype=np.float32)
+    channels = x.shape[1]
+    if channels >= 3:
+        x = x[:, [channels - 1, channels - 2, channels - 3]] if flux else x[:, :3]
+    else:
+        x = x.mean(axis=1, keepdims=True)
+    return (np.clip((x + 1) / 2, 0, 1) * 255).round().astype(np.uint8)
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Pairs (N, C, H, 2W + 1): left | right with a one-pixel white line between."""
+    line = np.full((*left.shape[:3], 1), 255, dtype=left.dtype)
+    return np.concatenate([left, line, right], axis=3)
+
+
+def write_vae_info(folder: Path, info: dict[str, Any]) -> Path:
+    path = Path(folder) / VAE_INFO
+    path.write_text(json.dumps(info, indent=2) + "\n")
+    return path
+
+
+def read_vae_info(folder: str | Path) -> dict[str, Any] | None:
+    path = Path(folder) / VAE_INFO
+    return json.loads(path.read_text()) if path.is_file() else None

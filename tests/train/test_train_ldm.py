@@ -1,0 +1,343 @@
+"""Latent diffusion from scratch through the real loop and DeepSpeed.
+
+Stage 1 (AutoencoderKL) trains on a synthetic store, its loss goes down and the
+exported VAE reconstructs better than a fresh one, with a scaling factor that gives
+unit-variance latents; a float32 flux store (4 bands) trains too. Stage 2 (the
+conditional latent UNet) trains on stage 1's output in 1 process (37 GZ2 vote
+fractions) and on 2 MPI ranks under ZeRO-3 (flux store, [redshift, log_stellar_mass]).
+The pipeline folder loads in a fresh process and guidance changes what it draws.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+VAE_TINY = str(REPO / "configs" / "train" / "ldm_vae_tiny.yaml")
+UNET_TINY = str(REPO / "configs" / "train" / "ldm_unet_tiny.yaml")
+
+
+# One intra-op thread per process: on 2 cores shared with other jobs, torch's default
+# of one thread per core spins on busy cores (a tiny VAE step measured 4 s instead of
+# 0.4 s); with one thread the runs keep their pace.
+ENV = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
+
+
+def free_port() -> int:
+    # Single-process runs rendezvous on 127.0.0.1:29500 unless told otherwise; another
+    # job on this machine may hold it.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def train(galaxy_hpc, config, store, out, *overrides, launcher=()):
+    cmd = [*launcher, galaxy_hpc, "train", config, f"data.store={store}",
+           f"run.output_dir={out}", "run.log_every=1", *overrides, "--json"]
+    env = {**ENV, "MASTER_PORT": str(free_port())}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False,
+                          cwd=Path(out).parent, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def losses(out):
+    rows = (Path(out) / "train_log.jsonl").read_text().splitlines()
+    return [json.loads(line)["loss"] for line in rows]
+
+
+@pytest.fixture(scope="module")
+def flux_store(tmp_path_factory):
+    from galaxy_hpc.data.synth_config import SynthConfig
+    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+
+    out = tmp_path_factory.mktemp("ldm-flux") / "flux64.zarr"
+    run_synth(SynthJobConfig(out=str(out), num_galaxies=48, seed=5, shard_size=16,
+                             galaxy=SynthConfig(output="float32", bands=("g", "r", "i", "z"))),
+              progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def stage1(galaxy_hpc, synth_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ldm") / "vae"
+    result = train(galaxy_hpc, VAE_TINY, synth_store, out, "run.max_steps=30")
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def stage2(galaxy_hpc, synth_store, stage1, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ldm") / "unet"
+    result = train(galaxy_hpc, UNET_TINY, synth_store, out, f"model.vae_path={stage1[0] / 'vae'}",
+                   "run.max_steps=24")
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def flux_stage1(galaxy_hpc, flux_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ldm") / "vae-flux"
+    result = train(galaxy_hpc, VAE_TINY, flux_store, out, "run.max_steps=8",
+                   "run.micro_batch_size=4", "model.scaling_num_items=32")
+    return out, result
+
+
+def stretched(store, count=32):
+    from galaxy_hpc.models.ldm.images import (
+        spread_indices,
+        store_stretch,
+        stretched_images,
+    )
+    from hpc.store import open_store
+
+    opened = open_store(store)
+    return stretched_images(opened, store_stretch(opened), spread_indices(len(opened), count))
+
+
+@torch.no_grad()
+def reconstruction_mse(vae, images):
+    x = torch.from_numpy(images)
+    return float((vae.decode(vae.encode(x).latent_dist.mode()).sample - x).pow(2).mean())
+
+
+# ---------------------------------------------------------------- stage 1
+
+
+def test_stage1_loss_goes_down_and_exports_a_vae(stage1):
+    out, result = stage1
+    assert result["ok"] and result["step"] == 30 and result["artifact"] == str(out / "vae")
+    values = losses(out)
+    first, last = np.mean(values[:4]), np.mean(values[-8:])
+    assert last < 0.6 * first, (first, last)
+    assert (out / "vae" / "config.json").is_file()
+    assert (out / "samples" / "step-00000030.png").is_file()
+
+
+def test_stage1_vae_reconstructs_better_than_init_with_unit_latents(stage1, synth_store):
+    from diffusers import AutoencoderKL
+
+    folder = stage1[0] / "vae"
+    trained = AutoencoderKL.from_pretrained(folder).eval()
+    torch.manual_seed(0)
+    fresh = AutoencoderKL.from_config(trained.config).eval()
+    images = stretched(synth_store)
+    after, before = reconstruction_mse(trained, images), reconstruction_mse(fresh, images)
+    assert after < 0.3 * before, (before, after)
+    info = json.loads((folder / "galaxy_hpc_vae.json").read_text())
+    assert info["stretch"] == {"kind": "uint8"} and info["reconstruction_mse"] < 0.3 * before
+    # LDM's rescaling: (z - shift) * scale has unit variance on the data.
+    with torch.no_grad():
+        z = trained.encode(torch.from_numpy(images)).latent_dist.sample()
+    unit = (z - trained.config.shift_factor) * trained.config.scaling_factor
+    assert abs(float(unit.std()) - 1.0) < 0.15 and abs(float(unit.mean())) < 0.15
+
+
+def test_stage1_trains_on_a_float_flux_store(flux_stage1, flux_store):
+    from diffusers import AutoencoderKL
+
+    out, result = flux_stage1
+    assert result["ok"] and np.isfinite(losses(out)).all()
+    vae = AutoencoderKL.from_pretrained(out / "vae")
+    assert vae.config.in_channels == vae.config.out_channels == 4  # g, r, i, z
+    info = json.loads((out / "vae" / "galaxy_hpc_vae.json").read_text())
+    assert info["stretch"]["kind"] == "asinh" and len(info["stretch"]["softening"]) == 4
+    assert info["image_dtype"] == "float32" and info["latent_std"] > 0
+
+
+# ---------------------------------------------------------------- stage 2
+
+
+def test_stage2_trains_on_stage1_output(stage2):
+    out, result = stage2
+    assert result["ok"] and result["step"] == 24 and result["artifact"] == str(out / "pipeline")
+    values = losses(out)
+    assert np.mean(values[-8:]) < 0.7 * np.mean(values[:3]), values
+    saved = (out / "config.yaml").read_text()
+    assert "t11_arms_number_a37_cant_tell_fraction" in saved  # the 37 GZ2 columns by default
+    index = json.loads((out / "pipeline" / "model_index.json").read_text())
+    assert index["_class_name"] == "GalaxyLDMPipeline"
+    assert index["condition_encoder"] == ["galaxy_hpc.models.ldm.condition", "ConditionEncoder"]
+    assert index["stretch"] == {"kind": "uint8"}
+
+
+FRESH_PROCESS = """
+import json, sys
+import numpy as np, torch
+from galaxy_hpc.models.ldm.pipeline import GalaxyLDMPipeline
+pipe = GalaxyLDMPipeline.from_pretrained(sys.argv[1])
+pipe.set_progress_bar_config(disable=True)
+votes = np.random.default_rng(0).uniform(0, 1, (3, 37)).astype(np.float32)
+run = lambda scale: pipe(conditions=votes, num_inference_steps=4, guidance_scale=scale,
+                         generator=torch.Generator().manual_seed(0))
+one, three = run(1.0), run(3.0)
+try:
+    pipe(conditions=votes[:, :5], num_inference_steps=1)
+    refused = False
+except ValueError:
+    refused = True
+print(json.dumps({
+    "encoder": type(pipe.condition_encoder).__module__,
+    "images": list(one.images.shape), "stretched": list(one.stretched.shape),
+    "store_range": [float(one.store_values.min()), float(one.store_values.max())],
+    "finite": bool(np.isfinite(one.stretched).all() and np.isfinite(three.stretched).all()),
+    "guidance_change": float(np.abs(one.stretched - three.stretched).mean()),
+    "repeat_change": float(np.abs(one.stretched - run(1.0).stretched).max()),
+    "refused_wrong_width": refused}))
+"""
+
+
+def test_pipeline_loads_in_a_fresh_process_and_guidance_matters(stage2):
+    folder = stage2[0] / "pipeline"
+    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(folder)], check=False,
+                          capture_output=True, text=True, timeout=300, cwd=folder.parent, env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["encoder"] == "galaxy_hpc.models.ldm.condition"
+    assert found["images"] == [3, 64, 64, 3] and found["stretched"] == [3, 3, 64, 64]
+    assert found["finite"] and 0.0 <= found["store_range"][0] <= found["store_range"][1] <= 255.0
+    assert found["repeat_change"] == 0.0  # same generator, same images
+    assert found["guidance_change"] > 1e-4  # scale 3 vs 1: different images
+    assert found["refused_wrong_width"]
+
+
+@pytest.mark.mpi
+def test_stage2_two_ranks_zero3_on_flux_with_redshift_and_mass(galaxy_hpc, mpiexec, flux_store,
+                                                               flux_stage1, tmp_path):
+    from galaxy_hpc.data.stretch import stretch_from_dict
+    from galaxy_hpc.models.ldm.pipeline import GalaxyLDMPipeline
+
+    out = tmp_path / "zero3"
+    vae = flux_stage1[0] / "vae"
+    result = train(galaxy_hpc, UNET_TINY, flux_store, out, f"model.vae_path={vae}",
+                   "data.condition_columns=[redshift,log_stellar_mass]", "zero.stage=3",
+                   "ema.enabled=true", "run.max_steps=4", "run.micro_batch_size=4",
+                   "run.num_samples=3", launcher=(mpiexec, "-n", "2"))
+    assert result["ok"] and result["step"] == 4
+    marker = json.loads((out / "checkpoints" / "checkpoint-00000004" / "COMPLETE").read_text())
+    assert marker["world_size"] == 2 and marker["zero_stage"] == 3
+    pipe = GalaxyLDMPipeline.from_pretrained(out / "pipeline")
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.condition_names == ["redshift", "log_stellar_mass"]
+    made = pipe(conditions=[[0.05, 10.5], [0.2, 11.2]], num_inference_steps=2,
+                generator=torch.Generator().manual_seed(1))
+    assert made.images.shape == (2, 64, 64, 4) and made.stretched.shape == (2, 4, 64, 64)
+    stretch = stretch_from_dict(json.loads((flux_stage1[0] / "vae" / "galaxy_hpc_vae.json")
+                                           .read_text())["stretch"])
+    assert np.allclose(made.store_values, stretch.inverse(made.stretched), rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------- pieces, in process
+
+
+def test_condition_encoder_null_tokens_and_normalisation():
+    from galaxy_hpc.models.ldm.condition import ConditionEncoder
+
+    torch.manual_seed(0)
+    encoder = ConditionEncoder(num_conditions=2, num_tokens=3, embed_dim=8, hidden_dim=16,
+                               mean=[0.1, 10.0], std=[0.05, 0.5])
+    x = torch.tensor([[0.1, 10.0], [0.2, 11.0], [float("nan"), 10.0]])
+    drop = torch.tensor([False, True, False])
+    tokens = encoder(x, drop=drop)
+    assert tokens.shape == (3, 3, 8) and torch.isfinite(tokens).all()
+    null = encoder.norm(encoder.null_tokens)
+    assert torch.allclose(tokens[1], null) and not torch.allclose(tokens[0], null)
+    assert torch.allclose(tokens[2], tokens[0])  # NaN -> the column mean, like row 0
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        encoder(torch.zeros(3, 5))
+
+
+def test_prototype_conditions_pick_gz2_classes_from_the_store(synth_store):
+    from galaxy_hpc.models.ldm.condition import prototype_conditions
+    from galaxy_hpc.models.ldm.config import gz2_fraction_columns
+    from hpc.store import open_store
+
+    columns = gz2_fraction_columns()
+    store = open_store(synth_store)
+    values = np.stack([store.read_column(c) for c in columns], axis=1)
+    labels, rows = prototype_conditions(columns, values)
+    assert labels == ["smooth, round", "edge-on disk", "spiral"] and rows.shape == (3, 37)
+    assert rows[0, 0] > 0.5 and rows[1, 3] > 0.5 and rows[2, 7] > 0.5  # a01, a04, a08
+    labels, rows = prototype_conditions(["redshift"], np.array([[0.3], [0.1], [0.2]]))
+    assert rows[:, 0].tolist() == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_perceptual_terms(tmp_path):
+    from torchvision.models.vgg import cfgs, make_layers
+
+    from galaxy_hpc.models.ldm.perceptual import GradientLoss, VGGFeatureLoss
+
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    blurred = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1)
+    gradient = GradientLoss(3)
+    assert float(gradient(x, x)) == 0.0 and float(gradient(blurred, x)) > 0.05
+    # A locally saved torchvision-layout file (random weights here: nothing is downloaded).
+    features = make_layers(cfgs["D"])
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, tmp_path / "vgg.pth")
+    vgg = VGGFeatureLoss(tmp_path / "vgg.pth")
+    assert float(vgg(x, x)) == 0.0 and float(vgg(blurred, x)) > 0
+    four = torch.rand(1, 4, 32, 32) * 2 - 1
+    assert float(vgg(four.flip(-1), four)) > 0  # other band counts: band by band
+    with pytest.raises(ValueError, match="nothing is downloaded"):
+        VGGFeatureLoss(tmp_path / "missing.pth")
+
+
+@pytest.mark.parametrize("prediction_type, snr_gamma, offset", [
+    ("epsilon", None, 0.0), ("v_prediction", 5.0, 0.05), ("epsilon", 5.0, 0.0)])
+def test_shared_diffusion_loss_is_the_sd_family_loss(prediction_type, snr_gamma, offset):
+    from types import SimpleNamespace
+
+    from diffusers import DDPMScheduler
+
+    from galaxy_hpc.models.diffusion_loss import diffusion_loss
+    from galaxy_hpc.models.sd.family import SDTrainModule
+
+    class Denoiser(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x, t, context):
+            return SimpleNamespace(sample=self.conv(x) * (1 + t.view(-1, 1, 1, 1) / 1000))
+
+    torch.manual_seed(0)
+    net, scheduler = Denoiser(), DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085,
+                                                beta_end=0.012)
+    latents, context = torch.randn(3, 4, 8, 8), torch.zeros(3, 1, 4)
+    sd = SDTrainModule(net, None, scheduler, prediction_type=prediction_type,
+                       noise_offset=offset, snr_gamma=snr_gamma)
+    torch.manual_seed(7)
+    expected = sd({"latents": latents, "encoder_hidden_states": context})
+    torch.manual_seed(7)
+    ours = diffusion_loss(lambda x, t: net(x, t, context).sample, latents,
+                          scheduler.alphas_cumprod, prediction_type=prediction_type,
+                          noise_offset=offset, snr_gamma=snr_gamma)
+    assert torch.equal(ours, expected)
+
+
+def test_configs_and_sbatch_script():
+    from galaxy_hpc.models.ldm.config import LDMUNetTrainConfig
+    from hpc.config import ConfigError, load_config
+
+    cfg = load_config(UNET_TINY)
+    assert isinstance(cfg, LDMUNetTrainConfig) and len(cfg.data.condition_columns) == 37
+    with pytest.raises(ConfigError, match="sample_conditions"):
+        load_config(UNET_TINY, ["model.sample_conditions=[[0.1, 0.2]]"])
+    with pytest.raises(ConfigError, match="head_channels"):
+        load_config(UNET_TINY, ["model.head_channels=7"])
+    script = REPO / "slurm" / "train_ldm.sbatch"
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    assert os.access(script, os.X_OK) and "ghpc_srun train" in script.read_text()
+
+
+def test_stage1_logs_its_loss_terms(stage1):
+    rows = [json.loads(line) for line in (stage1[0] / "train_log.jsonl").read_text().splitlines()]
+    assert rows and all({"reconstruction", "kl_per_pixel"} <= set(row) for row in rows)
+    assert all(row["reconstruction"] <= row["loss"] + 1e-6 for row in rows)  # a term of the loss
