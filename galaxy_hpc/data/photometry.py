@@ -1,0 +1,138 @@
+"""Fast, model-free measurements of galaxy images, and how well they follow a condition.
+
+Used wherever a number per galaxy is needed in bulk and quickly: the conditional GAN logs
+during training whether brighter/larger galaxies come out where it was asked for more
+stellar mass (galaxyCGAN's known failure was that they did not), and evaluation reports
+the same rank correlations for any conditional model's catalog. For careful morphology
+(Gini, M20, asymmetry, ...) evaluation uses statmorph; these are its cheap cousins.
+
+Measurements work on (N, C, H, W) arrays of any dtype, summed over bands:
+
+- sky: the median of the image's outer border (a ring `border` pixels wide), per band;
+  synthetic and survey cutouts are centred on the galaxy, so the border is mostly sky.
+- total flux: the sum of sky-subtracted pixels inside a circular aperture of radius
+  `aperture` x the half-side, about the flux-weighted centre (a whole-image sum would
+  add the noise of every sky pixel).
+- half-light radius: the radius of the circle, about the same centre, that holds half
+  of that flux (linear interpolation between pixel radii), in pixels.
+
+Values are in the images' own units (flux for float stores, pixel values for uint8
+ones): compare galaxies within one catalog, not across stretches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import spearmanr
+
+
+@dataclass(frozen=True)
+class Photometry:
+    total_flux: np.ndarray  # (N,) float64
+    half_light_radius: np.ndarray  # (N,) float64, pixels
+    centre: np.ndarray  # (N, 2) float64, (y, x) pixels
+
+
+def sky_level(images: np.ndarray, border: int = 3) -> np.ndarray:
+    """(N, C) median of each band's outer `border` pixels."""
+    x = np.asarray(images, dtype=np.float64)
+    if x.ndim != 4:
+        raise ValueError(f"expected images (N, C, H, W), got shape {x.shape}")
+    h, w = x.shape[-2:]
+    if 2 * border >= min(h, w):
+        raise ValueError(f"border {border} leaves no inside of a {h}x{w} image")
+    mask = np.ones((h, w), dtype=bool)
+    mask[border:h - border, border:w - border] = False
+    return np.median(x[..., mask], axis=-1)
+
+
+def measure(images: np.ndarray, *, border: int = 3, aperture: float = 0.9) -> Photometry:
+    """Total flux, half-light radius and centre of each image (see the module docstring)."""
+    x = np.asarray(images, dtype=np.float64)
+    sky = sky_level(x, border)
+    light = (x - sky[..., None, None]).sum(axis=1)  # (N, H, W)
+    n, h, w = light.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    # Centre: flux-weighted over positive pixels near the middle (noise averages out).
+    positive = np.clip(light, 0.0, None)
+    radius0 = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2)
+    weight = positive * (radius0 <= 0.5 * min(h, w))
+    norm = weight.sum(axis=(1, 2))
+    safe = np.where(norm > 0, norm, 1.0)
+    cy = np.where(norm > 0, (weight * yy).sum(axis=(1, 2)) / safe, (h - 1) / 2)
+    cx = np.where(norm > 0, (weight * xx).sum(axis=(1, 2)) / safe, (w - 1) / 2)
+    r = np.hypot(yy[None] - cy[:, None, None], xx[None] - cx[:, None, None])  # (N, H, W)
+    r_max = aperture * 0.5 * min(h, w)
+    inside = r <= r_max
+    total = (light * inside).sum(axis=(1, 2))
+    half = np.empty(n)
+    for k in range(n):  # the curve of growth at each distinct pixel radius
+        if total[k] <= 0:
+            half[k] = np.nan
+            continue
+        radii, first = np.unique(np.round(r[k][inside[k]], 6), return_inverse=True)
+        growth = np.cumsum(np.bincount(first, weights=light[k][inside[k]]))
+        # A pixel's light lies around its centre's radius, not inside it: the curve of
+        # growth through the pixels up to radius r_j is placed half-way to r_{j+1}
+        # (centres themselves underestimate the radius by ~6% for a 2-pixel Gaussian).
+        outer = np.append(0.5 * (radii[:-1] + radii[1:]), radii[-1])
+        j = min(int(np.searchsorted(growth, 0.5 * total[k])), len(radii) - 1)
+        r_lo, g_lo = (outer[j - 1], growth[j - 1]) if j > 0 else (0.0, 0.0)
+        r_hi, g_hi = outer[j], growth[j]
+        frac = (0.5 * total[k] - g_lo) / (g_hi - g_lo) if g_hi != g_lo else 1.0
+        half[k] = r_lo + float(np.clip(frac, 0.0, 1.0)) * (r_hi - r_lo)
+    return Photometry(total, half, np.stack([cy, cx], axis=1))
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """Spearman rank correlation of a measured quantity against a requested one, overall
+    and within bins of a third (e.g. mass vs flux per redshift bin)."""
+
+    rho: float
+    num_objects: int
+    bin_edges: tuple[float, ...]
+    bin_rho: tuple[float, ...]  # NaN for a bin with fewer than `min_per_bin` objects
+    bin_counts: tuple[int, ...]
+
+    def to_dict(self) -> dict:
+        return {"rho": self.rho, "num_objects": self.num_objects,
+                "bin_edges": list(self.bin_edges), "bin_rho": list(self.bin_rho),
+                "bin_counts": list(self.bin_counts)}
+
+
+def _rho(a: np.ndarray, b: np.ndarray) -> float:
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+        return float("nan")
+    return float(spearmanr(a[ok], b[ok]).statistic)
+
+
+def consistency(requested: np.ndarray, measured: np.ndarray, *, by: np.ndarray | None = None,
+                num_bins: int = 3, min_per_bin: int = 5) -> Consistency:
+    """Rank correlation of `measured` with `requested`; with `by`, also within `num_bins`
+    quantile bins of `by` (so that, e.g., a redshift that dims everything does not hide
+    or fake the mass trend)."""
+    requested = np.asarray(requested, dtype=np.float64).ravel()
+    measured = np.asarray(measured, dtype=np.float64).ravel()
+    if requested.shape != measured.shape:
+        raise ValueError(f"requested {requested.shape} and measured {measured.shape} differ")
+    edges: tuple[float, ...] = ()
+    rhos: list[float] = []
+    counts: list[int] = []
+    if by is not None:
+        by = np.asarray(by, dtype=np.float64).ravel()
+        if by.shape != requested.shape:
+            raise ValueError(f"by {by.shape} and requested {requested.shape} differ")
+        cuts = np.quantile(by, np.linspace(0.0, 1.0, num_bins + 1))
+        edges = tuple(float(c) for c in cuts)
+        which = np.clip(np.searchsorted(cuts, by, side="right") - 1, 0, num_bins - 1)
+        for b in range(num_bins):
+            sel = which == b
+            counts.append(int(sel.sum()))
+            rhos.append(_rho(requested[sel], measured[sel]) if sel.sum() >= min_per_bin
+                        else float("nan"))
+    return Consistency(_rho(requested, measured), int(len(requested)), edges, tuple(rhos),
+                       tuple(counts))
