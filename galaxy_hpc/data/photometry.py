@@ -10,11 +10,12 @@ Measurements work on (N, C, H, W) arrays of any dtype, summed over bands:
 
 - sky: the median of the image's outer border (a ring `border` pixels wide), per band;
   synthetic and survey cutouts are centred on the galaxy, so the border is mostly sky.
-- total flux: the sum of sky-subtracted pixels inside a circular aperture of radius
-  `aperture` x the half-side, about the flux-weighted centre (a whole-image sum would
-  add the noise of every sky pixel).
+- total flux: the sum of sky-subtracted pixels inside a circle about the flux-weighted
+  centre: first of radius `aperture` x the half-side, then of 4 half-light radii from
+  that first pass (a wide sum adds the noise of every sky pixel). 4 R_e holds ~99% of
+  an exponential disk's light and ~85% of a de Vaucouleurs profile's.
 - half-light radius: the radius of the circle, about the same centre, that holds half
-  of that flux (linear interpolation between pixel radii), in pixels.
+  of that flux (a curve of growth over pixel radii, interpolated), in pixels.
 
 Values are in the images' own units (flux for float stores, pixel values for uint8
 ones): compare galaxies within one catalog, not across stretches.
@@ -48,6 +49,25 @@ def sky_level(images: np.ndarray, border: int = 3) -> np.ndarray:
     return np.median(x[..., mask], axis=-1)
 
 
+def _curve_of_growth(light: np.ndarray, r: np.ndarray, r_max: float) -> tuple[float, float]:
+    """(flux within r_max, radius holding half of it) of one image's sky-free light."""
+    inside = r <= r_max
+    total = float(light[inside].sum())
+    if total <= 0:
+        return total, float("nan")
+    radii, first = np.unique(np.round(r[inside], 6), return_inverse=True)
+    growth = np.cumsum(np.bincount(first, weights=light[inside]))
+    # A pixel's light lies around its centre's radius, not inside it: the curve of growth
+    # through the pixels up to radius r_j is placed half-way to r_{j+1} (at the centres
+    # themselves a 2-pixel Gaussian's radius comes out ~6% small).
+    outer = np.append(0.5 * (radii[:-1] + radii[1:]), radii[-1])
+    j = min(int(np.searchsorted(growth, 0.5 * total)), len(radii) - 1)
+    r_lo, g_lo = (outer[j - 1], growth[j - 1]) if j > 0 else (0.0, 0.0)
+    r_hi, g_hi = outer[j], growth[j]
+    frac = (0.5 * total - g_lo) / (g_hi - g_lo) if g_hi != g_lo else 1.0
+    return total, float(r_lo + np.clip(frac, 0.0, 1.0) * (r_hi - r_lo))
+
+
 def measure(images: np.ndarray, *, border: int = 3, aperture: float = 0.9) -> Photometry:
     """Total flux, half-light radius and centre of each image (see the module docstring)."""
     x = np.asarray(images, dtype=np.float64)
@@ -65,24 +85,18 @@ def measure(images: np.ndarray, *, border: int = 3, aperture: float = 0.9) -> Ph
     cx = np.where(norm > 0, (weight * xx).sum(axis=(1, 2)) / safe, (w - 1) / 2)
     r = np.hypot(yy[None] - cy[:, None, None], xx[None] - cx[:, None, None])  # (N, H, W)
     r_max = aperture * 0.5 * min(h, w)
-    inside = r <= r_max
-    total = (light * inside).sum(axis=(1, 2))
+    total = np.empty(n)
     half = np.empty(n)
-    for k in range(n):  # the curve of growth at each distinct pixel radius
-        if total[k] <= 0:
-            half[k] = np.nan
-            continue
-        radii, first = np.unique(np.round(r[k][inside[k]], 6), return_inverse=True)
-        growth = np.cumsum(np.bincount(first, weights=light[k][inside[k]]))
-        # A pixel's light lies around its centre's radius, not inside it: the curve of
-        # growth through the pixels up to radius r_j is placed half-way to r_{j+1}
-        # (centres themselves underestimate the radius by ~6% for a 2-pixel Gaussian).
-        outer = np.append(0.5 * (radii[:-1] + radii[1:]), radii[-1])
-        j = min(int(np.searchsorted(growth, 0.5 * total[k])), len(radii) - 1)
-        r_lo, g_lo = (outer[j - 1], growth[j - 1]) if j > 0 else (0.0, 0.0)
-        r_hi, g_hi = outer[j], growth[j]
-        frac = (0.5 * total[k] - g_lo) / (g_hi - g_lo) if g_hi != g_lo else 1.0
-        half[k] = r_lo + float(np.clip(frac, 0.0, 1.0)) * (r_hi - r_lo)
+    for k in range(n):
+        # Pass 1 in the wide aperture; pass 2 in 4 half-light radii of pass 1, which holds
+        # nearly all of a disk's light and far fewer sky pixels (their noise and the sky's
+        # error dominate a faint galaxy's wide-aperture sum).
+        total[k], half[k] = _curve_of_growth(light[k], r[k], r_max)
+        for _ in range(3):  # converges in 1-2 for a bright galaxy; a faint one shrinks
+            if not np.isfinite(half[k]):
+                break
+            total[k], half[k] = _curve_of_growth(
+                light[k], r[k], float(np.clip(4.0 * half[k], 3.0, r_max)))
     return Photometry(total, half, np.stack([cy, cx], axis=1))
 
 

@@ -52,3 +52,13 @@ def test_consistency_sees_a_trend_and_its_reversal_per_bin():
     assert all(r < -0.5 for r in bad.bin_rho)
     flat = consistency(mass, np.ones_like(mass))
     assert np.isnan(flat.rho) and flat.to_dict()["num_objects"] == 300
+
+
+def test_noisy_galaxies_keep_flux_and_size_within_ten_percent():
+    sigmas = np.array([1.5, 2.0, 3.0, 4.0])
+    for seed in range(3):
+        photometry = measure(gaussian_galaxies(100 * np.ones(4), sigmas, size=64, noise=0.1,
+                                               seed=seed))
+        np.testing.assert_allclose(photometry.total_flux, 150.0, rtol=0.1)
+        np.testing.assert_allclose(photometry.half_light_radius,
+                                   sigmas * np.sqrt(2 * np.log(2)), rtol=0.1)
