@@ -23,6 +23,7 @@ for _kind, _target in {
     "selftest": "hpc.selftest:SelfTestConfig",
     "synth": "galaxy_hpc.data.synth_job:SynthJobConfig",
     "ingest": "galaxy_hpc.data.ingest.config:IngestConfig",
+    "generate": "galaxy_hpc.generate.config:GenerateConfig",
 }.items():
     register_kind(_kind, _target)
 
@@ -46,6 +47,8 @@ JOBS: dict[str, JobSpec] = {
                 "train a model family under DeepSpeed ZeRO (kind: train_sd, ...)"),
         JobSpec("ingest", ("ingest",), "galaxy_hpc.data.ingest.pipeline:run_ingest",
                 "images (+ captions, votes, properties) of a seed project's format into a store"),
+        JobSpec("generate", ("generate",), "galaxy_hpc.generate.job:run_generate",
+                "a synthetic galaxy catalog (store + FITS table) from a trained model"),
     ]
 }
 

@@ -32,6 +32,7 @@ COMMANDS: list[str] = [
     "synth_cmd",
     "ingest_cmd",
     "train_cmd",
+    "generate_cmd",
     "demo_cmd",
 ]
 

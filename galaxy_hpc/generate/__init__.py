@@ -1,0 +1,16 @@
+"""Catalog production: synthetic galaxies from a trained model into a store and a FITS
+table, MPI-parallel, resumable, deterministic per object.
+
+    config.py       the typed config (`kind: generate`)
+    registry.py     generators by model kind (sd, sd_lora, ldm; a GAN plugs in with a line)
+    sd_backend.py   Stable Diffusion / LoRA: captions -> RGB, text-to-image and img2img
+    ldm_backend.py  latent diffusion: numeric conditions -> images in the store's units
+    samplers.py     DDIM, DPM-Solver++, Euler ancestral from the model's scheduler config
+    conditions/     where conditions come from: CSV/FITS tables, stores (oversampled, img2img)
+    seeds.py        per-object seeds and the fixed batches objects are made in
+    catalog.py      the store layout, the rows, provenance; makes any batch of objects
+    job.py          the MPI job: shards from a work queue, resume, preemption
+    single.py       one object regenerated alone, checked against the catalog
+    fits_table.py   the FITS table beside the store
+    progress.py     rank 0's progress bar over every rank's finished shards
+"""

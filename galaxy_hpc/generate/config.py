@@ -1,0 +1,206 @@
+"""Config of catalog generation (`kind: generate`). Imports no torch: `galaxy-hpc config`
+and `galaxy-hpc submit` validate it on a login node.
+
+Everything that decides a catalog's bytes is here (model, sampler, size, seed, conditions,
+shard and batch sizes, precision), so a config plus its model and condition files names a
+catalog exactly; `runtime` holds what only decides speed (device, threads, compile).
+File paths (empty ones included) are checked when the job starts, not at load time: the
+config may be validated where the files are not (a login node without the scratch mount).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hpc.config import register_kind
+
+register_kind("generate", "galaxy_hpc.generate.config:GenerateConfig")
+
+SAMPLERS = ("ddim", "dpm_solver++", "euler_ancestral")
+
+
+@dataclass
+class ModelSection:
+    """Which generator, from which local folder (nothing is downloaded).
+
+    kind (see galaxy_hpc/generate/registry.py GENERATORS):
+    - sd: a StableDiffusionPipeline folder (a full fine-tune's `pipeline/`, or SD-1.5).
+    - sd_lora: `base` a StableDiffusionPipeline folder, `path` the LoRA folder (or its
+      pytorch_lora_weights.safetensors) that `pipe.load_lora_weights` takes.
+    - ldm: a GalaxyLDMPipeline folder (conditions on numbers, e.g. GZ2 vote fractions).
+    """
+
+    kind: str = "sd"
+    path: str = ""
+    base: str | None = None
+    lora_scale: float = 1.0
+    # Fold the LoRA into the base weights once at load: no extra matmuls per step.
+    fuse_lora: bool = True
+    # Anything a plug-in generator needs beyond these (passed to its loader as is).
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            raise ValueError("model.kind is empty: name a generator (sd, sd_lora, ldm)")
+        if self.kind == "sd_lora" and not self.base:
+            raise ValueError("model.base: a sd_lora model needs the base pipeline folder the "
+                             "LoRA was trained on (model.path is the LoRA itself)")
+        if self.kind != "sd_lora" and self.base:
+            raise ValueError(f"model.base is only for kind sd_lora, not {self.kind!r}")
+        if not self.lora_scale > 0:
+            raise ValueError(f"model.lora_scale must be > 0, got {self.lora_scale}")
+
+
+@dataclass
+class SamplerSection:
+    """The diffusion sampler (ignored by generators that do not sample, e.g. a GAN).
+
+    name: ddim, dpm_solver++ (DPMSolverMultistepScheduler, second order) or
+    euler_ancestral (stochastic: its noise comes from each object's own generator, so it
+    is as reproducible as the others). Built from the model's own scheduler config, so
+    the beta schedule and prediction type are the model's.
+    """
+
+    name: Literal["ddim", "dpm_solver++", "euler_ancestral"] = "dpm_solver++"
+    steps: int = 25
+    guidance_scale: float = 7.5
+    eta: float = 0.0  # DDIM only: 0 deterministic DDIM, 1 DDPM-like
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"sampler.steps must be >= 1, got {self.steps}")
+        if self.guidance_scale < 1:
+            raise ValueError(f"sampler.guidance_scale must be >= 1 (1: no classifier-free "
+                             f"guidance), got {self.guidance_scale}")
+        if not 0 <= self.eta <= 1:
+            raise ValueError(f"sampler.eta must be in [0, 1], got {self.eta}")
+
+
+@dataclass
+class ConditionSection:
+    """Where each object's condition comes from.
+
+    source:
+    - table: a CSV or FITS table; each row gives captions (`caption_column`) or numbers
+      (`columns`: GZ2 vote fractions, redshift and log stellar mass, ...).
+    - store: a real store (hpc.store); rows drawn from it (selection: sample) with rows
+      holding a rare class `oversample` times as likely, or each row in turn.
+    With `img2img: true` (store source, SD models) each object starts from its row's real
+    image, noised to `strength` (1: pure noise, i.e. text-to-image): GalaxySD's way to keep
+    text-only samples from coming out over-bright.
+
+    selection: each (object i uses row i // per_row) or sample (row drawn per object from
+    the catalog seed; needs num_objects). Default: each for a table, sample for a store.
+    """
+
+    source: Literal["table", "store"] = "table"
+    path: str = ""
+    selection: Literal["each", "sample"] | None = None
+    per_row: int = 1
+    caption_column: str = "caption"
+    # Numeric conditions, in the model's order; null: the columns the model was trained on.
+    columns: list[str] | None = None
+    id_column: str | None = None  # null: id, objid, dr7objid or galaxyid if present
+    prompt: str | None = None  # one caption for every object (overrides caption_column)
+    negative_prompt: str = ""
+    survey: str = "sdss"  # caption prefix when captions are made from GZ2 vote fractions
+    # Oversampling (selection: sample): a class is rare when fewer than rare_fraction of
+    # the rows carry it; rows carrying a rare class get weight `oversample`. Classes are
+    # class_column's values, else the tags of the rows' captions ("merger", "ring galaxy").
+    oversample: float = 1.0
+    rare_fraction: float = 0.1
+    class_column: str | None = None
+    img2img: bool = False
+    strength: float = 0.6
+
+    def __post_init__(self) -> None:
+        if self.per_row < 1:
+            raise ValueError(f"conditions.per_row must be >= 1, got {self.per_row}")
+        if self.oversample < 1:
+            raise ValueError(f"conditions.oversample must be >= 1 (1: as in the source), got "
+                             f"{self.oversample}")
+        if not 0 < self.rare_fraction < 1:
+            raise ValueError(f"conditions.rare_fraction must be in (0, 1), got "
+                             f"{self.rare_fraction}")
+        if self.img2img and self.source != "store":
+            raise ValueError("conditions.img2img needs source: store (the real galaxies the "
+                             "objects start from)")
+        if not 0 < self.strength <= 1:
+            raise ValueError(f"conditions.strength must be in (0, 1], got {self.strength}")
+        if self.oversample > 1 and self.resolved_selection != "sample":
+            raise ValueError("conditions.oversample needs selection: sample (rows are drawn "
+                             "with weights); with selection each every row is used in turn")
+        if self.columns is not None and not self.columns:
+            raise ValueError("conditions.columns is empty: list the columns, or null for the "
+                             "model's own")
+
+    @property
+    def resolved_selection(self) -> str:
+        if self.selection is not None:
+            return self.selection
+        return "each" if self.source == "table" else "sample"
+
+
+@dataclass
+class RuntimeSection:
+    """How fast, not what: none of these change which objects a catalog holds, but bytes
+    are only guaranteed identical on the same hardware, software and (on CPU) number of
+    threads per rank (float sums run in another order otherwise)."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda:<local rank> if any GPU
+    # auto: bf16 on GPUs that have it, else fp16; fp32 on CPU. Part of the catalog's
+    # identity (different precision, different bytes).
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    cpu_threads: int | None = None  # null: torch's default (OMP_NUM_THREADS under Slurm)
+    compile: bool = False  # torch.compile the UNet: minutes once, then faster steps
+    # cuDNN/cuBLAS deterministic algorithms on GPU; off, reruns may differ in low bits.
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ValueError(f"runtime.cpu_threads must be >= 1 or null, got {self.cpu_threads}")
+
+
+@dataclass
+class GenerateConfig:
+    out: str = "runs/catalog.zarr"
+    # Objects in the catalog; null: one per condition row times per_row (selection each).
+    num_objects: int | None = None
+    seed: int = 0
+    format: Literal["zarr", "hdf5"] = "zarr"
+    shard_size: int = 256  # objects per store shard: the unit ranks take and resume redoes
+    batch_size: int = 16  # objects per sampler call (a multiple of it per shard is best)
+    size: int | None = None  # image side in pixels; null: the model's own
+    table: str | None = None  # the FITS table; null: beside the store, <out stem>.fits
+    overwrite: bool = False  # delete an existing catalog at `out` instead of resuming it
+    model: ModelSection = field(default_factory=ModelSection)
+    sampler: SamplerSection = field(default_factory=SamplerSection)
+    conditions: ConditionSection = field(default_factory=ConditionSection)
+    runtime: RuntimeSection = field(default_factory=RuntimeSection)
+
+    def __post_init__(self) -> None:
+        if not self.out:
+            raise ValueError("out is empty: give the catalog store's path (e.g. catalog.zarr)")
+        if self.num_objects is not None and self.num_objects < 1:
+            raise ValueError(f"num_objects must be >= 1 or null, got {self.num_objects}")
+        if self.num_objects is None and self.conditions.resolved_selection == "sample":
+            raise ValueError("num_objects: needed when conditions are sampled "
+                             "(conditions.selection: sample)")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.shard_size < 1 or self.batch_size < 1:
+            raise ValueError(f"shard_size and batch_size must be >= 1, got {self.shard_size} "
+                             f"and {self.batch_size}")
+        if self.size is not None and (self.size < 8 or self.size % 8):
+            raise ValueError(f"size must be a multiple of 8 (the VAE downsamples 8x), got "
+                             f"{self.size}")
+
+    @property
+    def table_path(self) -> Path:
+        """The FITS table beside the store: catalog.zarr -> catalog.fits."""
+        if self.table:
+            return Path(self.table)
+        out = Path(self.out)
+        return out.with_name(out.stem + ".fits")

@@ -1,0 +1,229 @@
+"""The `generate` job: a synthetic catalog into a store, on one process or every rank.
+
+1. Every rank loads the model onto its device and builds the condition source (both
+   deterministic: no communication).
+2. Rank 0 hashes the model files, then creates the store or reopens it; a store made
+   from another config is refused with the differences listed. The pending shards (those
+   without a completion record: never written, or half-written by a killed run) and the
+   model hash are broadcast.
+3. Ranks take pending shards from a shared counter (hpc.workqueue) as they become free,
+   so a slow GPU never holds the others back, and write each whole shard. Objects depend
+   only on (catalog seed, index) and batches are fixed per shard, so which rank makes a
+   shard, or how often the job was killed, changes no byte.
+4. When the queue is empty: rank 0 finalizes the store (checksum) and writes the FITS
+   table beside it.
+
+A kill at any moment loses at most the shards in flight: the rerun's pending list has
+them again. A preemption signal (USR1/USR2; TERM stops without requeue) makes each rank
+finish the shard it is making and take no more; the job then exits 75 and requeues
+(hpc.preempt), and the next run finishes the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+from galaxy_hpc.generate.config import GenerateConfig
+
+T = TypeVar("T")
+
+
+@dataclass
+class GenerateSummary:
+    out: str
+    table: str | None  # the FITS table; None until the catalog is complete
+    num_objects: int
+    checksum: str | None  # None when preempted before the end
+    num_ranks: int
+    shards_total: int
+    shards_this_run: int  # by every rank, in this run
+    objects_this_run: int
+    seconds: float
+    preempted: bool
+    model_hash: str
+
+    @property
+    def ok(self) -> bool:
+        return self.checksum is not None
+
+    @property
+    def objects_per_s(self) -> float:
+        return self.objects_this_run / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        made = (f"{self.objects_this_run:,} objects this run ({self.num_ranks} rank(s), "
+                f"{self.seconds:.1f} s, {self.objects_per_s:,.2f} objects/s)")
+        if self.preempted and not self.ok:
+            return (f"preempted: {made}; {self.out} is not complete yet, run the same "
+                    "command again to finish it")
+        return (f"wrote a catalog of {self.num_objects:,} objects to {self.out} and {self.table}: "
+                f"{made}; checksum {self.checksum}")
+
+    def line(self) -> str:
+        return self.summary()
+
+
+def _on_root(comm: Any, work: Callable[[], T]) -> T:
+    """Run `work` on rank 0 and broadcast its result; its error is raised on every rank."""
+    result, failure = None, None
+    if comm.rank == 0:
+        try:
+            result = work()
+        except (ValueError, FileNotFoundError) as error:
+            failure = (type(error).__name__, str(error))
+    result, failure = comm.bcast((result, failure))
+    if failure is not None:
+        kind, message = failure
+        raise (FileNotFoundError if kind == "FileNotFoundError" else ValueError)(message)
+    return result
+
+
+def build_catalog(cfg: GenerateConfig, local_rank: int = 0) -> Any:
+    """Model, conditions and runtime of `cfg` on this process (every rank calls it)."""
+    from galaxy_hpc.generate.catalog import Catalog
+    from galaxy_hpc.generate.conditions import build_conditions
+    from galaxy_hpc.generate.registry import load_generator
+    from galaxy_hpc.generate.runtime import resolve_runtime
+
+    runtime = resolve_runtime(cfg.runtime, local_rank)
+    generator = load_generator(cfg.model, cfg.sampler, runtime, size=cfg.size)
+    return Catalog(cfg=cfg, generator=generator, source=build_conditions(cfg, generator),
+                   runtime=runtime)
+
+
+def open_catalog_store(catalog: Any, command: str | None) -> dict[str, Any]:
+    """Rank 0: hash the model, create or reopen the store, list what is left to do."""
+    from galaxy_hpc.generate.catalog import fingerprint_differences
+    from galaxy_hpc.generate.hashing import model_hashes
+    from hpc.store import create_store, open_store_for_writing
+
+    cfg = catalog.cfg
+    catalog.model_hashes = model_hashes(catalog.generator.identity().get("files", {}))
+    attrs = catalog.attrs(command)
+    wanted = attrs["generate"]["fingerprint"]
+    existing = _existing_attrs(cfg.out) if not cfg.overwrite else None
+    if existing is not None:
+        stored = (existing.get("generate") or {}).get("fingerprint")
+        if stored is None:
+            raise ValueError(f"{cfg.out} exists and is not a catalog made by galaxy-hpc "
+                             "generate; choose another out, or overwrite: true")
+        diffs = fingerprint_differences(stored, wanted)
+        if diffs:
+            raise ValueError(f"{cfg.out} was started from another catalog config (stored != "
+                             f"this one): {'; '.join(diffs[:6])}"
+                             f"{'; ...' if len(diffs) > 6 else ''}. Resume with the same config, "
+                             "write to another out, or set overwrite: true")
+        _warn_runtime(existing["generate"].get("runtime", {}), attrs["generate"]["runtime"])
+    writer = create_store(cfg.out, catalog.spec(), num_items=catalog.num_objects, attrs=attrs,
+                          overwrite=cfg.overwrite)
+    pending = [] if writer.manifest.complete else writer.pending_shards()
+    writer = open_store_for_writing(cfg.out)
+    return {"pending": pending, "num_shards": writer.num_shards,
+            "model_hashes": catalog.model_hashes, "complete": writer.manifest.complete}
+
+
+def _existing_attrs(out: str) -> dict[str, Any] | None:
+    from pathlib import Path
+
+    from hpc.store import open_store_for_writing
+
+    path = Path(out)
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return None
+    try:
+        return open_store_for_writing(path).manifest.attrs
+    except ValueError:
+        raise ValueError(f"{out} exists and is not a store; choose another out") from None
+
+
+def _warn_runtime(stored: dict[str, Any], now: dict[str, Any]) -> None:
+    changed = [f"{key} {stored.get(key)!r} -> {now.get(key)!r}" for key in sorted(now)
+               if stored.get(key) != now.get(key)]
+    if changed:
+        print(f"galaxy-hpc generate: warning: resuming on another runtime ({'; '.join(changed)}); "
+              "the shards made now may differ in low bits from an uninterrupted run there",
+              file=sys.stderr, flush=True)
+
+
+def _fail_fast(comm: Any, error: BaseException) -> None:
+    """A rank that fails mid-queue ends the whole job now rather than leaving the others
+    to finish every shard and then wait for it forever."""
+    if comm.size == 1:
+        raise error
+    from hpc.logs import tell_terminal
+
+    traceback.print_exc()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    tell_terminal(f"galaxy-hpc generate: rank {comm.rank} failed ({type(error).__name__}: "
+                  f"{error}); ending the job")
+    os._exit(1)
+
+
+def run_generate(cfg: GenerateConfig, *, progress: bool = True,
+                 command: str | None = None) -> GenerateSummary:
+    """Make (or finish) the catalog of `cfg`. Call on every rank (or alone); every rank
+    returns the same summary."""
+    import numpy as np
+
+    from galaxy_hpc.generate.fits_table import write_catalog_table
+    from galaxy_hpc.generate.progress import CatalogProgress
+    from hpc.comm import job_comm
+    from hpc.dist import resolve_env
+    from hpc.preempt import PreemptionWatch
+    from hpc.store import finalize_store, open_store, open_store_for_writing
+    from hpc.workqueue import dynamic_items
+
+    start = time.perf_counter()
+    env = resolve_env(cuda_available=False)
+    comm = job_comm(env)
+    with PreemptionWatch() as watch:
+        catalog = build_catalog(cfg, env.local_rank)
+        setup = _on_root(comm, lambda: open_catalog_store(catalog, command))
+        catalog.model_hashes = setup["model_hashes"]
+        writer = open_store_for_writing(cfg.out)
+        made = objects = 0
+        show = progress and comm.rank == 0
+        with CatalogProgress(writer, enabled=show,
+                             desc=f"generate ({comm.size} rank{'s' * (comm.size > 1)})"):
+            shards = dynamic_items(setup["pending"], comm, name="ghpc-generate")
+            try:
+                for shard in shards:
+                    if watch.received is not None:
+                        break  # the shard in flight was written; this one stays pending
+                    first, stop = writer.shard_bounds(shard)
+                    images, columns = catalog.make_shard(first, stop)
+                    writer.write_shard(shard, images, columns)
+                    made, objects = made + 1, objects + stop - first
+            except Exception as error:  # noqa: BLE001 - ends the job on every rank
+                _fail_fast(comm, error)
+            finally:
+                shards.close()  # the queue's closing barrier, also after a break
+        stopped, requeue, made_all, objects_all = (int(v) for v in comm.allreduce_sum(
+            np.array([watch.received is not None, watch.wants_requeue, made, objects],
+                     dtype=np.int64)))
+        # Every rank's writes precede the reductions above; one rank looks at the result.
+        remaining = comm.bcast(len(writer.pending_shards()) if comm.rank == 0 else None)
+        checksum = table = None
+        if remaining == 0:
+            def finish() -> tuple[str, str]:
+                digest = finalize_store(cfg.out)
+                return digest, str(write_catalog_table(open_store(cfg.out), cfg.table_path))
+
+            checksum, table = _on_root(comm, finish)
+        preempted = bool(stopped) and remaining > 0
+        summary = GenerateSummary(
+            out=str(cfg.out), table=table, num_objects=catalog.num_objects, checksum=checksum,
+            num_ranks=comm.size, shards_total=setup["num_shards"], shards_this_run=made_all,
+            objects_this_run=objects_all,
+            seconds=time.perf_counter() - start, preempted=preempted,
+            model_hash=catalog.model_hash)
+        if preempted and requeue:
+            watch.requeue(rank=comm.rank)
+        return summary
+

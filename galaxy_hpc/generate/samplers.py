@@ -1,0 +1,49 @@
+"""The three samplers, as diffusers schedulers built from the model's own scheduler config.
+
+Starting from the model's config keeps what the model was trained with (beta schedule,
+prediction type, timestep offset); only the solver changes. The scheduler's resolved
+config goes into the catalog's provenance, so "dpm_solver++" is never ambiguous later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from galaxy_hpc.generate.config import SamplerSection
+
+
+def build_scheduler(sampler: SamplerSection, model_scheduler_config: Any) -> Any:
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerAncestralDiscreteScheduler,
+    )
+
+    config = dict(model_scheduler_config)
+    if sampler.name == "ddim":
+        return DDIMScheduler.from_config(config)
+    if sampler.name == "dpm_solver++":
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++",
+                                                       solver_order=2)
+    if sampler.name == "euler_ancestral":
+        return EulerAncestralDiscreteScheduler.from_config(config)
+    raise ValueError(f"sampler.name {sampler.name!r}: use ddim, dpm_solver++ or euler_ancestral")
+
+
+def scheduler_provenance(scheduler: Any) -> dict[str, Any]:
+    """Class and resolved config of a scheduler, as plain JSON."""
+    config = {key: value for key, value in dict(scheduler.config).items()
+              if not key.startswith("_")}
+    return {"class": type(scheduler).__name__, "config": _jsonable(config)}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else str(value)
+    return str(value)
