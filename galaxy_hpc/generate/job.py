@@ -42,6 +42,7 @@ class GenerateSummary:
     num_ranks: int
     shards_total: int
     shards_this_run: int  # by every rank, in this run
+    shards_per_rank: list[int]  # this run's shards by rank: how the queue spread the work
     objects_this_run: int
     seconds: float
     preempted: bool
@@ -204,9 +205,10 @@ def run_generate(cfg: GenerateConfig, *, progress: bool = True,
                 _fail_fast(comm, error)
             finally:
                 shards.close()  # the queue's closing barrier, also after a break
-        stopped, requeue, made_all, objects_all = (int(v) for v in comm.allreduce_sum(
-            np.array([watch.received is not None, watch.wants_requeue, made, objects],
+        stopped, requeue, objects_all = (int(v) for v in comm.allreduce_sum(
+            np.array([watch.received is not None, watch.wants_requeue, objects],
                      dtype=np.int64)))
+        per_rank = [int(n) for n in comm.allgather(made)]
         # Every rank's writes precede the reductions above; one rank looks at the result.
         remaining = comm.bcast(len(writer.pending_shards()) if comm.rank == 0 else None)
         checksum = table = None
@@ -219,7 +221,8 @@ def run_generate(cfg: GenerateConfig, *, progress: bool = True,
         preempted = bool(stopped) and remaining > 0
         summary = GenerateSummary(
             out=str(cfg.out), table=table, num_objects=catalog.num_objects, checksum=checksum,
-            num_ranks=comm.size, shards_total=setup["num_shards"], shards_this_run=made_all,
+            num_ranks=comm.size, shards_total=setup["num_shards"],
+            shards_this_run=sum(per_rank), shards_per_rank=per_rank,
             objects_this_run=objects_all,
             seconds=time.perf_counter() - start, preempted=preempted,
             model_hash=catalog.model_hash)
