@@ -1,0 +1,147 @@
+"""Typed settings of each evaluation: what the CLI flags and the `evaluate` job config fill in.
+
+Defaults follow torch-fidelity's where a metric comes from it (KID subsets of 1000, 100 of
+them, IS over 10 splits, seed 2020, precision/recall with 3 neighbours), so numbers match
+what people computed with it. Every mistake is a ValueError naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+METRICS = ("fid", "kid", "isc", "prc")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _positive(owner: object, *names: str) -> None:
+    for name in names:
+        value = getattr(owner, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{type(owner).__name__}.{name} must be a positive integer, "
+                             f"got {value!r}")
+
+
+def default_cache_dir() -> str:
+    """$GHPC_EVAL_CACHE, else ~/.cache/galaxy-hpc/eval-stats (beside torch's own cache)."""
+    return os.environ.get("GHPC_EVAL_CACHE") or str(
+        Path.home() / ".cache" / "galaxy-hpc" / "eval-stats")
+
+
+@dataclass
+class FeatureSettings:
+    """Which network turns images into features, and how images reach it."""
+
+    # A torch-fidelity extractor name: inception-v3-compat, dinov2-vit-s-14/b/l/g,
+    # clip-vit-b-32 (any clip-*), vgg16, or one that `extractor_module` registers.
+    extractor: str = "inception-v3-compat"
+    weights: str | None = None  # local file/folder; nothing is ever downloaded
+    extractor_module: str | None = None  # imported first: registers its own extractors
+    batch_size: int = 64  # torch-fidelity's; the same batches give the same features
+    # Float stores: a stretch JSON ({"kind": "asinh", ...}, as a model folder keeps it);
+    # None: estimated from the real store, as training estimates it from its store.
+    stretch: str | None = None
+    rgb_bands: list[int] | None = None  # float stores with 3+ bands: the bands shown as R, G, B
+    device: str = "auto"  # auto: this rank's GPU when there is one, else the CPU
+
+    def __post_init__(self) -> None:
+        _positive(self, "batch_size")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.rgb_bands is not None and len(self.rgb_bands) != 3:
+            raise ValueError(f"rgb_bands needs three band indices (R, G, B), got {self.rgb_bands}")
+
+
+def require(owner: object, *names: str) -> None:
+    """Stores are left empty in the `evaluate` job's sections (the job fills them in):
+    at run time each must be given."""
+    for name in names:
+        if not getattr(owner, name):
+            raise ValueError(f"{type(owner).__name__}.{name} is not set: give the {name} path")
+
+
+@dataclass
+class FidConfig:
+    real: str = ""
+    generated: str = ""
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    metrics: list[str] = field(default_factory=lambda: ["fid", "kid", "isc"])
+    # KID and precision/recall need the features themselves, not sums: at most this many
+    # per store are kept (all of them when the store is smaller: then the numbers equal
+    # torch-fidelity's), else a fixed random subset of this size.
+    max_kept_features: int = 10000
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000  # lowered to the smaller store's count when that is less
+    isc_splits: int = 10
+    prc_neighborhood: int = 3
+    seed: int = 2020
+    cache: bool = True
+    cache_dir: str | None = None  # None: default_cache_dir() where the job runs
+
+    def __post_init__(self) -> None:
+        _positive(self, "max_kept_features", "kid_subsets", "kid_subset_size", "isc_splits",
+                  "prc_neighborhood")
+        unknown = [m for m in self.metrics if m not in METRICS]
+        if unknown or not self.metrics:
+            raise ValueError(f"metrics must be a non-empty list from {', '.join(METRICS)}, "
+                             f"got {self.metrics}")
+        if "fid" not in self.metrics:
+            self.metrics = ["fid", *self.metrics]  # the statistics are always computed
+
+
+@dataclass
+class PhysicsConfig:
+    real: str = ""
+    generated: str = ""
+    # Galaxies measured per store, evenly spaced (statmorph costs ~0.1-0.3 s each).
+    max_galaxies: int = 5000
+    band: int | None = None  # None: the sum of the bands (as galaxy_hpc.data.photometry)
+    num_bins: int = 30
+    threshold_sigmas: float = 1.5  # segmentation: pixels this many sky sigmas above the sky
+
+    def __post_init__(self) -> None:
+        _positive(self, "max_galaxies", "num_bins")
+        if not self.threshold_sigmas > 0:
+            raise ValueError(f"threshold_sigmas must be > 0, got {self.threshold_sigmas}")
+
+
+@dataclass
+class MorphologyConfig:
+    generated: str = ""
+    predictor: str = ""  # a folder galaxy_hpc.models.vote_predictor.load_vote_predictor opens
+    real: str | None = None  # also score the predictor on real galaxies with known votes
+    vote_suffix: str = "fraction"  # requested columns: <GZ2 stem>_<suffix>, all 37 of them
+    stretch: str | None = None  # float stores: as FeatureSettings.stretch (default: own store)
+    batch_size: int = 64
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _positive(self, "batch_size")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+
+
+@dataclass
+class ConditioningConfig:
+    generated: str = ""
+    # "requested:measured" pairs; measured is total_flux or half_light_radius
+    # (galaxy_hpc.data.photometry), requested a numeric column of the generated store.
+    pairs: list[str] = field(default_factory=lambda: [
+        "log_stellar_mass:total_flux", "log_stellar_mass:half_light_radius",
+        "redshift:total_flux"])
+    by: str | None = "redshift"  # also within quantile bins of this column (if it exists)
+    num_bins: int = 3
+    real: str | None = None  # the same correlations on real galaxies, as the reference
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        _positive(self, "num_bins", "batch_size")
+        for pair in self.pairs:
+            requested, _, measured = pair.partition(":")
+            if not requested or measured not in MEASURED:
+                raise ValueError(f"conditioning pair {pair!r}: write requested:measured with "
+                                 f"measured one of {', '.join(MEASURED)}")
+
+
+MEASURED = ("total_flux", "half_light_radius")
