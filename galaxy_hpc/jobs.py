@@ -23,6 +23,7 @@ for _kind, _target in {
     "selftest": "hpc.selftest:SelfTestConfig",
     "synth": "galaxy_hpc.data.synth_job:SynthJobConfig",
     "ingest": "galaxy_hpc.data.ingest.config:IngestConfig",
+    "evaluate": "galaxy_hpc.evaluate.job:EvaluateJobConfig",
     "generate": "galaxy_hpc.generate.config:GenerateConfig",
 }.items():
     register_kind(_kind, _target)
@@ -49,6 +50,8 @@ JOBS: dict[str, JobSpec] = {
                 "images (+ captions, votes, properties) of a seed project's format into a store"),
         JobSpec("generate", ("generate",), "galaxy_hpc.generate.job:run_generate",
                 "a synthetic galaxy catalog (store + FITS table) from a trained model"),
+        JobSpec("evaluate", ("evaluate",), "galaxy_hpc.evaluate.job:run_evaluate",
+                "FID/KID/IS, physics, morphology and conditioning of a catalog, and a report"),
     ]
 }
 

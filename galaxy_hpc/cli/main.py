@@ -33,6 +33,8 @@ COMMANDS: list[str] = [
     "ingest_cmd",
     "train_cmd",
     "generate_cmd",
+    "evaluate_cmd",
+    "report_cmd",
     "demo_cmd",
 ]
 

@@ -1,0 +1,28 @@
+"""`galaxy-hpc report RUN_DIR`: an HTML page (PNGs beside it) from a run folder's evaluations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report", help="HTML report (image grids, metrics, histograms, provenance) of a run",
+        description="Read the results `galaxy-hpc evaluate ... --out RUN_DIR` wrote and write "
+        "RUN_DIR/report/index.html with PNGs beside it; it opens from the file system.")
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("--per-class", type=int, default=8,
+                        help="galaxies shown per class and store (default 8)")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from galaxy_hpc.evaluate.report import build_report
+
+    if args.per_class < 1:
+        raise ValueError(f"--per-class must be >= 1, got {args.per_class}")
+    result = build_report(args.run_dir, per_class=args.per_class)
+    print(json.dumps(result.to_dict()) if args.json else result.summary(), flush=True)
+    return 0

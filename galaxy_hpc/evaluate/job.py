@@ -1,0 +1,101 @@
+"""The `evaluate` job: every evaluation of one catalog and the report, from one config.
+
+What `galaxy-hpc evaluate all CONFIG`, `galaxy-hpc submit evaluate CONFIG` and
+`sbatch slurm/eval_fid.sbatch all CONFIG` run. The stores are given once at the top and
+fill each section's stores left empty; each section is the typed config of its
+evaluation (config.py). Morphology runs when `morphology.predictor` is set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from galaxy_hpc.evaluate.config import (
+    ConditioningConfig,
+    FidConfig,
+    MorphologyConfig,
+    PhysicsConfig,
+)
+from hpc.config import register_kind
+
+register_kind("evaluate", "galaxy_hpc.evaluate.job:EvaluateJobConfig")
+EVALUATIONS = ("fid", "physics", "morphology", "conditioning")
+
+
+@dataclass
+class EvaluateJobConfig:
+    real: str = ""
+    generated: str = ""
+    out: str = "evaluation"  # RUN_DIR: <evaluation>.json and report/index.html
+    evaluations: list[str] = field(default_factory=lambda: ["fid", "physics", "morphology",
+                                                            "conditioning"])
+    report: bool = True
+    fid: FidConfig = field(default_factory=FidConfig)
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+    morphology: MorphologyConfig = field(default_factory=MorphologyConfig)
+    conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
+
+    def __post_init__(self) -> None:
+        unknown = [e for e in self.evaluations if e not in EVALUATIONS]
+        if unknown:
+            raise ValueError(f"evaluations: unknown {unknown}; choose from {', '.join(EVALUATIONS)}")
+
+
+@dataclass
+class EvaluateSummary:
+    out: str
+    ran: list[str]
+    skipped: dict[str, str]
+    summaries: dict[str, str]
+    report: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def summary(self) -> str:
+        lines = [text for text in self.summaries.values()]
+        lines += [f"skipped {name}: {why}" for name, why in self.skipped.items()]
+        if self.report:
+            lines.append(f"report: {self.report}")
+        return "\n\n".join(lines)
+
+
+def _filled(section: Any, cfg: EvaluateJobConfig) -> Any:
+    names = {f.name for f in dataclasses.fields(section)}
+    given = {name: getattr(cfg, name) for name in ("real", "generated")
+             if name in names and not getattr(section, name)}
+    return dataclasses.replace(section, **given)
+
+
+def run_evaluate(cfg: EvaluateJobConfig, *, show_progress: bool = True) -> EvaluateSummary:
+    """Collective: every rank runs every evaluation; rank 0 writes results and the report."""
+    from galaxy_hpc.evaluate.conditioning import run_conditioning
+    from galaxy_hpc.evaluate.fid import run_fid
+    from galaxy_hpc.evaluate.morphology import run_morphology
+    from galaxy_hpc.evaluate.physics import run_physics
+    from galaxy_hpc.evaluate.results import write_result
+    from hpc.comm import job_comm
+
+    comm = job_comm()
+    runners = {"fid": run_fid, "physics": run_physics, "morphology": run_morphology,
+               "conditioning": run_conditioning}
+    ran, skipped, summaries = [], {}, {}
+    for name in cfg.evaluations:
+        section = _filled(getattr(cfg, name), cfg)
+        if name == "morphology" and not section.predictor:
+            skipped[name] = "no morphology.predictor (a vote predictor folder) given"
+            continue
+        result = runners[name](section, show_progress=show_progress, comm=comm)
+        if comm.rank == 0:
+            write_result(cfg.out, name, result.to_dict())
+        summaries[name] = result.summary()
+        ran.append(name)
+    report = None
+    if cfg.report and comm.rank == 0:
+        from galaxy_hpc.evaluate.report import build_report
+
+        report = build_report(cfg.out).html
+    report = comm.bcast(report)
+    return EvaluateSummary(cfg.out, ran, skipped, summaries, report)

@@ -1,0 +1,161 @@
+"""Assemble the report: each section from the result that feeds it, skipped when absent."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import galaxy_hpc
+from galaxy_hpc.evaluate.report import html
+from galaxy_hpc.evaluate.report.grids import write_grids
+from galaxy_hpc.evaluate.report.plots import morphology_chart, physics_histograms
+from galaxy_hpc.evaluate.results import read_results
+from hpc.store import open_store
+
+
+@dataclass
+class ReportResult:
+    html: str
+    images: list[str]
+    sections: list[str]
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"html": self.html, "images": self.images, "sections": self.sections,
+                "notes": self.notes}
+
+    def summary(self) -> str:
+        lines = [f"wrote {self.html} ({len(self.images)} PNG(s) beside it; sections: "
+                 f"{', '.join(self.sections)})"]
+        return "\n".join(lines + self.notes)
+
+
+def _stores(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The real and generated store summaries the results name (first found wins)."""
+    found: dict[str, dict[str, Any]] = {}
+    for result in results.values():
+        for side in ("real", "generated"):
+            if isinstance(result.get(side), dict) and side not in found:
+                found[side] = result[side]
+    return found
+
+
+def _fid_section(fid: dict[str, Any]) -> str:
+    m = fid["metrics"]
+    rows = [["FID", m["fid"], "every image (float64 sums)"]]
+    if "kid_mean" in m:
+        rows.append(["KID", m["kid_mean"], f"+- {html.num(m['kid_std'])}; {fid['kid']['subsets']} "
+                     f"subsets of {fid['kid']['subset_size']}"])
+    if "isc_mean" in m:
+        rows.append(["Inception Score (generated)", m["isc_mean"], f"+- {html.num(m['isc_std'])}"])
+        rows.append(["Inception Score (real)", m["real_isc_mean"],
+                     f"+- {html.num(m['real_isc_std'])}"])
+    for key in ("precision", "recall", "f_score"):
+        if key in m:
+            rows.append([key.replace("_", "-"), m[key], "kept features"])
+    facts = [["extractor", fid["extractor_description"]],
+             ["images", f"{fid['num_real']:,} real, {fid['num_generated']:,} generated"],
+             ["input", fid["input_description"]],
+             ["ranks", f"{fid['num_ranks']} on {fid['device']}, {fid['seconds']:.1f} s"],
+             ["real statistics", f"cache {fid['cache']['status']}"]]
+    skipped = [f"skipped {k}: {v}" for k, v in fid.get("skipped", {}).items()]
+    return ("<h2>Distribution metrics</h2>" + html.table(["metric", "value", "how"], rows)
+            + html.table(["", ""], facts) + html.notes(fid.get("notes", []) + skipped))
+
+
+def _physics_section(physics: dict[str, Any], folder: Path, images: list[str]) -> str:
+    rows = [[name, p["wasserstein"], p["wasserstein_std"], p["median_real"],
+             p["median_generated"], p["num_real"], p["num_generated"]]
+            for name, p in physics["parameters"].items()]
+    plots = physics_histograms(physics["parameters"], folder)
+    images += [p["file"] for p in plots]
+    figures = "".join(html.image(p["file"], p["parameter"], "plots") for p in plots)
+    n, used = physics["num_measured"], physics["measured_fraction"]
+    return ("<h2>Physical parameters (statmorph)</h2>"
+            + html.table(["parameter", "W1", "W1 / std(real)", "median real", "median generated",
+                          "n real", "n generated"], rows)
+            + html.notes([f"measured {n['real']:,} real and {n['generated']:,} generated "
+                          f"galaxies; usable {used['real']:.0%} / {used['generated']:.0%}",
+                          physics["units_note"]])
+            + f'<div class="pair">{figures}</div>')
+
+
+def _morphology_section(morph: dict[str, Any], folder: Path, images: list[str]) -> str:
+    real = morph.get("real_scores")
+    header = ["question", "r", "MAE", "n"] + (["real r", "real MAE"] if real else [])
+    rows = []
+    for k, q in enumerate(morph["generated_scores"]["questions"]):
+        row = [f"Q{q['question']} {q['slug']}", q["r"], q["mae"], q["n"]]
+        if real:
+            row += [real["questions"][k]["r"], real["questions"][k]["mae"]]
+        rows.append(row)
+    chart = morphology_chart(morph, folder)
+    images.append(chart)
+    overall = morph["generated_scores"]["overall"]
+    return ("<h2>Morphology: predicted vs requested GZ2 vote fractions</h2>"
+            + html.notes([f"predictor {morph['predictor']} (image size "
+                          f"{morph['predictor_image_size']}); overall r "
+                          f"{html.num(overall['r'])}, MAE {html.num(overall['mae'])}"])
+            + html.table(header, rows) + html.image(chart, "per-question r and MAE", "plots"))
+
+
+def _conditioning_section(cond: dict[str, Any]) -> str:
+    real = {(c["requested"], c["measured"]): c for c in cond.get("real_correlations", [])}
+    rows = []
+    for c in cond["correlations"]:
+        bins = ", ".join(html.num(r, 3) for r in c["bin_rho"]) if c["by"] else "-"
+        reference = real.get((c["requested"], c["measured"]))
+        rows.append([c["requested"], c["measured"], c["rho"], f"{c['by'] or '-'}: {bins}",
+                     reference["rho"] if reference else None])
+    return ("<h2>Conditioning: requested vs measured (Spearman rho)</h2>"
+            + html.table(["requested", "measured", "rho", "within bins", "real rho"], rows))
+
+
+def build_report(run_dir: str | Path, *, per_class: int = 8) -> ReportResult:
+    run_dir = Path(run_dir)
+    results = read_results(run_dir)
+    if not results:
+        raise ValueError(f"{run_dir} holds no evaluation results: run `galaxy-hpc evaluate ... "
+                         f"--out {run_dir}` first")
+    folder = run_dir / "report"
+    if folder.exists():
+        shutil.rmtree(folder)  # no PNG of an earlier report may linger beside this one
+    folder.mkdir(parents=True)
+    stores = _stores(results)
+    sections, names, images, notes = [], [], [], []
+    if {"real", "generated"} <= set(stores):
+        try:
+            real, generated = (open_store(stores[s]["path"]) for s in ("real", "generated"))
+        except (FileNotFoundError, ValueError) as error:
+            notes.append(f"no image grids: {error}")
+        else:
+            grids = write_grids(real, generated, folder, per_class=per_class)
+            images += [g[s] for g in grids for s in ("real", "generated") if g[s]]
+            blocks = "".join(
+                f"<h3>{g['class']} ({g['num_real']:,} real, {g['num_generated']:,} generated)</h3>"
+                f'<div class="pair">'
+                + "".join(html.image(g[s], s) for s in ("real", "generated") if g[s])
+                + "</div>" for g in grids)
+            sections.append("<h2>Real vs generated galaxies</h2>" + blocks)
+            names.append("grids")
+    builders = {"fid": lambda r: _fid_section(r),
+                "physics": lambda r: _physics_section(r, folder, images),
+                "morphology": lambda r: _morphology_section(r, folder, images),
+                "conditioning": lambda r: _conditioning_section(r)}
+    for name, builder in builders.items():
+        if name in results:
+            sections.append(builder(results[name]))
+            names.append(name)
+    sections.append("<h2>Provenance</h2>" + "".join(
+        html.provenance(f"{side} store", stores[side]) for side in ("generated", "real")
+        if side in stores))
+    footer = (f"galaxy-hpc {galaxy_hpc.__version__}, {time.strftime('%Y-%m-%d %H:%M:%S')}, "
+              f"from {', '.join(sorted(results))} in {run_dir.resolve()}")
+    title = f"Evaluation of {Path(stores['generated']['path']).name}" if "generated" in stores \
+        else "Evaluation"
+    page = folder / "index.html"
+    page.write_text(html.page(title, sections, footer))
+    return ReportResult(str(page), images, names, notes)

@@ -1,0 +1,86 @@
+"""Real vs generated image grids, one pair per class, as PNG files.
+
+A galaxy's class is the winning answer of GZ2 question 1 (smooth / features or disk /
+star or artifact) when the store has vote-fraction columns, else the value of a `class`
+or `label` column, else every galaxy is in one class "all". Images are shown the way the
+feature extractor saw them (inputs.py: uint8 RGB unchanged, flux through the real
+store's stretch), so the pictures and the FID describe the same pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from galaxy_hpc.data.gz2 import QUESTIONS, column_name
+from galaxy_hpc.evaluate.inputs import ExtractorInput, extractor_input
+from galaxy_hpc.evaluate.passes import spaced_indices
+from hpc.store import Store
+
+LABEL_COLUMNS = ("class", "label")
+
+
+def classes(store: Store) -> np.ndarray:
+    """(N,) class name of every galaxy (see the module docstring)."""
+    q1 = QUESTIONS[0]
+    names = [column_name(answer) for answer in q1.answers]
+    if all(name in store.spec.columns for name in names):
+        votes = np.stack([store.read_column(name) for name in names], axis=1)
+        labels = np.array([answer.text for answer in q1.answers], dtype=object)
+        return labels[np.argmax(votes, axis=1)]
+    for name in LABEL_COLUMNS:
+        if store.spec.columns.get(name) == "str":
+            return np.asarray(store.read_column(name).astype(str), dtype=object)
+    return np.full(len(store), "all", dtype=object)
+
+
+def _tile(images: np.ndarray, columns: int, scale: int) -> Image.Image:
+    """(N, 3, H, W) uint8 -> one image of `columns` columns, a 2-pixel grey gap between."""
+    n, _, h, w = images.shape
+    columns = max(1, min(columns, n))
+    rows = max(1, -(-n // columns))
+    gap = 2
+    sheet = np.full((rows * (h + gap) + gap, columns * (w + gap) + gap, 3), 64, np.uint8)
+    for k in range(n):
+        r, c = divmod(k, columns)
+        y, x = gap + r * (h + gap), gap + c * (w + gap)
+        sheet[y:y + h, x:x + w] = images[k].transpose(1, 2, 0)
+    picture = Image.fromarray(sheet)
+    return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+
+
+def pixel_map(real: Store, generated: Store) -> tuple[ExtractorInput, ExtractorInput]:
+    """The map for each store: the shared one when they compare, else each its own."""
+    try:
+        shared = extractor_input(real, generated)
+        return shared, shared
+    except ValueError:
+        return extractor_input(real, real), extractor_input(generated, generated)
+
+
+def write_grids(real: Store, generated: Store, folder: Path, *, per_class: int = 8,
+                columns: int = 8, max_classes: int = 6) -> list[dict[str, object]]:
+    """One real and one generated PNG per class (the most common classes first)."""
+    maps = dict(zip(("real", "generated"), pixel_map(real, generated)))
+    labels = {"real": classes(real), "generated": classes(generated)}
+    names, counts = np.unique(np.concatenate(list(labels.values())), return_counts=True)
+    order = [str(n) for n in names[np.argsort(-counts, kind="stable")]][:max_classes]
+    scale = max(1, 128 // max(real.spec.image_shape[-1], generated.spec.image_shape[-1]))
+    grids = []
+    for k, name in enumerate(order):
+        entry: dict[str, object] = {"class": name}
+        for side, store in (("real", real), ("generated", generated)):
+            members = np.flatnonzero(labels[side] == name)
+            entry[f"num_{side}"] = int(len(members))
+            if not len(members):
+                entry[side] = None
+                continue
+            picked = members[spaced_indices(len(members), per_class)]
+            images = maps[side].to_uint8(store.read_images_at(picked)).numpy()
+            file = f"grid-{k}-{side}.png"
+            _tile(images, columns, scale).save(folder / file)
+            entry[side] = file
+        grids.append(entry)
+    return grids

@@ -1,0 +1,52 @@
+"""Small real stores for the evaluation tests, drawn once per session with GalSim.
+
+"real": synthetic SDSS-like galaxies; "generated": another population (other seed, wider
+PSF, brighter flux limit), so the two differ by a known amount. uint8 RGB composites and
+float32 flux versions of each. The small extractor and predictor the tests use live in
+eval_tiny_extractor.py / eval_tiny_predictor.py beside this file (importable here: pytest
+puts this folder on sys.path; subprocesses get it through PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def draw(out: Path, num: int, seed: int, *, output: str = "uint8", **galaxy) -> Path:
+    from galaxy_hpc.data.synth_config import SynthConfig
+    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+
+    run_synth(SynthJobConfig(out=str(out), num_galaxies=num, seed=seed, shard_size=32,
+                             galaxy=SynthConfig(size=64, output=output, **galaxy)),
+              progress=False)
+    return out
+
+
+GENERATED_LOOK = {"psf_fwhm_arcsec": 2.5, "r_mag_limit": 16.5}
+
+
+@pytest.fixture(scope="session")
+def stores(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("eval-stores")
+    return {"real": draw(root / "real.zarr", 96, 1),
+            "generated": draw(root / "gen.zarr", 80, 2, **GENERATED_LOOK)}
+
+
+@pytest.fixture(scope="session")
+def float_stores(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("eval-float-stores")
+    return {"real": draw(root / "real_flux.zarr", 64, 3, output="float32"),
+            "generated": draw(root / "gen_flux.zarr", 48, 4, output="float32",
+                              **GENERATED_LOOK)}
+
+
+@pytest.fixture(scope="session")
+def subprocess_env() -> dict[str, str]:
+    """Environment for evaluation subprocesses: the test extractor importable, one thread."""
+    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}

@@ -1,0 +1,71 @@
+"""`evaluate all` from a config (the `evaluate` job) and the HTML report it ends with: every
+section present, every picture it references written beside it, the provenance shown."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+from PIL import Image
+
+import eval_tiny_extractor
+import eval_tiny_predictor
+from galaxy_hpc.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def run_dir(float_stores, tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval-all")
+    predictor = eval_tiny_predictor.save(root / "predictor", 3, 32)
+    config = root / "evaluate.yaml"
+    config.write_text(yaml.safe_dump({
+        "kind": "evaluate", "real": str(float_stores["real"]),
+        "generated": str(float_stores["generated"]), "out": str(root / "run"),
+        "fid": {"features": {"extractor": eval_tiny_extractor.NAME}, "kid_subset_size": 40,
+                "cache_dir": str(root / "cache")},
+        "physics": {"max_galaxies": 6, "num_bins": 8},
+        "morphology": {"predictor": str(predictor)}}))
+    assert main(["evaluate", "all", str(config), "--json"]) == 0
+    return root / "run"
+
+
+def test_evaluate_all_writes_every_result_and_the_report(run_dir):
+    names = sorted(p.name for p in run_dir.glob("*.json"))
+    assert names == ["conditioning.json", "fid.json", "morphology.json", "physics.json"]
+    assert (run_dir / "report" / "index.html").is_file()
+
+
+def test_report_references_only_pictures_that_exist(run_dir, capsys):
+    assert main(["report", str(run_dir), "--per-class", "4", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    page = run_dir / "report" / "index.html"
+    assert result["html"] == str(page)
+    assert result["sections"] == ["grids", "fid", "physics", "morphology", "conditioning"]
+    html = page.read_text()
+    sources = re.findall(r'<img src="([^"]+)"', html)
+    assert sorted(sources) == sorted(result["images"]) and len(sources) >= 7 + 1 + 2
+    for source in sources:
+        assert "/" not in source and ":" not in source  # beside the page: opens from file://
+        with Image.open(page.parent / source) as picture:
+            assert picture.format == "PNG" and picture.width > 50
+    assert sorted(p.name for p in page.parent.glob("*.png")) == sorted(sources)
+    assert "http" not in html.replace("http-equiv", "")  # nothing fetched from a network
+
+
+def test_report_shows_metrics_counts_and_provenance(run_dir):
+    html = (run_dir / "report" / "index.html").read_text()
+    fid = json.loads((run_dir / "fid.json").read_text())
+    assert eval_tiny_extractor.NAME in html and "64 real, 48 generated" in html
+    assert f"{fid['metrics']['fid']:.4g}" in html
+    assert "float32 flux -&gt; asinh stretch" in html  # what was done to the pixels
+    assert "galaxy-hpc synth (GalSim)" in html and fid["generated"]["checksum"] in html
+    for parameter in ("half_light_radius", "concentration", "gini", "m20"):
+        assert f'src="physics-{parameter}.png"' in html
+    assert "Q11 arms_number" in html and "log_stellar_mass" in html
+
+
+def test_report_of_an_empty_folder_is_a_one_line_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 1
+    assert "holds no evaluation results" in capsys.readouterr().err
