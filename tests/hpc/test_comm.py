@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,13 @@ from hpc.comm import MpiComm, job_comm, launched_by_mpi
 HERE = Path(__file__).parent
 
 
+def _free_port() -> int:
+    """A port nobody listens on now: a fixed one collides when test runs overlap."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.mark.mpi
 @pytest.mark.parametrize("launcher", ["mpiexec", "torchrun"])
 def test_collectives_agree_across_launchers(launcher, mpiexec, tmp_path):
@@ -23,7 +31,7 @@ def test_collectives_agree_across_launchers(launcher, mpiexec, tmp_path):
         cmd = [mpiexec, "-n", "2", sys.executable, worker, str(out)]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-               "--master-port", "29611", worker, str(out)]
+               "--master-port", str(_free_port()), worker, str(out)]
     subprocess.run(cmd, check=True, timeout=180, capture_output=True)
     result = json.loads(out.read_text())
     assert result["kind"] == ("mpi" if launcher == "mpiexec" else "torch")

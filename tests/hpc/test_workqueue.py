@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,13 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).parent
+
+
+def _free_port() -> int:
+    """A port nobody listens on now: a fixed one collides when test runs overlap."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.mark.mpi
@@ -21,7 +29,7 @@ def test_items_are_claimed_once_and_fast_ranks_take_more(launcher, ranks, mpiexe
         cmd = [mpiexec, "-n", str(ranks), sys.executable, worker, str(out)]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks),
-               "--master-port", "29613", worker, str(out)]
+               "--master-port", str(_free_port()), worker, str(out)]
     subprocess.run(cmd, check=True, timeout=180, capture_output=True)
     result = json.loads(out.read_text())
     assert result["kind"] == ("mpi" if launcher == "mpiexec" else "torch")
