@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     command = shlex.join(["galaxy-hpc", *sys.argv[1:]])
     result = run_generate(cfg, progress=not args.json, command=command)
     if env.is_main:
-        print(json.dumps({**asdict(result), "ok": result.ok}) if args.json else result.summary(),
-              flush=True)
+        report = {**asdict(result), "ok": result.ok, "objects_per_s": result.objects_per_s}
+        print(json.dumps(report) if args.json else result.summary(), flush=True)
     if result.preempted:
         return EXIT_REQUEUE
     return 0 if result.ok else 1

@@ -44,7 +44,8 @@ class GenerateSummary:
     shards_this_run: int  # by every rank, in this run
     shards_per_rank: list[int]  # this run's shards by rank: how the queue spread the work
     objects_this_run: int
-    seconds: float
+    seconds: float  # the whole run: loading, hashing, generating, finalizing
+    queue_seconds: float  # from the first shard handed out to the last one written
     preempted: bool
     model_hash: str
 
@@ -54,11 +55,13 @@ class GenerateSummary:
 
     @property
     def objects_per_s(self) -> float:
-        return self.objects_this_run / self.seconds if self.seconds else 0.0
+        """All ranks together, while generating (start-up and finalizing left out)."""
+        return self.objects_this_run / self.queue_seconds if self.queue_seconds else 0.0
 
     def summary(self) -> str:
         made = (f"{self.objects_this_run:,} objects this run ({self.num_ranks} rank(s), "
-                f"{self.seconds:.1f} s, {self.objects_per_s:,.2f} objects/s)")
+                f"{self.seconds:.1f} s in all, {self.objects_per_s:,.2f} objects/s while "
+                "generating)")
         if self.preempted and not self.ok:
             return (f"preempted: {made}; {self.out} is not complete yet, run the same "
                     "command again to finish it")
@@ -193,6 +196,7 @@ def run_generate(cfg: GenerateConfig, *, progress: bool = True,
         with CatalogProgress(writer, enabled=show,
                              desc=f"generate ({comm.size} rank{'s' * (comm.size > 1)})"):
             shards = dynamic_items(setup["pending"], comm, name="ghpc-generate")
+            queue_start = time.perf_counter()
             try:
                 for shard in shards:
                     if watch.received is not None:
@@ -205,6 +209,7 @@ def run_generate(cfg: GenerateConfig, *, progress: bool = True,
                 _fail_fast(comm, error)
             finally:
                 shards.close()  # the queue's closing barrier, also after a break
+            queue_seconds = time.perf_counter() - queue_start
         stopped, requeue, objects_all = (int(v) for v in comm.allreduce_sum(
             np.array([watch.received is not None, watch.wants_requeue, objects],
                      dtype=np.int64)))
@@ -224,7 +229,8 @@ def run_generate(cfg: GenerateConfig, *, progress: bool = True,
             num_ranks=comm.size, shards_total=setup["num_shards"],
             shards_this_run=sum(per_rank), shards_per_rank=per_rank,
             objects_this_run=objects_all,
-            seconds=time.perf_counter() - start, preempted=preempted,
+            seconds=time.perf_counter() - start,
+            queue_seconds=comm.bcast(queue_seconds), preempted=preempted,
             model_hash=catalog.model_hash)
         if preempted and requeue:
             watch.requeue(rank=comm.rank)
