@@ -36,15 +36,24 @@ from hpc.store import Store, open_store
 _SUMS = 7  # n, x, y, xx, yy, xy, |x - y| per answer (x requested, y predicted)
 
 
-def requested_fractions(store: Store, suffix: str) -> np.ndarray:
-    """(N, 37) requested per-question fractions from the store's <GZ2 stem>_<suffix> columns."""
+def vote_columns(store: Store, suffix: str) -> list[str]:
+    """The store's 37 <GZ2 stem>_<suffix> columns, in Kaggle order; ValueError if any is missing."""
     names = [column_name(answer, suffix) for answer in ANSWERS]
     missing = [name for name in names if name not in store.spec.columns]
     if missing:
         raise ValueError(f"{store.path} lacks {len(missing)} of the 37 vote columns "
                          f"(e.g. {missing[0]}); a conditional catalog stores the fractions it "
                          "asked for as <GZ2 stem>_fraction columns (or give --vote-suffix)")
-    return np.stack([store.read_column(name).astype(np.float64) for name in names], axis=1)
+    return names
+
+
+def requested_fractions(store: Store, suffix: str, start: int = 0, stop: int | None = None
+                        ) -> np.ndarray:
+    """(stop - start, 37) requested per-question fractions of items [start, stop) (one whole
+    column in memory at a time)."""
+    stop = len(store) if stop is None else stop
+    return np.stack([store.read_column(name)[start:stop].astype(np.float64)
+                     for name in vote_columns(store, suffix)], axis=1)
 
 
 def _sums(requested: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -100,18 +109,23 @@ class MorphologyResult:
         return "\n".join(lines)
 
 
-def _predict_sums(store: Store, predictor: Any, stretch: Stretch, requested: np.ndarray,
-                  cfg: MorphologyConfig, comm: Comm, bar) -> np.ndarray:
+def _predict_sums(store: Store, predictor: Any, stretch: Stretch, cfg: MorphologyConfig,
+                  comm: Comm, bar) -> np.ndarray:
+    """(37, 7) sums of this rank's share (its whole batches and their requested rows)."""
     sums = np.zeros((NUM_ANSWERS, _SUMS))
-    for first, images in read_batches(store, rank_batches(len(store), cfg.batch_size,
-                                                          comm.rank, comm.size)):
+    bounds = rank_batches(len(store), cfg.batch_size, comm.rank, comm.size)
+    if not bounds:
+        return sums
+    offset = bounds[0][0]
+    requested = requested_fractions(store, cfg.vote_suffix, offset, bounds[-1][1])
+    for first, images in read_batches(store, bounds):
         pixels = model_pixels(images, stretch, predictor.image_size)
         with torch.no_grad():
             predicted = predictor.predict_fractions(pixels).detach().cpu().double().numpy()
         if predicted.shape != (len(images), NUM_ANSWERS):
             raise ValueError(f"the predictor returned shape {predicted.shape} for "
                              f"{len(images)} images; a VotePredictor returns (N, 37)")
-        sums += _sums(requested[first:first + len(images)], predicted)
+        sums += _sums(requested[first - offset:first - offset + len(images)], predicted)
         bar.update(len(images))
     return sums
 
@@ -128,7 +142,8 @@ def run_morphology(cfg: MorphologyConfig, *, show_progress: bool = True,
     generated = open_store(cfg.generated)
     real = open_store(cfg.real) if cfg.real else None
     stores = [("generated", generated)] + ([("real", real)] if real is not None else [])
-    requested = {name: requested_fractions(store, cfg.vote_suffix) for name, store in stores}
+    for _, store in stores:  # fail early, on every rank, naming a store without vote columns
+        vote_columns(store, cfg.vote_suffix)
     stretch = load_stretch(cfg.stretch)
     # One stretch for both stores when there is a real one (as training saw real galaxies).
     reference = {name: real if real is not None else store for name, store in stores}
@@ -138,7 +153,7 @@ def run_morphology(cfg: MorphologyConfig, *, show_progress: bool = True,
     bar = progress(sum(b - a for _, s in stores
                        for a, b in rank_batches(len(s), cfg.batch_size, comm.rank, comm.size)),
                    f"vote fractions (rank 0 of {comm.size})", show_progress and comm.rank == 0)
-    local = [_predict_sums(store, predictor, stretches[name], requested[name], cfg, comm, bar)
+    local = [_predict_sums(store, predictor, stretches[name], cfg, comm, bar)
              for name, store in stores]
     bar.close()
     summed = comm.allreduce_sum(np.stack(local)).reshape(len(stores), NUM_ANSWERS, _SUMS)

@@ -45,6 +45,43 @@ def float_stores(tmp_path_factory) -> dict[str, Path]:
                               **GENERATED_LOOK)}
 
 
+def copy_head(source: Path, out: Path, num: int) -> Path:
+    """The first `num` images (and no columns) of a store, as a new store."""
+    from hpc.store import StoreSpec, create_store, finalize_store, open_store
+
+    store = open_store(source)
+    spec = StoreSpec(image_shape=store.spec.image_shape, image_dtype=store.spec.image_dtype,
+                     columns={}, shard_size=num)
+    writer = create_store(out, spec, num_items=num)
+    writer.write_shard(0, store.read_images(0, num), {})
+    finalize_store(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def evaluated_run(float_stores, tmp_path_factory) -> Path:
+    """RUN_DIR of `galaxy-hpc evaluate all` (the `evaluate` job) on the float stores: every
+    evaluation with the test extractor and predictor, and the report."""
+    import yaml
+
+    import eval_tiny_extractor
+    import eval_tiny_predictor
+    from galaxy_hpc.cli.main import main
+
+    root = tmp_path_factory.mktemp("eval-all")
+    predictor = eval_tiny_predictor.save(root / "predictor", 3, 32)
+    config = root / "evaluate.yaml"
+    config.write_text(yaml.safe_dump({
+        "kind": "evaluate", "real": str(float_stores["real"]),
+        "generated": str(float_stores["generated"]), "out": str(root / "run"),
+        "fid": {"features": {"extractor": eval_tiny_extractor.NAME}, "kid_subset_size": 40,
+                "cache_dir": str(root / "cache")},
+        "physics": {"max_galaxies": 6, "num_bins": 8},
+        "morphology": {"predictor": str(predictor)}}))
+    assert main(["evaluate", "all", str(config), "--json"]) == 0
+    return root / "run"
+
+
 @pytest.fixture(scope="session")
 def subprocess_env() -> dict[str, str]:
     """Environment for evaluation subprocesses: the test extractor importable, one thread."""

@@ -133,6 +133,7 @@ def test_builtin_extractors_need_local_weights(stores, capsys):
 
 
 def test_dinov2_from_a_local_transformers_folder(stores, tmp_path):
+    from conftest import copy_head
     from transformers import Dinov2Config, Dinov2Model
 
     torch.manual_seed(0)
@@ -140,7 +141,8 @@ def test_dinov2_from_a_local_transformers_folder(stores, tmp_path):
     Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                              intermediate_size=64, patch_size=32, image_size=224)
                 ).save_pretrained(folder)
-    cfg = FidConfig(real=str(stores["real"]), generated=str(stores["generated"]),
+    real, generated = (copy_head(stores[k], tmp_path / f"{k}.zarr", 12) for k in stores)
+    cfg = FidConfig(real=str(real), generated=str(generated),
                     features=FeatureSettings(extractor="dinov2-vit-s-14", weights=str(folder)),
                     metrics=["fid"], cache=False)
     result = run_fid(cfg, show_progress=False).to_dict()

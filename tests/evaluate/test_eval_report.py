@@ -7,28 +7,15 @@ import json
 import re
 
 import pytest
-import yaml
 from PIL import Image
 
 import eval_tiny_extractor
-import eval_tiny_predictor
 from galaxy_hpc.cli.main import main
 
 
 @pytest.fixture(scope="module")
-def run_dir(float_stores, tmp_path_factory):
-    root = tmp_path_factory.mktemp("eval-all")
-    predictor = eval_tiny_predictor.save(root / "predictor", 3, 32)
-    config = root / "evaluate.yaml"
-    config.write_text(yaml.safe_dump({
-        "kind": "evaluate", "real": str(float_stores["real"]),
-        "generated": str(float_stores["generated"]), "out": str(root / "run"),
-        "fid": {"features": {"extractor": eval_tiny_extractor.NAME}, "kid_subset_size": 40,
-                "cache_dir": str(root / "cache")},
-        "physics": {"max_galaxies": 6, "num_bins": 8},
-        "morphology": {"predictor": str(predictor)}}))
-    assert main(["evaluate", "all", str(config), "--json"]) == 0
-    return root / "run"
+def run_dir(evaluated_run):
+    return evaluated_run
 
 
 def test_evaluate_all_writes_every_result_and_the_report(run_dir):
