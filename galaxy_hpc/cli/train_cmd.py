@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_job_config("train", args.config, list(args.overrides))
     result = run_job("train", cfg)
-    if resolve_env(cuda_available=False).is_main:
+    if resolve_env(cuda_available=False).is_main and (args.json or not result.announced):
         print(json.dumps(asdict(result)) if args.json else result.summary(), flush=True)
     return EXIT_REQUEUE if result.preempted else (0 if result.ok else 1)
 

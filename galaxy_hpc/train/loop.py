@@ -43,6 +43,7 @@ class TrainResult:
     loss: float | None
     images_per_s: float | None
     resumed_from: int | None
+    announced: bool = False  # the summary was printed already (before a requeue)
 
     def summary(self) -> str:
         if self.preempted:
@@ -298,10 +299,16 @@ class Trainer:
             bar.close()
             if preempted:
                 log.close()
+                result = TrainResult(False, str(self.out), self.step, cfg.run.max_steps, True,
+                                     None, last_loss, rate, self.resumed_from)
                 if watch.wants_requeue:
+                    # Said before the requeue: `scontrol requeue` ends this job step, and
+                    # whatever the caller would have printed afterwards is lost.
+                    result.announced = env.is_main
+                    if env.is_main:
+                        print(result.summary(), flush=True)
                     watch.requeue(rank=env.rank)  # under submitit this exits the process
-                return TrainResult(False, str(self.out), self.step, cfg.run.max_steps, True,
-                                   None, last_loss, rate, self.resumed_from)
+                return result
         if self._saved_step != self.step:
             self.save_checkpoint()
         self.write_samples()
