@@ -154,8 +154,8 @@ def pick_device(choice: str, local_rank: int) -> torch.device:
 
 def extract(module: torch.nn.Module, batch: torch.Tensor, device: torch.device
             ) -> dict[str, torch.Tensor]:
-    """{layer: (N, D) float32 CPU tensor} for one uint8 batch."""
+    """{layer: (N, D) float32 tensor, left on `device`} for one uint8 batch."""
     with torch.no_grad():
         out = module(batch.to(device, non_blocking=True))
-    return {name: value.detach().to("cpu", torch.float32).reshape(value.shape[0], -1)
+    return {name: value.detach().to(torch.float32).reshape(value.shape[0], -1)
             for name, value in module.convert_features_tuple_to_dict(out).items()}

@@ -127,7 +127,7 @@ def run_fid(cfg: FidConfig, *, show_progress: bool = True, comm: Comm | None = N
 
     def accumulator(store: Store) -> StoreAccumulator:
         return StoreAccumulator(len(store), layers, dims, max_kept=cfg.max_kept_features,
-                                isc_splits=cfg.isc_splits, seed=cfg.seed)
+                                isc_splits=cfg.isc_splits, seed=cfg.seed, device=device)
 
     todo = [(generated, accumulator(generated))]
     if not real_cached:
@@ -143,13 +143,14 @@ def run_fid(cfg: FidConfig, *, show_progress: bool = True, comm: Comm | None = N
             acc.add(first, extract(module, pixels.to_uint8(images), device))
             bar.update(len(images))
     bar.close()
-    extract_seconds = time.perf_counter() - extract_start
     summed = comm.allreduce_sum(np.concatenate([acc.packed() for _, acc in todo]))
-    gathered = comm.allgather([acc.local_kept() for _, acc in todo])
+    gathered = comm.allgather(([acc.local_kept() for _, acc in todo],
+                               time.perf_counter() - extract_start))
+    extract_seconds = max(seconds for _, seconds in gathered)  # the slowest rank's pass
     stats, offset = [], 0
     for k, (_, acc) in enumerate(todo):
         size = acc.packed_size()
-        stats.append(acc.stats(summed[offset:offset + size], [g[k] for g in gathered]))
+        stats.append(acc.stats(summed[offset:offset + size], [g[0][k] for g in gathered]))
         offset += size
     num_extracted = sum(len(store) for store, _ in todo)
     result = None

@@ -1,0 +1,270 @@
+"""Evaluation benchmark: FID feature throughput on 1 and 2 ranks against torch-fidelity's own
+single process on the same images, and peak memory as the number of images grows.
+
+    .venv/bin/python benchmarks/bench_fid.py [--num-images 1000] [--size 64] [--check]
+
+In one run:
+1. stores of galaxy-like images (elliptical Gaussian blobs with sky noise, uint8 RGB, S x S):
+   a real and a generated one of N images each, and of 2N and 4N;
+2. throughput on the N + N images, extractor `bench-cnn` (below: three strided convolutions
+   and a 2048-wide linear layer, the width of Inception's pool features), batch 64, one
+   thread per process: torch-fidelity's calculate_metrics(fid=True) in one process (images
+   already in memory, so its figure has no reading in it), then `galaxy-hpc evaluate fid`
+   under mpiexec -n 1 and -n 2 (the command's own extraction rate: reading + stretch +
+   extractor, interpreter start-up excluded). Targets: 2 ranks >= 1.8x one rank (90% per
+   added rank); one rank within 10% of torch-fidelity;
+3. peak memory (max RSS of a fresh process) of one FID+IS pass at N, 2N and 4N images per
+   store, ours against torch-fidelity's (which keeps every feature: 8 KB an image here).
+   Target: ours grows by < 5% from N to 4N.
+
+Figures are printed with their ratios (and --out FILE.json); --check exits 1 when a target
+is missed. Both cores are used by the 2-rank run: on a busy machine the scaling figure is
+the machine's, not the code's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_fidelity import register_feature_extractor
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+BIN = Path(sys.executable).parent
+HERE = Path(__file__).resolve().parent
+EXTRACTOR = "bench-cnn"
+
+
+class BenchCNN(FeatureExtractorBase):
+    """A small fixed random CNN: uint8 (N, 3, H, W) -> 2048 features and 1008 logits."""
+
+    def __init__(self, name, features_list, **kwargs):
+        super().__init__(name, features_list)
+        generator = torch.Generator().manual_seed(0)
+        self.convs = torch.nn.ModuleList([torch.nn.Conv2d(3, 32, 3, 2), torch.nn.Conv2d(32, 64, 3, 2),
+                                          torch.nn.Conv2d(64, 128, 3, 2)])
+        self.fc = torch.nn.Linear(128, 2048)
+        self.logits = torch.nn.Linear(2048, 1008)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=generator) / max(1, p.shape[-1]) ** 0.5)
+
+    def forward(self, x):
+        x = x.float() / 127.5 - 1.0
+        for conv in self.convs:
+            x = torch.relu(conv(x))
+        pool = torch.tanh(self.fc(x.mean(dim=(2, 3))))
+        out = {"2048": pool, "logits": self.logits(pool)}
+        return tuple(out[name] for name in self.features_list)
+
+    @staticmethod
+    def get_provided_features_list():
+        return ("2048", "logits")
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return {"fid": "2048", "kid": "2048", "prc": "2048", "isc": "logits"}[metric]
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        return torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+
+
+if EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
+    register_feature_extractor(EXTRACTOR, BenchCNN)
+
+
+def make_store(path: Path, num_images: int, size: int, seed: int) -> Path:
+    from hpc.store import StoreSpec, create_store, finalize_store
+
+    spec = StoreSpec(image_shape=(3, size, size), image_dtype="uint8", columns={}, shard_size=256)
+    writer = create_store(path, spec, num_items=num_images)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] - (size - 1) / 2
+    for shard in range(writer.num_shards):
+        a, b = writer.shard_bounds(shard)
+        n = b - a
+        sigma = rng.uniform(2, size / 6, (n, 1, 1))
+        q = rng.uniform(0.3, 1.0, (n, 1, 1))
+        angle = rng.uniform(0, np.pi, (n, 1, 1))
+        u = xx * np.cos(angle) + yy * np.sin(angle)
+        v = (-xx * np.sin(angle) + yy * np.cos(angle)) / q
+        blob = np.exp(-(u**2 + v**2) / (2 * sigma**2))
+        colour = rng.uniform(0.5, 1.0, (n, 3, 1, 1))
+        images = 220 * colour * blob[:, None] + rng.normal(20, 8, (n, 3, size, size))
+        writer.write_shard(shard, np.clip(images, 0, 255).astype(np.uint8), {})
+    finalize_store(path)
+    return path
+
+
+def child_env() -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+
+
+def ours(real: Path, generated: Path, ranks: int, metrics: str = "fid") -> dict:
+    command = [str(BIN / "mpiexec"), "-n", str(ranks), str(BIN / "galaxy-hpc"), "evaluate", "fid",
+               str(real), str(generated), "--extractor", EXTRACTOR, "--extractor-module",
+               "bench_fid", "--metrics", metrics, "--no-cache", "--json", "--device", "cpu"]
+    done = subprocess.run(command, capture_output=True, text=True, env=child_env(),
+                          cwd=real.parent)
+    if done.returncode != 0:
+        raise SystemExit(f"evaluate fid on {ranks} rank(s) failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def child(mode: str, real: str, generated: str) -> None:
+    """One measurement in a fresh process; prints JSON with its peak RSS."""
+    torch.set_num_threads(1)
+    from galaxy_hpc.evaluate.config import FeatureSettings, FidConfig
+    from galaxy_hpc.evaluate.fid import run_fid
+    from hpc.store import open_store
+
+    out: dict = {}
+    if mode == "ours":
+        cfg = FidConfig(real=real, generated=generated, metrics=["fid", "isc"], cache=False,
+                        features=FeatureSettings(extractor=EXTRACTOR, device="cpu"))
+        out["fid"] = run_fid(cfg, show_progress=False).to_dict()["metrics"]["fid"]
+    else:
+        import torch_fidelity
+
+        class Images(torch.utils.data.Dataset):
+            """Read shard by shard (the last one kept): torch-fidelity asks in order."""
+
+            def __init__(self, path):
+                self.store, self.shard, self.images = open_store(path), None, None
+
+            def __len__(self):
+                return len(self.store)
+
+            def __getitem__(self, index):
+                shard = index // self.store.spec.shard_size
+                if shard != self.shard:
+                    self.shard, self.images = shard, self.store.read_images(
+                        *self.store.shard_bounds(shard))
+                first = self.store.shard_bounds(shard)[0]
+                return torch.from_numpy(self.images[index - first])
+
+        if mode == "torch-fidelity-rate":  # images in memory: no reading in the figure
+            data = [torch.from_numpy(open_store(p).read_images()) for p in (generated, real)]
+            inputs = [torch.utils.data.TensorDataset(d) for d in data]
+            inputs = [_Unwrap(d) for d in inputs]
+        else:
+            inputs = [Images(generated), Images(real)]
+        start = time.perf_counter()
+        metrics = torch_fidelity.calculate_metrics(
+            input1=inputs[0], input2=inputs[1], cuda=False, fid=True, isc=mode != "torch-fidelity-rate",
+            feature_extractor=EXTRACTOR, cache=False, verbose=False, save_cpu_ram=True)
+        seconds = time.perf_counter() - start
+        out["fid"] = metrics["frechet_inception_distance"]
+        out["features_per_second"] = (len(inputs[0]) + len(inputs[1])) / seconds
+    out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
+
+
+class _Unwrap(torch.utils.data.Dataset):
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        return self.dataset[index][0]
+
+
+def in_child(mode: str, real: Path, generated: Path) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", mode, str(real), str(generated)],
+                          capture_output=True, text=True, env=child_env())
+    if done.returncode != 0:
+        raise SystemExit(f"{mode} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--num-images", type=int, default=1000, help="N: images per store")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--out", help="also write the figures to this JSON file")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "REAL", "GEN"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return 0
+    n, size = args.num_images, args.size
+    with tempfile.TemporaryDirectory(prefix="bench-fid-") as tmp:
+        root = Path(tmp)
+        stores = {k: (make_store(root / f"real{k}.zarr", k * n, size, 10 + k),
+                      make_store(root / f"gen{k}.zarr", k * n, size, 20 + k)) for k in (1, 2, 4)}
+        real, generated = stores[1]
+        baseline = in_child("torch-fidelity-rate", real, generated)
+        one, two = ours(real, generated, 1), ours(real, generated, 2)
+        memory = {k: {"ours": in_child("ours", *stores[k]),
+                      "torch_fidelity": in_child("torch-fidelity-memory", *stores[k])}
+                  for k in (1, 2, 4)}
+    figures = {
+        "conditions": {"num_images_per_store": n, "size": size, "extractor": EXTRACTOR,
+                       "batch_size": 64, "threads_per_process": 1, "cpus": os.cpu_count(),
+                       "load_average": os.getloadavg()},
+        "features_per_second": {"torch_fidelity": baseline["features_per_second"],
+                                "ours_1_rank": one["features_per_second"],
+                                "ours_2_ranks": two["features_per_second"]},
+        "fid": {"torch_fidelity": baseline["fid"], "ours_1_rank": one["metrics"]["fid"],
+                "ours_2_ranks": two["metrics"]["fid"]},
+        "max_rss_mb": {f"{k}N": {side: memory[k][side]["max_rss_mb"] for side in memory[k]}
+                       for k in memory},
+    }
+    rate = figures["features_per_second"]
+    rss = figures["max_rss_mb"]
+    ratios = {"two_ranks_over_one": rate["ours_2_ranks"] / rate["ours_1_rank"],
+              "scaling_efficiency": rate["ours_2_ranks"] / (2 * rate["ours_1_rank"]),
+              "one_rank_over_torch_fidelity": rate["ours_1_rank"] / rate["torch_fidelity"],
+              "two_ranks_over_torch_fidelity": rate["ours_2_ranks"] / rate["torch_fidelity"],
+              "ours_memory_4N_over_N": rss["4N"]["ours"] / rss["1N"]["ours"],
+              "torch_fidelity_memory_4N_over_N": rss["4N"]["torch_fidelity"]
+              / rss["1N"]["torch_fidelity"]}
+    figures["ratios"] = ratios
+    print(f"FID features/s ({2 * n:,} images of {size}x{size}, {EXTRACTOR}, batch 64, 1 thread "
+          f"per process, load {figures['conditions']['load_average'][0]:.1f}):")
+    print(f"  torch-fidelity, 1 process   {rate['torch_fidelity']:>9,.0f}")
+    print(f"  galaxy-hpc, 1 rank          {rate['ours_1_rank']:>9,.0f}  "
+          f"({ratios['one_rank_over_torch_fidelity']:.2f}x torch-fidelity)")
+    print(f"  galaxy-hpc, 2 ranks         {rate['ours_2_ranks']:>9,.0f}  "
+          f"({ratios['two_ranks_over_one']:.2f}x one rank, "
+          f"{ratios['scaling_efficiency']:.0%} scaling efficiency)")
+    print(f"  FID: torch-fidelity {baseline['fid']:.6f}, 1 rank {one['metrics']['fid']:.6f}, "
+          f"2 ranks {two['metrics']['fid']:.6f}")
+    print("peak memory (MB, FID + IS, one process):")
+    for k in ("1N", "2N", "4N"):
+        print(f"  {k} ({int(k[0]) * n:,} + {int(k[0]) * n:,} images): ours {rss[k]['ours']:7.0f}   "
+              f"torch-fidelity {rss[k]['torch_fidelity']:7.0f}")
+    print(f"  4N / N: ours {ratios['ours_memory_4N_over_N']:.3f}, torch-fidelity "
+          f"{ratios['torch_fidelity_memory_4N_over_N']:.3f}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=1))
+    missed = [name for name, ok in (
+        ("2 ranks >= 1.8x one rank", ratios["two_ranks_over_one"] >= 1.8),
+        ("1 rank within 10% of torch-fidelity", ratios["one_rank_over_torch_fidelity"] >= 0.9),
+        ("memory grows < 5% from N to 4N", ratios["ours_memory_4N_over_N"] < 1.05)) if not ok]
+    for name in missed:
+        print(f"target missed: {name}")
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
