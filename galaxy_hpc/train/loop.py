@@ -296,6 +296,8 @@ class Trainer:
                         self.save_checkpoint()
                     if self.step >= cfg.run.max_steps:
                         break
+                else:  # a whole pass: the next one is a new epoch (order, augmentation)
+                    self.loader.set_epoch(self.loader.epoch + 1)
             bar.close()
             if preempted:
                 log.close()
