@@ -29,7 +29,9 @@ import torch
 MANIFEST = "predictor.json"
 
 # kind -> "module:function" taking (folder, device) and returning a VotePredictor.
-PREDICTOR_KINDS: dict[str, str] = {}
+PREDICTOR_KINDS: dict[str, str] = {
+    "dino": "galaxy_hpc.models.dino.predictor:load_dino_predictor",
+}
 
 
 @runtime_checkable

@@ -16,6 +16,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
                       "galaxy_hpc.models.ldm.vae_family:LDMVaeFamily"),
     "train_ldm_unet": ("galaxy_hpc.models.ldm.config:LDMUNetTrainConfig",
                        "galaxy_hpc.models.ldm.unet_family:LDMUNetFamily"),
+    "train_dino": ("galaxy_hpc.models.dino.config:DinoTrainConfig",
+                   "galaxy_hpc.models.dino.family:DinoFamily"),
 }
 for _kind, (_config, _family) in FAMILIES.items():
     register_kind(_kind, _config)
