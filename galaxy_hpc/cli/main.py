@@ -32,6 +32,7 @@ COMMANDS: list[str] = [
     "synth_cmd",
     "ingest_cmd",
     "train_cmd",
+    "predict_cmd",
     "generate_cmd",
     "evaluate_cmd",
     "report_cmd",

@@ -1,0 +1,117 @@
+"""`galaxy-hpc predict`: a table of predicted vote fractions beside the store.
+
+The predictor is a real DINOv2 predictor folder (a tiny Dinov2Model with random weights,
+written by the same code a training run uses), so no training is needed here; the
+columns are checked against the predictor run in process, one process and two MPI ranks
+give the same table, and the store is left untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from galaxy_hpc.data.synth_config import SynthConfig
+    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+
+    out = tmp_path_factory.mktemp("predict") / "galaxies.zarr"
+    run_synth(SynthJobConfig(out=str(out), num_galaxies=56, seed=9, shard_size=16,
+                             galaxy=SynthConfig(size=32, output="uint8")), progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def predictor_dir(tmp_path_factory):
+    from galaxy_hpc.data.gz2 import ANSWERS, column_name
+    from galaxy_hpc.models.dino.config import TinyBackboneSection
+    from galaxy_hpc.models.dino.network import (
+        VoteEncoder,
+        VoteHead,
+        VoteRegressor,
+        pixel_normalisation,
+        tiny_backbone,
+    )
+    from galaxy_hpc.models.dino.predictor import save_predictor
+
+    torch.manual_seed(0)
+    backbone = tiny_backbone(TinyBackboneSection(), num_channels=3, image_size=32)
+    mean, std = pixel_normalisation(3)
+    encoder = VoteEncoder(backbone, input_size=32, pixel_mean=mean, pixel_std=std)
+    head = VoteHead(encoder.feature_dim, 16, 0.0)
+    torch.nn.init.normal_(head.net[-1].weight, std=0.5)  # outputs that differ per galaxy
+    folder = tmp_path_factory.mktemp("predict") / "run" / "predictor"
+    save_predictor(folder, VoteRegressor(encoder, head),
+                   {"image_size": 32, "stretch": {"kind": "uint8"},
+                    "answer_columns": [column_name(a) for a in ANSWERS]})
+    return folder
+
+
+def predict(galaxy_hpc, *args, launcher=(), cwd=None):
+    done = subprocess.run([*launcher, galaxy_hpc, "predict", *map(str, args), "--json"],
+                          capture_output=True, text=True, timeout=300, env=ENV, cwd=cwd)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_predict_writes_the_columns_beside_the_store(galaxy_hpc, store, predictor_dir):
+    from astropy.table import Table
+
+    from galaxy_hpc.data.gz2 import ANSWERS, QUESTIONS, column_name
+    from galaxy_hpc.models.store_predictions import predict_store
+    from galaxy_hpc.models.vote_predictor import load_vote_predictor
+    from hpc.store import open_store
+
+    before = open_store(store).checksum
+    # The training run's folder works as well as its predictor/ folder.
+    summary = predict(galaxy_hpc, predictor_dir.parent, store, "--batch-size", "10")
+    out = store.parent / "galaxies.predictions.fits"
+    assert summary["out"] == str(out) and summary["num_items"] == 56
+    assert summary["num_ranks"] == 1 and summary["store_checksum"] == before
+    table = Table.read(out)
+    names = [f"pred_{column_name(a)}" for a in ANSWERS]
+    assert table.colnames == ["index", "id", *names]
+    assert table["index"].tolist() == list(range(56))
+    opened = open_store(store)
+    assert [str(v) for v in table["id"]] == [str(v) for v in opened.read_column("id")]
+    assert table.meta["STORECHK"] == before and opened.checksum == before  # store untouched
+    values = np.stack([table[n] for n in names], axis=1)
+    expected = predict_store(load_vote_predictor(predictor_dir), opened, batch_size=7)
+    assert np.allclose(values, expected, atol=1e-6)
+    assert values[:, 0].std() > 1e-3  # not a constant
+    for q in QUESTIONS:
+        assert np.allclose(values[:, q.columns].sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.mpi
+def test_two_ranks_give_the_same_table(galaxy_hpc, mpiexec, store, predictor_dir, tmp_path):
+    from astropy.table import Table
+
+    one = predict(galaxy_hpc, predictor_dir, store, "--out", tmp_path / "one.csv")
+    two = predict(galaxy_hpc, predictor_dir, store, "--out", tmp_path / "two.csv", "--prefix",
+                  "p_", launcher=(mpiexec, "-n", "2"))
+    assert one["num_ranks"] == 1 and two["num_ranks"] == 2
+    a, b = Table.read(tmp_path / "one.csv"), Table.read(tmp_path / "two.csv")
+    assert len(a) == len(b) == 56
+    pred = [c for c in a.colnames if c.startswith("pred_")]
+    assert len(pred) == 37
+    assert all(np.allclose(a[c], b["p_" + c[len("pred_"):]], atol=1e-6) for c in pred)
+
+
+def test_predict_refuses_what_is_not_a_predictor(galaxy_hpc, store, tmp_path):
+    done = subprocess.run([galaxy_hpc, "predict", str(tmp_path), str(store)],
+                          capture_output=True, text=True, timeout=120, env=ENV)
+    assert done.returncode == 1 and "not a vote predictor" in done.stderr
+    done = subprocess.run([galaxy_hpc, "predict", str(tmp_path), str(store), "--out",
+                           str(tmp_path / "x.parquet")], capture_output=True, text=True,
+                          timeout=120, env=ENV)
+    assert done.returncode == 1 and ".fits or .csv" in done.stderr
