@@ -241,6 +241,36 @@ def test_each_sampler_is_reproducible_and_they_differ(models, captions_csv, tmp_
     assert not np.array_equal(made["ddim"], made["euler_ancestral"])
 
 
+def test_an_object_is_what_diffusers_draws_for_its_caption_and_seed(models, captions_csv,
+                                                                   tmp_path):
+    """With batches of one, the catalog's object equals diffusers' own pipeline called on
+    its caption with torch.Generator().manual_seed(its seed): the same latents, the same
+    ancestral noise stream, the same guidance; only batching may round differently."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    from galaxy_hpc.generate.config import GenerateConfig
+    from galaxy_hpc.generate.job import build_catalog
+    from galaxy_hpc.generate.samplers import build_scheduler
+    from hpc.config import load_config
+
+    config = write_config(tmp_path / "one.yaml", {
+        "out": str(tmp_path / "unused.zarr"), "batch_size": 1, "runtime": {"cpu_threads": 1},
+        **sd(models, sampler="euler_ancestral", steps=4),
+        "conditions": {"source": "table", "path": str(captions_csv)}})
+    cfg = load_config(config, cls=GenerateConfig)
+    ours, columns = build_catalog(cfg).make(np.array([4]))
+    pipe = StableDiffusionPipeline.from_pretrained(models["sd"], safety_checker=None,
+                                                   requires_safety_checker=False)
+    pipe.scheduler = build_scheduler(cfg.sampler, pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    theirs = pipe(str(columns["caption"][0]), num_inference_steps=4, guidance_scale=2.0,
+                  generator=torch.Generator().manual_seed(int(columns["seed"][0])),
+                  output_type="np").images
+    theirs = (np.clip(theirs, 0, 1) * 255).round().astype(np.uint8).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(ours, theirs)
+
+
 def test_condition_mistakes_name_the_file_and_column(models, captions_csv, synth_store,
                                                     tmp_path):
     with pytest.raises(ValueError, match=r"captions.csv: no column\(s\) redshift, log_stellar"):
