@@ -3,7 +3,9 @@
 What `galaxy-hpc evaluate all CONFIG`, `galaxy-hpc submit evaluate CONFIG` and
 `sbatch slurm/eval_fid.sbatch all CONFIG` run. The stores are given once at the top and
 fill each section's stores left empty; each section is the typed config of its
-evaluation (config.py). Morphology runs when `morphology.predictor` is set.
+evaluation (config.py). Morphology runs when `morphology.predictor` is set (and scores the
+predictor on the real store's true votes too when it has them); conditioning reports the
+real store's correlations beside the generated ones.
 """
 
 from __future__ import annotations
@@ -62,10 +64,20 @@ class EvaluateSummary:
         return "\n\n".join(lines)
 
 
-def _filled(section: Any, cfg: EvaluateJobConfig) -> Any:
-    names = {f.name for f in dataclasses.fields(section)}
-    given = {name: getattr(cfg, name) for name in ("real", "generated")
-             if name in names and not getattr(section, name)}
+def _filled(name: str, section: Any, cfg: EvaluateJobConfig) -> Any:
+    """The section with the job's stores where it names none. Morphology scores the
+    predictor on the real store too only when that store has the vote columns."""
+    fields = {f.name for f in dataclasses.fields(section)}
+    given = {store: getattr(cfg, store) for store in ("real", "generated")
+             if store in fields and not getattr(section, store) and getattr(cfg, store)}
+    if name == "morphology" and "real" in given:
+        from galaxy_hpc.evaluate.morphology import vote_columns
+        from hpc.store import open_store
+
+        try:
+            vote_columns(open_store(given["real"]), section.vote_suffix)
+        except ValueError:
+            del given["real"]
     return dataclasses.replace(section, **given)
 
 
@@ -83,7 +95,7 @@ def run_evaluate(cfg: EvaluateJobConfig, *, show_progress: bool = True) -> Evalu
                "conditioning": run_conditioning}
     ran, skipped, summaries = [], {}, {}
     for name in cfg.evaluations:
-        section = _filled(getattr(cfg, name), cfg)
+        section = _filled(name, getattr(cfg, name), cfg)
         if name == "morphology" and not section.predictor:
             skipped[name] = "no morphology.predictor (a vote predictor folder) given"
             continue
