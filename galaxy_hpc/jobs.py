@@ -25,6 +25,7 @@ for _kind, _target in {
     "ingest": "galaxy_hpc.data.ingest.config:IngestConfig",
     "evaluate": "galaxy_hpc.evaluate.job:EvaluateJobConfig",
     "generate": "galaxy_hpc.generate.config:GenerateConfig",
+    "augmentation": "galaxy_hpc.evaluate.augmentation_config:AugmentationConfig",
 }.items():
     register_kind(_kind, _target)
 

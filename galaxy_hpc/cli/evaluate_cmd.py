@@ -18,6 +18,7 @@ EVALUATIONS: list[str] = [
     "physics",
     "morphology",
     "conditioning",
+    "augmentation",
     "all",
 ]
 
