@@ -80,9 +80,31 @@ def deepspeed_config(cfg: ZeroConfig, *, micro_batch_size: int, on_gpu: bool) ->
     return config
 
 
+def use_interpreters_ninja() -> None:
+    """Put the ninja installed beside this Python first on PATH, for DeepSpeed's JIT builds.
+
+    DeepSpeed on CPU compiles its shared-memory op once into ~/.cache/torch_extensions,
+    and torch builds with whichever `ninja` PATH finds first. The venv's ninja (1.13,
+    from PyPI) and Debian's (1.11) hash build commands differently, so processes started
+    with and without .venv/bin on PATH (a shell, srun, mpiexec, the test suite) each
+    found the other's build stale and recompiled it: 1-4 minutes per training start,
+    measured. One ninja for every process that runs this code ends that."""
+    import os
+    import sys
+    from pathlib import Path
+
+    here = Path(sys.executable).parent
+    if not (here / "ninja").is_file():
+        return
+    entries = os.environ.get("PATH", "").split(os.pathsep)
+    if not entries or entries[0] != str(here):
+        os.environ["PATH"] = os.pathsep.join([str(here), *[e for e in entries if e != str(here)]])
+
+
 def build_engine(module: Any, *, optimizer: Any, lr_scheduler: Any, cfg: ZeroConfig,
                  micro_batch_size: int) -> Any:
     """deepspeed.initialize on the already-initialised process group."""
+    use_interpreters_ninja()
     import deepspeed
     import torch
 

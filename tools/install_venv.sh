@@ -62,6 +62,8 @@ echo "install: galaxy-hpc and its dependencies (constrained by $constraints)"
 # it once here, on an idle machine, rather than in every rank of the first job.
 if ! "$venv/bin/python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     echo "install: building DeepSpeed's CPU shared-memory op (once)"
-    DS_ACCELERATOR=cpu "$venv/bin/python" -c "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder; ShareMemCommBuilder().load(verbose=False)" >/dev/null 2>&1 \
+    # With the venv's ninja first on PATH, as hpc.zero puts it for every job: two ninja
+    # versions hash build commands differently and would rebuild each other's output.
+    PATH="$(cd "$venv/bin" && pwd):$PATH" DS_ACCELERATOR=cpu "$venv/bin/python" -c "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder; ShareMemCommBuilder().load(verbose=False)" >/dev/null 2>&1 \
         || echo "install: warning: could not prebuild it; the first DeepSpeed job will" >&2
 fi
