@@ -134,7 +134,7 @@ def run_fid(cfg: FidConfig, *, show_progress: bool = True, comm: Comm | None = N
         todo.append((real, accumulator(real)))
     work = [(store, acc, rank_batches(len(store), feats.batch_size, comm.rank, comm.size))
             for store, acc in todo]
-    extract_start = time.perf_counter()
+    extract_start, cpu_start = time.perf_counter(), time.process_time()
     bar = progress(sum(b - a for _, _, bounds in work for a, b in bounds),
                    f"features ({spec.name}, rank 0 of {comm.size})",
                    show_progress and comm.rank == 0)
@@ -145,8 +145,12 @@ def run_fid(cfg: FidConfig, *, show_progress: bool = True, comm: Comm | None = N
     bar.close()
     summed = comm.allreduce_sum(np.concatenate([acc.packed() for _, acc in todo]))
     gathered = comm.allgather(([acc.local_kept() for _, acc in todo],
-                               time.perf_counter() - extract_start))
-    extract_seconds = max(seconds for _, seconds in gathered)  # the slowest rank's pass
+                               time.perf_counter() - extract_start,
+                               time.process_time() - cpu_start))
+    extract_seconds = max(g[1] for g in gathered)  # the slowest rank's pass
+    # CPU time of all ranks together: equal on 1 and K ranks when the split adds no work,
+    # whatever else the machine runs (wall-clock scaling needs idle cores).
+    extract_cpu_seconds = sum(g[2] for g in gathered)
     stats, offset = [], 0
     for k, (_, acc) in enumerate(todo):
         size = acc.packed_size()
@@ -165,7 +169,7 @@ def run_fid(cfg: FidConfig, *, show_progress: bool = True, comm: Comm | None = N
                          skipped, outcome, comm.size, device)
         seconds = time.perf_counter() - start
         result.update(seconds=seconds, extract_seconds=extract_seconds,
-                      num_extracted=num_extracted,
+                      extract_cpu_seconds=extract_cpu_seconds, num_extracted=num_extracted,
                       features_per_second=num_extracted / max(extract_seconds, 1e-9))
     return FidResult(comm.bcast(result))
 
