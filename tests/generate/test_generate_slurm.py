@@ -1,5 +1,10 @@
 """The catalog job on the local two-node Slurm cluster: srun with pmi2 over both nodes, and
-slurm/generate_catalog.sbatch as a user submits it, make the reference catalog's bytes."""
+slurm/generate_catalog.sbatch as a user submits it, make the reference catalog's bytes.
+
+Both carry a Slurm time limit: once in a few runs here, MPI_Init under srun --mpi=pmi2
+hung in the mpich wheel's PMI2 exchange (slurmstepd: "mpi/pmi2: value not properly
+terminated in client request"), before any of our code ran; the limit makes Slurm end
+such a step instead of leaving it to hold both nodes for everyone's later jobs."""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ def assert_reference(out: Path, reference) -> None:
 def test_srun_pmi2_over_two_nodes_makes_the_reference_bytes(local_slurm, galaxy_hpc, reference,
                                                              tmp_path):
     out = tmp_path / "srun.zarr"
-    done = subprocess.run(["srun", "--mpi=pmi2", "-N2", "-n2", "--kill-on-bad-exit=1",
+    done = subprocess.run(["srun", "--mpi=pmi2", "-N2", "-n2", "--kill-on-bad-exit=1", "--time=8",
                            galaxy_hpc, "generate", str(reference["config"]), f"out={out}",
                            "--json"], env={**local_slurm, "OMP_NUM_THREADS": "1"},
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
@@ -38,7 +43,8 @@ def test_sbatch_generate_catalog_over_two_nodes(local_slurm, reference, tmp_path
     out = tmp_path / "sbatch.zarr"
     env = {**local_slurm, "GALAXY_HPC_HOME": str(REPO)}
     done = subprocess.run(
-        ["sbatch", "--wait", "--parsable", "-N2", "--ntasks-per-node=1", "--gpus-per-node=0",
+        ["sbatch", "--wait", "--parsable", "--time=8", "-N2", "--ntasks-per-node=1",
+         "--gpus-per-node=0",
          "--cpus-per-task=1", f"--output={tmp_path}/generate-%j.out", f"--chdir={tmp_path}",
          str(REPO / "slurm" / "generate_catalog.sbatch"), str(reference["config"]), f"out={out}"],
         env=env, capture_output=True, text=True, timeout=600)
