@@ -48,6 +48,13 @@ class ModelFamily(ABC):
         detached scalar}) to have the loop log the loss's terms too. Frozen parts stay
         outside it, on `device`, built here too."""
 
+    def parameter_groups(self, module: torch.nn.Module) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups: one of every trainable parameter by default. A
+        family with parts that need their own learning rate (a GAN's two networks, a head
+        and a backbone) returns several; a group's "lr" overrides optim.lr for it (the
+        schedule scales every group alike)."""
+        return [{"params": [p for p in module.parameters() if p.requires_grad]}]
+
     def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Move the batch to the device and run frozen encoders (no gradients)."""
         return {key: value.to(self.device) if isinstance(value, torch.Tensor) else value

@@ -96,7 +96,8 @@ class Trainer:
         trainable = [p for p in module.parameters() if p.requires_grad]
         if not trainable:
             raise ValueError(f"{self.family.describe()}: the model has no trainable parameters")
-        optimizer = torch.optim.AdamW(trainable, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+        optimizer = torch.optim.AdamW(self.family.parameter_groups(module), lr=cfg.optim.lr,
+                                      betas=tuple(cfg.optim.betas),
                                       eps=cfg.optim.eps, weight_decay=cfg.optim.weight_decay,
                                       fused=self.device.type == "cuda"
                                       and not cfg.zero.offload_optimizer)
