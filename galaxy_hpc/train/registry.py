@@ -16,6 +16,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
                       "galaxy_hpc.models.ldm.vae_family:LDMVaeFamily"),
     "train_ldm_unet": ("galaxy_hpc.models.ldm.config:LDMUNetTrainConfig",
                        "galaxy_hpc.models.ldm.unet_family:LDMUNetFamily"),
+    "train_gan": ("galaxy_hpc.models.gan.config:GanTrainConfig",
+                  "galaxy_hpc.models.gan.family:GanFamily"),
     "train_dino": ("galaxy_hpc.models.dino.config:DinoTrainConfig",
                    "galaxy_hpc.models.dino.family:DinoFamily"),
 }

@@ -1,0 +1,131 @@
+"""Config of the conditional GAN (`kind: train_gan`). Imports no torch: `galaxy-hpc config`
+reads it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from galaxy_hpc.train.config import DataSection, TrainSections
+
+# galaxyCGAN's conditions, and what the GAN is conditioned on unless told otherwise.
+DEFAULT_CONDITIONS = ("redshift", "log_stellar_mass")
+
+
+@dataclass
+class ConsistencySection:
+    """The conditioning-consistency metric (galaxy_hpc.data.photometry.consistency): Spearman
+    rank correlation between the `requested` condition and the measured total flux (and
+    half-light radius) of generated galaxies, overall and within `num_bins` quantile bins
+    of `by`. Computed on `num_samples` generated galaxies whose conditions are store rows
+    (fixed, spread over the store) every `every` optimizer steps during training (logged
+    as loss terms), and on `report_num_samples` from the exported (EMA) generator at the
+    end (consistency.json beside it)."""
+
+    requested: str = "log_stellar_mass"
+    by: str | None = "redshift"  # null: overall only
+    every: int = 100  # optimizer steps; 0: only the final report
+    num_samples: int = 256
+    report_num_samples: int = 1024
+    num_bins: int = 3
+
+    def __post_init__(self) -> None:
+        if self.every < 0:
+            raise ValueError(f"consistency.every must be >= 0, got {self.every}")
+        for name in ("num_samples", "report_num_samples"):
+            if getattr(self, name) < 16:
+                raise ValueError(f"consistency.{name} must be >= 16 (a rank correlation of "
+                                 f"fewer galaxies is noise), got {getattr(self, name)}")
+        if self.num_bins < 1:
+            raise ValueError(f"consistency.num_bins must be >= 1, got {self.num_bins}")
+
+
+@dataclass
+class GanModelConfig:
+    latent_dim: int = 128  # noise per galaxy
+    condition_dim: int = 128  # width of the learned embedding of the normalised conditions
+    mapping_layers: int = 2  # MLP from [noise, condition embedding] to the style w
+    style_dim: int = 256
+    # Generator widths from its first (smallest) resolution up to the image; the image side
+    # is halved (rounding up) len - 1 times to get the resolutions, so 50 px with 4
+    # entries runs at 7, 13, 25, 50 and 128 px at 16, 32, 64, 128.
+    generator_channels: list[int] = field(default_factory=lambda: [256, 256, 128, 64])
+    # Discriminator widths from the image down (the same resolutions in reverse).
+    discriminator_channels: list[int] = field(default_factory=lambda: [64, 128, 256, 256])
+    norm_groups: int = 8  # GroupNorm groups in the generator (per-image: no batch statistics)
+    # Spectral norm on every discriminator layer but the regression head. Off by default:
+    # measured on small runs, it slowed D's regression of the conditions so much that G's
+    # mass-flux correlation swung between -0.9 and +0.9 from one check to the next; R1
+    # alone kept it at +0.9 (tests/train/test_train_gan.py trains the same toy).
+    spectral_norm: bool = False
+    r1_gamma: float = 1.0  # R1 penalty gamma/2 |grad_x D(x_real)|^2; 0 turns it off
+    r1_every: int = 4  # lazy R1 (StyleGAN2): every k-th forward, weighted by k
+    # Auxiliary regression: D also predicts the normalised conditions of real images, and
+    # G is penalised when D reads back other conditions than it asked for (the direct fix
+    # of galaxyCGAN's images that did not follow the condition).
+    aux_weight: float = 1.0
+    d_lr_ratio: float = 1.0  # discriminator lr = optim.lr x this (two-timescale rule)
+    consistency: ConsistencySection = field(default_factory=ConsistencySection)
+
+    def __post_init__(self) -> None:
+        for name in ("latent_dim", "condition_dim", "style_dim", "norm_groups"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.mapping_layers < 1:
+            raise ValueError(f"model.mapping_layers must be >= 1, got {self.mapping_layers}")
+        for name in ("generator_channels", "discriminator_channels"):
+            widths = getattr(self, name)
+            if len(widths) < 2 or any(w < 1 for w in widths):
+                raise ValueError(f"model.{name} needs at least 2 positive widths (one per "
+                                 f"resolution), got {widths}")
+        if len(self.generator_channels) != len(self.discriminator_channels):
+            raise ValueError(
+                f"model.generator_channels ({len(self.generator_channels)} entries) and "
+                f"model.discriminator_channels ({len(self.discriminator_channels)}) must have "
+                "one width per resolution each: the same number of entries")
+        if any(w % self.norm_groups for w in self.generator_channels):
+            raise ValueError(f"every entry of model.generator_channels {self.generator_channels}"
+                             f" must be a multiple of model.norm_groups ({self.norm_groups})")
+        if self.r1_gamma < 0 or self.r1_every < 1:
+            raise ValueError("model.r1_gamma must be >= 0 and model.r1_every >= 1, got "
+                             f"{self.r1_gamma}, {self.r1_every}")
+        if self.aux_weight < 0:
+            raise ValueError(f"model.aux_weight must be >= 0, got {self.aux_weight}")
+        if not self.d_lr_ratio > 0:
+            raise ValueError(f"model.d_lr_ratio must be > 0, got {self.d_lr_ratio}")
+
+
+def _gan_data() -> DataSection:
+    return DataSection(caption_column=None, condition_columns=list(DEFAULT_CONDITIONS))
+
+
+@dataclass
+class GanTrainConfig(TrainSections):
+    model: GanModelConfig = field(default_factory=GanModelConfig)
+    data: DataSection = field(default_factory=_gan_data)
+
+    def __post_init__(self) -> None:
+        # A `data:` section in YAML builds a DataSection with its own (empty) default: an
+        # empty list means the GAN's default conditions.
+        if not self.data.condition_columns:
+            self.data.condition_columns = list(DEFAULT_CONDITIONS)
+        if self.data.caption_column is not None:
+            raise ValueError("data.caption_column: the GAN conditions on numeric columns "
+                             "(data.condition_columns), not captions")
+        columns = self.data.condition_columns
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"data.condition_columns has duplicates: {columns}")
+        check = self.model.consistency
+        for name in ("requested", "by"):
+            value = getattr(check, name)
+            if value is not None and value not in columns:
+                raise ValueError(f"model.consistency.{name} is {value!r}, which is not among "
+                                 f"data.condition_columns {columns}: name one of them (by may "
+                                 "be null)")
+        if check.by is not None and check.by == check.requested:
+            raise ValueError("model.consistency.by must differ from model.consistency.requested")
+        if self.zero.stage == 3:
+            raise ValueError(
+                "zero.stage 3 is not supported by the GAN: its generator loss runs the "
+                "discriminator with frozen parameters (galaxy_hpc/models/gan/family.py), "
+                "which ZeRO-3's partitioned parameters do not allow; use stage 2 (a GAN "
+                "of this kind fits on one GPU many times over)")

@@ -1,0 +1,233 @@
+"""The generator and the discriminator of the conditional GAN, at any image size.
+
+Resolutions. Both networks work on a ladder of sizes got by halving the image side
+and rounding up (`resolution_ladder`): 50 px with 4 levels is 7, 13, 25, 50; 128 px is
+16, 32, 64, 128. So 50x50 HSC-like stamps need no padding or cropping, and nothing
+assumes a power of 2. Going up, the generator resizes (bilinear) to the next size and
+then convolves; it has no transposed convolution, whose uneven kernel overlap draws
+checkerboards (Odena et al. 2016, "Deconvolution and checkerboard artifacts"). Going
+down, the discriminator average-pools to the next size (`adaptive_avg_pool2d`: an exact
+2x2 mean for even sides).
+
+Generator. The normalised conditions are embedded (MLP), concatenated with the
+normalised noise and mapped (MLP) to a style vector w, as in StyleGAN's mapping network
+with the condition as an input. w makes the first feature map (a linear layer) and
+modulates every convolution after it (FiLM: x * (1 + gamma(w)) + beta(w) after a
+GroupNorm), so the condition reaches every resolution: brightness and size are global
+properties, and a condition seen only at the input washes out. GroupNorm normalises
+each image alone: no batch statistics, so a galaxy does not depend on the others in its
+batch (what deterministic catalogs need, see generator.py). Per-pixel noise (StyleGAN's
+noise inputs) enters twice at full resolution, with learned strengths starting at 0:
+one map added to the last features (structure that varies from galaxy to galaxy) and
+one white map per band added to the image (sky noise, which a network driven by w
+alone can only imitate with a fixed texture). The output is linear in the store's
+stretched space (no tanh: a float store's stretch maps bright cores beyond 1).
+Convolutions pad by reflection, so that image borders do not come out framed.
+
+Discriminator. Residual blocks (optionally spectrally normalised, Miyato et al. 2018;
+the stabiliser by default is the R1 penalty, family.py); sum-pooled features h feed
+three heads: a logit, a projection term
+<embed(c), h> (Miyato & Koyama 2018, the projection discriminator: the condition enters
+as an inner product with the image features, so D judges whether the image fits the
+condition, not only whether it is real), and an auxiliary regression of the normalised
+conditions from h, trained on real images only (family.py).
+
+Neither network sees raw catalog values: conditions are normalised by the training
+store's mean and std outside them (ConditionScaler), in float32, so that a bf16 engine
+never rounds a log stellar mass of 10.65 to 10.625.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+LEAK = 0.2
+
+
+def resolution_ladder(height: int, width: int, levels: int) -> list[tuple[int, int]]:
+    """(h, w) of each level from the smallest to (height, width): sides halved, rounded up."""
+    sizes = [(int(height), int(width))]
+    for _ in range(levels - 1):
+        h, w = sizes[-1]
+        sizes.append((math.ceil(h / 2), math.ceil(w / 2)))
+    if min(sizes[-1]) < 3:
+        raise ValueError(f"a {height}x{width} image halved {levels - 1} times is "
+                         f"{sizes[-1][0]}x{sizes[-1][1]}: too small to convolve; use fewer "
+                         "entries in model.generator_channels/discriminator_channels")
+    return sizes[::-1]
+
+
+class ConditionScaler:
+    """Raw catalog values <-> the unit-scale conditions the networks see, in float32.
+    A plain object, not a module: never cast to the engine's precision, never partitioned."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.mean = torch.tensor([float(v) for v in mean], dtype=torch.float32)
+        self.std = torch.tensor([float(v) for v in std], dtype=torch.float32)
+        if self.mean.shape != self.std.shape or not bool((self.std > 0).all()):
+            raise ValueError(f"condition mean {mean} and std {std} must have one entry per "
+                             "condition and std > 0")
+
+    def normalise(self, raw: torch.Tensor) -> torch.Tensor:
+        return (raw.float() - self.mean.to(raw.device)) / self.std.to(raw.device)
+
+    @staticmethod
+    def from_values(values: np.ndarray) -> "ConditionScaler":
+        """Mean and std per column of (N, K) values; a constant column gets std 1."""
+        values = np.asarray(values, dtype=np.float64)
+        std = values.std(axis=0)
+        return ConditionScaler(values.mean(axis=0).tolist(),
+                               np.where(std > 1e-12, std, 1.0).tolist())
+
+
+def _mlp(sizes: Sequence[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if k < len(sizes) - 2:
+            layers.append(nn.LeakyReLU(LEAK))
+    return nn.Sequential(*layers)
+
+
+class FiLM(nn.Module):
+    """x * (1 + gamma(w)) + beta(w), per channel; starts as the identity."""
+
+    def __init__(self, style_dim: int, channels: int) -> None:
+        super().__init__()
+        self.affine = nn.Linear(style_dim, 2 * channels)
+        nn.init.zeros_(self.affine.weight)
+        nn.init.zeros_(self.affine.bias)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.affine(w).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
+        return x * (1 + gamma) + beta
+
+
+class GeneratorBlock(nn.Module):
+    """Resize to `size` (bilinear; none at the first level), then two modulated 3x3
+    convolutions, with a 1x1 residual path."""
+
+    def __init__(self, in_channels: int, out_channels: int, size: tuple[int, int], *,
+                 style_dim: int, groups: int, upsample: bool) -> None:
+        super().__init__()
+        self.size, self.upsample = size, upsample
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, padding_mode="reflect")
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, padding_mode="reflect")
+        self.norm1 = nn.GroupNorm(groups, out_channels, affine=False)
+        self.norm2 = nn.GroupNorm(groups, out_channels, affine=False)
+        self.film1, self.film2 = FiLM(style_dim, out_channels), FiLM(style_dim, out_channels)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        h = F.leaky_relu(self.film1(self.norm1(self.conv1(x)), w), LEAK)
+        h = F.leaky_relu(self.film2(self.norm2(self.conv2(h)), w), LEAK)
+        return (h + self.skip(x)) / math.sqrt(2)
+
+
+class Generator(nn.Module):
+    """forward(latent (B, latent_dim), normalised conditions (B, K), pixel noise
+    (B, 1 + C, H, W) or None to draw it from torch's global generator) -> (B, C, H, W)."""
+
+    def __init__(self, *, image_shape: Sequence[int], num_conditions: int, latent_dim: int,
+                 condition_dim: int, mapping_layers: int, style_dim: int,
+                 channels: Sequence[int], norm_groups: int) -> None:
+        super().__init__()
+        bands, height, width = (int(v) for v in image_shape)
+        self.latent_dim, self.num_conditions = latent_dim, num_conditions
+        self.sizes = resolution_ladder(height, width, len(channels))
+        self.embed = _mlp([num_conditions, condition_dim, condition_dim])
+        self.mapping = _mlp([latent_dim + condition_dim] + [style_dim] * mapping_layers)
+        h0, w0 = self.sizes[0]
+        self.first = nn.Linear(style_dim, channels[0] * h0 * w0)
+        self.blocks = nn.ModuleList(
+            GeneratorBlock(channels[max(k - 1, 0)], channels[k], self.sizes[k],
+                           style_dim=style_dim, groups=norm_groups, upsample=k > 0)
+            for k in range(len(channels)))
+        self.to_image = nn.Conv2d(channels[-1], bands, 3, padding=1, padding_mode="reflect")
+        self.pixel_noise_shape = (1 + bands, height, width)
+        self.feature_noise = nn.Parameter(torch.zeros(channels[-1]))
+        self.image_noise = nn.Parameter(torch.zeros(bands))
+
+    def style(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        noise = noise * torch.rsqrt(noise.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+        return self.mapping(torch.cat([noise, self.embed(conditions)], dim=1))
+
+    def forward(self, noise: torch.Tensor, conditions: torch.Tensor,
+                pixel_noise: torch.Tensor | None = None) -> torch.Tensor:
+        dtype = self.first.weight.dtype
+        w = self.style(noise.to(dtype), conditions.to(dtype))
+        if pixel_noise is None:
+            pixel_noise = torch.randn(len(w), *self.pixel_noise_shape, device=w.device)
+        pixel_noise = pixel_noise.to(dtype)
+        h0, w0 = self.sizes[0]
+        x = F.leaky_relu(self.first(w), LEAK).view(len(w), -1, h0, w0)
+        for block in self.blocks:
+            x = block(x, w)
+        x = x + self.feature_noise.view(1, -1, 1, 1) * pixel_noise[:, :1]
+        return self.to_image(x) + self.image_noise.view(1, -1, 1, 1) * pixel_noise[:, 1:]
+
+
+def _sn(layer: nn.Module, enabled: bool) -> nn.Module:
+    return nn.utils.parametrizations.spectral_norm(layer) if enabled else layer
+
+
+class DiscriminatorBlock(nn.Module):
+    """Two 3x3 convolutions, then average-pooling to `size`; 1x1 residual path."""
+
+    def __init__(self, in_channels: int, out_channels: int, size: tuple[int, int], *,
+                 spectral: bool) -> None:
+        super().__init__()
+        self.size = size
+        self.conv1 = _sn(nn.Conv2d(in_channels, in_channels, 3, padding=1), spectral)
+        self.conv2 = _sn(nn.Conv2d(in_channels, out_channels, 3, padding=1), spectral)
+        self.skip = _sn(nn.Conv2d(in_channels, out_channels, 1), spectral)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.leaky_relu(x, LEAK))
+        h = F.adaptive_avg_pool2d(self.conv2(F.leaky_relu(h, LEAK)), self.size)
+        return (h + F.adaptive_avg_pool2d(self.skip(x), self.size)) / math.sqrt(2)
+
+
+class Discriminator(nn.Module):
+    """forward(images, normalised conditions) -> (logit (B,), predicted conditions (B, K))."""
+
+    def __init__(self, *, image_shape: Sequence[int], num_conditions: int,
+                 channels: Sequence[int], spectral_norm: bool) -> None:
+        super().__init__()
+        bands, height, width = (int(v) for v in image_shape)
+        sizes = resolution_ladder(height, width, len(channels))[::-1]  # image first
+        self.from_image = _sn(nn.Conv2d(bands, channels[0], 3, padding=1), spectral_norm)
+        self.blocks = nn.ModuleList(
+            DiscriminatorBlock(channels[k], channels[k + 1], sizes[k + 1], spectral=spectral_norm)
+            for k in range(len(channels) - 1))
+        self.final = _sn(nn.Conv2d(channels[-1], channels[-1], 3, padding=1), spectral_norm)
+        self.logit = _sn(nn.Linear(channels[-1], 1), spectral_norm)
+        self.project = _sn(nn.Linear(num_conditions, channels[-1], bias=False), spectral_norm)
+        self.regress = nn.Linear(channels[-1], num_conditions)
+
+    def forward(self, images: torch.Tensor,
+                conditions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dtype = self.from_image.bias.dtype
+        x = self.from_image(images.to(dtype))
+        for block in self.blocks:
+            x = block(x)
+        h = F.leaky_relu(self.final(F.leaky_relu(x, LEAK)), LEAK).sum(dim=(2, 3))
+        logit = self.logit(h).squeeze(1) + (self.project(conditions.to(dtype)) * h).sum(dim=1)
+        return logit.float(), self.regress(h).float()
+
+
+def generator_from_spec(spec: dict[str, Any]) -> Generator:
+    """A Generator from the architecture dict saved in generator.json."""
+    return Generator(image_shape=spec["image_shape"], num_conditions=spec["num_conditions"],
+                     latent_dim=spec["latent_dim"], condition_dim=spec["condition_dim"],
+                     mapping_layers=spec["mapping_layers"], style_dim=spec["style_dim"],
+                     channels=spec["channels"], norm_groups=spec["norm_groups"])
