@@ -134,3 +134,14 @@ def test_asinh_forward_into_out(flux):
     np.testing.assert_array_equal(out, stretch.forward(flux))
     with pytest.raises(ValueError, match="out must be"):
         stretch.forward(flux, out=np.empty(flux.shape[1:], flux.dtype))
+
+
+def test_uint8_numpy_forward_is_torchs_bit_for_bit_in_small_and_blocked_arrays():
+    values = np.arange(256, dtype=np.uint8)
+    expected = torch.from_numpy(values).to(torch.float32).div_(127.5).sub_(1.0).numpy()
+    small = np.broadcast_to(values, (3, 4, 256)).copy()  # below the block size
+    large = np.broadcast_to(values, (8, 3, 128, 256)).copy()  # several blocks and a tail
+    for x in (small, large):
+        y = Uint8Stretch().forward(x)
+        assert y.dtype == np.float32
+        assert np.array_equal(y.reshape(-1, 256), np.broadcast_to(expected, (x.size // 256, 256)))
