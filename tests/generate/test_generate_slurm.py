@@ -1,15 +1,21 @@
 """The catalog job on the local two-node Slurm cluster: srun with pmi2 over both nodes, and
 slurm/generate_catalog.sbatch as a user submits it, make the reference catalog's bytes.
 
-Both carry a Slurm time limit: once in a few runs here, MPI_Init under srun --mpi=pmi2
-hung in the mpich wheel's PMI2 exchange (slurmstepd: "mpi/pmi2: value not properly
-terminated in client request"), before any of our code ran; the limit makes Slurm end
-such a step instead of leaving it to hold both nodes for everyone's later jobs."""
+A known fault of this machine's MPI stack, not of the job: once in about five 2-node
+launches here, MPI_Init under srun --mpi=pmi2 hangs in the mpich wheel's PMI2 exchange,
+before any of our code runs, and slurmstepd logs "mpi/pmi2: value not properly
+terminated in client request" (a key-value put split across reads). The tests watch
+for that line, cancel the step at once and launch again (at most twice more), saying so;
+any other failure fails the test. Jobs also carry a time limit so that a hang of another
+kind cannot hold both nodes for everyone's later jobs.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +24,8 @@ from conftest import store_content
 
 pytestmark = pytest.mark.slurm
 REPO = Path(__file__).resolve().parents[2]
+PMI2_FAULT = "mpi/pmi2: value not properly terminated"
+LAUNCHES = 3
 
 
 def assert_reference(out: Path, reference) -> None:
@@ -26,31 +34,80 @@ def assert_reference(out: Path, reference) -> None:
     np.testing.assert_array_equal(images, reference["images"])
 
 
+def srun_once(cmd: list[str], env: dict, cwd: Path,
+              timeout_s: float) -> tuple[int | None, str, str]:
+    """(returncode, stdout, stderr); returncode None when the PMI2 fault was seen."""
+    with open(cwd / "srun.err", "w+") as err:
+        job = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=err,
+                               text=True)
+        deadline = time.time() + timeout_s
+        while job.poll() is None:
+            err.seek(0)
+            if PMI2_FAULT in err.read():
+                job.terminate()  # srun cancels the step
+                job.communicate(timeout=60)
+                return None, "", ""
+            assert time.time() < deadline, "srun did not finish in time"
+            time.sleep(0.5)
+        stdout = job.stdout.read()
+        err.seek(0)
+        return job.returncode, stdout, err.read()
+
+
 def test_srun_pmi2_over_two_nodes_makes_the_reference_bytes(local_slurm, galaxy_hpc, reference,
                                                              tmp_path):
     out = tmp_path / "srun.zarr"
-    done = subprocess.run(["srun", "--mpi=pmi2", "-N2", "-n2", "--kill-on-bad-exit=1", "--time=8",
-                           galaxy_hpc, "generate", str(reference["config"]), f"out={out}",
-                           "--json"], env={**local_slurm, "OMP_NUM_THREADS": "1"},
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    cmd = ["srun", "--mpi=pmi2", "-N2", "-n2", "--kill-on-bad-exit=1", "--time=8", galaxy_hpc,
+           "generate", str(reference["config"]), f"out={out}", "--json"]
+    for launch in range(LAUNCHES):
+        code, stdout, stderr = srun_once(cmd, {**local_slurm, "OMP_NUM_THREADS": "1"}, tmp_path,
+                                         600)
+        if code is not None:
+            break
+        print(f"launch {launch + 1}: MPI_Init hung in PMI2 ({PMI2_FAULT}); launching again")
+    assert code == 0, stdout[-2000:] + stderr[-3000:]
+    result = json.loads(stdout.strip().splitlines()[-1])
     assert result["num_ranks"] == 2 and sum(result["shards_per_rank"]) == 12
     assert_reference(out, reference)
+
+
+def sbatch_once(args: list[str], env: dict, tmp_path: Path) -> tuple[str, str, str]:
+    """(job id, final state, log); state PMI2 when the fault was seen (job cancelled)."""
+    job_id = subprocess.run(["sbatch", "--parsable", *args], env=env, capture_output=True,
+                            text=True, check=True).stdout.strip().split(";")[0]
+    log_path = tmp_path / f"generate-{job_id}.out"
+    deadline = time.time() + 600
+    while True:
+        log = log_path.read_text() if log_path.exists() else ""
+        if PMI2_FAULT in log:
+            subprocess.run(["scancel", job_id], env=env, check=False)
+            return job_id, "PMI2", log
+        show = subprocess.run(["scontrol", "show", "job", job_id], env=env,
+                              capture_output=True, text=True).stdout
+        state = re.search(r"JobState=(\w+)", show)
+        if state is None or state.group(1) not in ("PENDING", "RUNNING", "CONFIGURING",
+                                                   "COMPLETING"):
+            accounted = subprocess.run(["sacct", "-j", job_id, "-X", "-n", "-P", "-o", "State"],
+                                       env=env, capture_output=True, text=True).stdout.split()
+            final = state.group(1) if state else (accounted[0] if accounted else "UNKNOWN")
+            return job_id, final, log_path.read_text() if log_path.exists() else ""
+        assert time.time() < deadline, f"job {job_id} did not finish in time:\n{log[-2000:]}"
+        time.sleep(1)
 
 
 def test_sbatch_generate_catalog_over_two_nodes(local_slurm, reference, tmp_path):
     out = tmp_path / "sbatch.zarr"
     env = {**local_slurm, "GALAXY_HPC_HOME": str(REPO)}
-    done = subprocess.run(
-        ["sbatch", "--wait", "--parsable", "--time=8", "-N2", "--ntasks-per-node=1",
-         "--gpus-per-node=0",
-         "--cpus-per-task=1", f"--output={tmp_path}/generate-%j.out", f"--chdir={tmp_path}",
-         str(REPO / "slurm" / "generate_catalog.sbatch"), str(reference["config"]), f"out={out}"],
-        env=env, capture_output=True, text=True, timeout=600)
-    job_id = done.stdout.strip().split(";")[0]
-    log = (tmp_path / f"generate-{job_id}.out").read_text() if job_id else done.stderr
-    assert done.returncode == 0, log[-3000:]
+    args = ["--time=8", "-N2", "--ntasks-per-node=1", "--gpus-per-node=0", "--cpus-per-task=1",
+            f"--output={tmp_path}/generate-%j.out", f"--chdir={tmp_path}",
+            str(REPO / "slurm" / "generate_catalog.sbatch"), str(reference["config"]),
+            f"out={out}"]
+    for launch in range(LAUNCHES):
+        job_id, state, log = sbatch_once(args, env, tmp_path)
+        if state != "PMI2":
+            break
+        print(f"job {job_id}: MPI_Init hung in PMI2 ({PMI2_FAULT}); submitting again")
+    assert state == "COMPLETED", log[-3000:]
     assert f"job {job_id} on 2 node(s)" in log
     assert f"wrote a catalog of 48 objects to {out}" in log and "(2 rank(s)" in log
     assert_reference(out, reference)
