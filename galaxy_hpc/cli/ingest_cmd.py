@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="config overrides, e.g. npy.prefer=max:mass fits.channels=3")
     parser.add_argument("--out", metavar="STORE", help="store path (X.zarr, or X.h5 for hdf5)")
     parser.add_argument("--format", choices=["zarr", "hdf5"])
+    parser.add_argument("--compression", choices=["zstd", "gzip", "none"],
+                        help="image compression (default: zstd for uint8 zarr, else none)")
     parser.add_argument("--size", type=int, metavar="S", help="output S x S pixels (128)")
     parser.add_argument("--kind", choices=["auto", "folder", "jsonl", "fits", "npy", "votes"],
                         help="source kind (default: guessed from SOURCE)")
@@ -59,7 +61,8 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
     keys = [k.strip() for k in args.header_keys.split(",") if k.strip()] \
         if args.header_keys is not None else None
     flags = {
-        "out": args.out, "format": args.format, "size": args.size, "source_kind": args.kind,
+        "out": args.out, "format": args.format, "compression": args.compression,
+        "size": args.size, "source_kind": args.kind,
         "shard_size": args.shard_size, "folder.captions": args.captions,
         "npy.ids": args.ids, "npy.table": args.table, "npy.prefer": args.prefer,
         "votes.table": args.votes, "votes.pattern": args.pattern,

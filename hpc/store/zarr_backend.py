@@ -34,6 +34,7 @@ from hpc.store.spec import StoreSpec
 DIGESTS = "item_digests"
 _RECORD = re.compile(r"^c\.(\d+)\.0$")
 ZARRS_ENV = "HPC_STORE_ZARRS"
+READ_THREADS_ENV = "HPC_STORE_READ_THREADS"  # zarrs threads per reading process
 
 _zarrs_pid: int | None = None  # the process whose Rust thread pool zarrs started in
 _zarrs_failed = False
@@ -75,6 +76,13 @@ def zarrs_config() -> dict[str, Any]:
     return {"codec_pipeline.path": "zarrs.ZarrsCodecPipeline"}
 
 
+def _read_threads() -> int:
+    value = os.environ[READ_THREADS_ENV]
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"${READ_THREADS_ENV} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def _disable_zarrs() -> None:
     global _zarrs_failed
     _zarrs_failed = True
@@ -87,7 +95,9 @@ class ImagesArray:
     Writers encode with one zarrs thread: its parallel encoder lays out the chunks of a
     shard in completion order, so the bytes would vary from run to run; with one thread
     they are identical to zarr-python's (tested), at ~20% of write speed on 2 cores - and
-    a writer per core is the norm. Readers use all threads; order does not matter there.
+    a writer per core is the norm. Readers use all threads (order does not matter there),
+    or $HPC_STORE_READ_THREADS of them: DataLoader workers that each decode on every core
+    oversubscribe them, and per-core benchmarks need one.
     """
 
     def __init__(self, path: Path, mode: str) -> None:
@@ -95,6 +105,8 @@ class ImagesArray:
         config = zarrs_config()
         if config and mode != "r":
             config["threading.max_workers"] = 1
+        elif config and os.environ.get(READ_THREADS_ENV):
+            config["threading.max_workers"] = _read_threads()
         self._array, self.uses_zarrs = self._open(config)
 
     def _open(self, config: dict[str, Any]) -> tuple[zarr.Array, bool]:

@@ -110,6 +110,10 @@ class IngestConfig:
     # config's schema, `kind: ingest`.)
     source_kind: Literal["auto", "folder", "jsonl", "fits", "npy", "votes"] = "auto"
     format: Literal["zarr", "hdf5"] = "zarr"
+    # Image compression; null: the backend's default for the dtype (zstd level 1 for uint8
+    # zarr, none otherwise; hpc.store.spec.default_compression). "none" trades ~1.6x the
+    # disk for ~1.3x the training read rate (benchmarks/bench_data.py).
+    compression: Literal["zstd", "gzip", "none"] | None = None
     size: int = 128  # output images are size x size
     shard_size: int = 256  # records per block handed to a rank, and items per store shard
     captions: bool = True  # False: no caption column, whatever the source has

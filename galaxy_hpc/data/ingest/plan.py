@@ -66,7 +66,7 @@ def store_spec(cfg: IngestConfig, listing: Listing) -> StoreSpec:
     columns = {"id": "str", "source": "str", **listing.column_types, "crop_size": "int64"}
     return StoreSpec(image_shape=(listing.channels, cfg.size, cfg.size),
                      image_dtype=listing.dtype, columns=columns, shard_size=cfg.shard_size,
-                     backend=cfg.format)
+                     backend=cfg.format, compression=cfg.compression)
 
 
 def fingerprint(cfg: IngestConfig, listing: Listing, spec: StoreSpec) -> str:

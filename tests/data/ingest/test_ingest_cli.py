@@ -103,3 +103,19 @@ def test_human_summary_names_store_rate_and_checksum(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "ingested 2 of 2 images (jsonl, 3x128x128 uint8)" in text
     assert str(tmp_path / "m.zarr") in text and "images/s" in text and "checksum sha256:" in text
+
+
+def test_compression_flag_changes_the_layout_not_the_content(tmp_path, capsys):
+    galaxysd_folder(tmp_path / "img", 5)
+    status, packed = run_json(capsys, tmp_path / "img", "--out", tmp_path / "z.zarr",
+                              "--size", "32")
+    status_raw, raw = run_json(capsys, tmp_path / "img", "--out", tmp_path / "r.zarr",
+                               "--size", "32", "--compression", "none")
+    assert status == status_raw == EXIT_OK
+    assert open_store(tmp_path / "z.zarr").spec.compression == "zstd"
+    assert open_store(tmp_path / "r.zarr").spec.compression == "none"
+    assert packed["checksum"] == raw["checksum"]
+    status = main(["ingest", str(tmp_path / "img"), "--out", str(tmp_path / "g.h5"),
+                   "--format", "hdf5", "--size", "32", "--compression", "zstd"])
+    assert status == EXIT_ERROR and "compression must be one of gzip, none" in \
+        capsys.readouterr().err
