@@ -30,6 +30,8 @@ class ModelSection:
     - sd_lora: `base` a StableDiffusionPipeline folder, `path` the LoRA folder (or its
       pytorch_lora_weights.safetensors) that `pipe.load_lora_weights` takes.
     - ldm: a GalaxyLDMPipeline folder (conditions on numbers, e.g. GZ2 vote fractions).
+    - gan: the generator/ folder of a train_gan run (conditions on numbers, by default
+      redshift and log stellar mass; no sampler); options.batch_size fixes its batch shape.
     """
 
     kind: str = "sd"
@@ -43,7 +45,7 @@ class ModelSection:
 
     def __post_init__(self) -> None:
         if not self.kind:
-            raise ValueError("model.kind is empty: name a generator (sd, sd_lora, ldm)")
+            raise ValueError("model.kind is empty: name a generator (sd, sd_lora, ldm, gan)")
         if self.kind == "sd_lora" and not self.base:
             raise ValueError("model.base: a sd_lora model needs the base pipeline folder the "
                              "LoRA was trained on (model.path is the LoRA itself)")

@@ -1,17 +1,14 @@
 """Generators by model kind, as import strings: what a catalog job needs from a model.
 
 The job never knows which model family it drives. A family plugs in with one line here
-(or one `register_generator` call), naming a loader
+(or one `register_generator` call; the conditional GAN's is gan_backend.py), naming a
+loader
 
     load(model: ModelSection, sampler: SamplerSection, runtime: Runtime, *,
          size: int | None) -> Generator
 
 where a Generator is any object with the attributes and method of the protocol below
-(nothing to inherit or import). The conditional GAN, for example, would add
-    "gan": "galaxy_hpc.generate.gan_backend:load_gan",
-with a loader that reads its checkpoint, says it takes vector conditions named
-["redshift", "log_stellar_mass"], `uses_sampler = False`, and makes images from
-torch.Generator().manual_seed(seed) per object.
+(nothing to inherit or import).
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ GENERATORS: dict[str, str] = {
     "sd": "galaxy_hpc.generate.sd_backend:load_sd",
     "sd_lora": "galaxy_hpc.generate.sd_backend:load_sd_lora",
     "ldm": "galaxy_hpc.generate.ldm_backend:load_ldm",
+    "gan": "galaxy_hpc.generate.gan_backend:load_gan",
 }
 
 

@@ -40,6 +40,7 @@ def models(tmp_path_factory):
         "ldm_zm": tiny_models.write_tiny_ldm(root / "ldm_zm", channels=4,
                                              condition_names=["redshift", "log_stellar_mass"],
                                              stretch=tiny_models.flux_stretch(4)),
+        "gan": tiny_models.write_tiny_gan(root / "gan"),
     }
 
 

@@ -282,3 +282,28 @@ def test_condition_mistakes_name_the_file_and_column(models, captions_csv, synth
     with pytest.raises(ValueError, match="img2img: model kind 'ldm' cannot"):
         generate(tmp_path, "ldm-i2i", num_objects=2, **ldm(models, "ldm_zm"),
                  conditions={"source": "store", "path": str(synth_store), "img2img": True})
+
+
+def test_a_gan_catalog_is_the_generators_own_output_for_each_seed(models, tmp_path):
+    from astropy.table import Table
+
+    from galaxy_hpc.models.gan.generator import load_generator
+
+    rng = np.random.default_rng(5)
+    z, mass = rng.uniform(0.02, 0.25, 5), rng.uniform(9.0, 11.5, 5)
+    Table({"id": list("abcde"), "redshift": z, "log_stellar_mass": mass}).write(
+        tmp_path / "zm.csv", format="ascii.csv")
+    conditions = {"source": "table", "path": str(tmp_path / "zm.csv")}
+    gan = {"model": {"kind": "gan", "path": str(models["gan"]), "options": {"batch_size": 4}}}
+    store, summary = generate(tmp_path, "gan", **gan, conditions=conditions)
+    assert len(store) == 5 and store.spec.image_dtype == "float32"
+    assert store.spec.image_shape == (4, 32, 32)
+    seeds = store.read_column("seed").astype(np.int64)
+    direct = load_generator(models["gan"]).generate(np.stack([z, mass], axis=1),
+                                                    seeds.tolist(), batch_size=4)
+    np.testing.assert_array_equal(store.read_images(), direct)
+    again, _ = generate(tmp_path, "gan_again", **gan, conditions=conditions)
+    assert again.checksum == store.checksum
+    assert Table.read(summary.table)["log_stellar_mass"].tolist() == mass.tolist()
+    with pytest.raises(ValueError, match="makes 32x32 images only"):
+        generate(tmp_path, "gan_size", **gan, conditions=conditions, size=64)

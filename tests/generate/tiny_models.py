@@ -85,3 +85,19 @@ def write_tiny_ldm(folder: Path, *, condition_names: list[str], channels: int = 
 def flux_stretch(bands: int) -> dict:
     return {"kind": "asinh", "softening": [0.01] * bands, "lower": [-0.05] * bands,
             "upper": [float(v) for v in np.linspace(2.0, 3.0, bands)]}
+
+
+def write_tiny_gan(folder: Path, *, channels: int = 4, size: int = 32, seed: int = 0) -> Path:
+    """An untrained conditional-GAN generator folder on (redshift, log stellar mass), as a
+    train_gan run exports it: what generation loads."""
+    from galaxy_hpc.models.gan.generator import GalaxyGenerator
+    from galaxy_hpc.models.gan.networks import generator_from_spec
+
+    torch.manual_seed(seed)
+    spec = {"image_shape": [channels, size, size], "image_dtype": "float32",
+            "num_conditions": 2, "condition_names": ["redshift", "log_stellar_mass"],
+            "condition_mean": [0.1, 10.5], "condition_std": [0.05, 0.5], "latent_dim": 16,
+            "condition_dim": 16, "mapping_layers": 1, "style_dim": 32,
+            "channels": [32, 16, 16], "norm_groups": 4, "stretch": flux_stretch(channels),
+            "store": "tiny"}
+    return GalaxyGenerator(generator_from_spec(spec), spec).save(folder)
