@@ -115,7 +115,8 @@ def make_store(path: Path, num_images: int, size: int, seed: int) -> Path:
 
 def child_env() -> dict[str, str]:
     path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1",
+            "HPC_STORE_READ_THREADS": "1"}  # zarrs decodes on every core unless told
 
 
 def ours(real: Path, generated: Path, ranks: int, metrics: str = "fid") -> dict:
