@@ -116,6 +116,11 @@ class ConditionSection:
     class_column: str | None = None
     img2img: bool = False
     strength: float = 0.6
+    # Numeric source columns copied to every object (what a galaxy was drawn from, beside
+    # what the model was given). null: the 37 GZ2 vote fractions when the rows have them
+    # under store names, so that `evaluate morphology` can compare a caption catalog with
+    # the votes its captions came from; [] for none.
+    carry_columns: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.per_row < 1:

@@ -195,6 +195,18 @@ def test_img2img_starts_from_the_store_galaxies_at_the_strength(models, synth_st
               (("start", start), ("flipped", flipped), ("stronger", stronger), ("text", text_only))}
     for other in ("flipped", "stronger", "text"):
         assert not np.array_equal(images["start"], images[other]), other
+    # A caption catalog keeps the GZ2 votes of the rows its captions came from (what
+    # `evaluate morphology` compares with); a source without them carries nothing.
+    smooth = "t01_smooth_or_features_a01_smooth_fraction"
+    np.testing.assert_array_equal(text_only.read_column(smooth), real.read_column(smooth)[:6])
+    assert len([c for c in text_only.columns if c.endswith("_fraction")]) == 37
+    assert not any(c.endswith("_fraction") for c in flipped.columns)
+    assert text_only.attrs["generate"]["conditions"]["carried_columns"][0] == smooth
+    chosen = catalog("t2i-z", synth_store, carry_columns=["redshift"])
+    assert chosen.read_column("redshift").tolist() == real.read_column("redshift")[:6].tolist()
+    assert not any(c.endswith("_fraction") for c in chosen.columns)
+    with pytest.raises(ValueError, match="carry_columns: .* has no column 'mass'"):
+        catalog("t2i-bad", synth_store, carry_columns=["mass"])
 
 
 def test_lora_weights_change_the_images_and_both_files_are_recorded(models, captions_csv,

@@ -57,6 +57,7 @@ class ConditionSource:
         if section.img2img and not getattr(generator, "supports_init_images", False):
             raise ValueError(f"conditions.img2img: model kind {cfg.model.kind!r} cannot start "
                              "from real images (img2img works with Stable Diffusion models)")
+        self.carried = self._carried(section.carry_columns)
         self.oversampled: Oversampling | None = None
         if section.oversample > 1:
             self.oversampled = oversampling(self._classes(), factor=section.oversample,
@@ -163,12 +164,22 @@ class ConditionSource:
         picks = np.searchsorted(self._cdf, condition_uniforms(self.seed, indices), side="right")
         return np.minimum(picks, self.rows.num_rows - 1).astype(np.int64)
 
+    def _carried(self, names: list[str] | None) -> dict[str, np.ndarray]:
+        if names is None:
+            names = GZ2_FRACTIONS if all(self.rows.has(n) for n in GZ2_FRACTIONS) else []
+        missing = [n for n in names if not self.rows.has(n)]
+        if missing:
+            raise ValueError(f"conditions.carry_columns: {self.rows.path} has no column "
+                             f"{missing[0]!r}")
+        return {n: self.rows.numbers(n) for n in names if n not in self.vector_names}
+
     def columns(self) -> dict[str, str]:
         """The store columns this source records per object (name -> store dtype)."""
         names: dict[str, str] = {"source_row": "int64", "source_id": "str"}
         if self.kind == "text":
             names["caption"] = "str"
         names.update({name: "float64" for name in self.vector_names})
+        names.update({name: "float64" for name in self.carried})
         if self.oversampled is not None:
             names["rare_class"] = "bool"
         return names
@@ -186,6 +197,7 @@ class ConditionSource:
         if self.vectors is not None:
             out.vectors = self.vectors[rows]
             columns.update({n: self.vectors[rows, k] for k, n in enumerate(self.vector_names)})
+        columns.update({name: values[rows] for name, values in self.carried.items()})
         if self.oversampled is not None:
             columns["rare_class"] = self.oversampled.rare[rows]
         if self.section.img2img:
@@ -212,6 +224,8 @@ class ConditionSource:
                                   **self.oversampled.report()}
         if section.img2img:
             info["img2img"] = {"strength": section.strength}
+        if self.carried:
+            info["carried_columns"] = list(self.carried)
         return info
 
 
