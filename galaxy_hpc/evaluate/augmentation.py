@@ -284,10 +284,15 @@ def run_augmentation(cfg: AugmentationConfig, *, show_progress: bool = True
         arms, steps, time.perf_counter() - start)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    record = result.to_dict() | {"config": asdict(cfg)}
+    record = {"evaluation": "augmentation", **result.to_dict(), "config": asdict(cfg)}
     (out / "augmentation.json").write_text(json.dumps(record, indent=1, allow_nan=True))
     plot_scores(result, out / "augmentation.png")
     return result
+
+
+def result_from_dict(data: dict[str, Any]) -> AugmentationResult:
+    """The result as augmentation.json holds it (for the report)."""
+    return AugmentationResult(**{f: data[f] for f in AugmentationResult.__dataclass_fields__})
 
 
 def plot_scores(result: AugmentationResult, path: Path) -> Path:

@@ -107,6 +107,13 @@ def test_generated_rare_class_raises_its_completeness(stores, galaxy_hpc, tmp_pa
     gain = (aug_arm["per_class"]["edge_on"]["completeness"]
             - real_arm["per_class"]["edge_on"]["completeness"])
     assert gain > 0.3, (real_arm["per_class"]["edge_on"], aug_arm["per_class"]["edge_on"])
+    from galaxy_hpc.evaluate.report import build_report
+
+    report = build_report(out)
+    assert "augmentation" in report.sections and "augmentation.png" in report.images
+    page = Path(report.html).read_text()
+    assert "Augmentation: a classifier on real vs real + generated" in page
+    assert "edge_on (rare)" in page and (Path(report.html).parent / "augmentation.png").is_file()
 
 
 def test_bad_configs_are_named(stores, tmp_path):

@@ -114,6 +114,31 @@ def _conditioning_section(cond: dict[str, Any]) -> str:
             + html.table(["requested", "measured", "rho", "within bins", "real rho"], rows))
 
 
+def _augmentation_section(result: dict[str, Any], folder: Path, images: list[str]) -> str:
+    from galaxy_hpc.evaluate.augmentation import ARMS, plot_scores, result_from_dict
+
+    aug = result_from_dict(result)
+    real, plus = (aug.arms[arm]["mean"] for arm in ARMS)
+    rows = [[name + (" (rare)" if name in aug.rare_classes else ""),
+             aug.counts["real_train"].get(name, 0), aug.counts["generated"].get(name, 0),
+             aug.counts["real_test"].get(name, 0),
+             real["per_class"][name]["completeness"], plus["per_class"][name]["completeness"],
+             real["per_class"][name]["purity"], plus["per_class"][name]["purity"]]
+            for name in aug.classes]
+    rows.append(["accuracy (all)", "", "", "", real["accuracy"], plus["accuracy"], "", ""])
+    rows.append(["balanced accuracy", "", "", "", real["balanced_accuracy"],
+                 plus["balanced_accuracy"], "", ""])
+    chart = plot_scores(aug, folder / "augmentation.png").name
+    images.append(chart)
+    return ("<h2>Augmentation: a classifier on real vs real + generated galaxies</h2>"
+            + html.notes([f"{aug.label_source} labels; {len(aug.arms['real']['seeds'])} "
+                          f"seed(s), {aug.steps} steps per arm; scored on held-out real "
+                          "galaxies (means over seeds)"])
+            + html.table(["class", "train", "generated", "test", "completeness real",
+                          "completeness +gen", "purity real", "purity +gen"], rows)
+            + html.image(chart, "completeness and purity per class", "plots"))
+
+
 def build_report(run_dir: str | Path, *, per_class: int = 8) -> ReportResult:
     run_dir = Path(run_dir)
     results = read_results(run_dir)
@@ -144,7 +169,8 @@ def build_report(run_dir: str | Path, *, per_class: int = 8) -> ReportResult:
     builders = {"fid": lambda r: _fid_section(r),
                 "physics": lambda r: _physics_section(r, folder, images),
                 "morphology": lambda r: _morphology_section(r, folder, images),
-                "conditioning": lambda r: _conditioning_section(r)}
+                "conditioning": lambda r: _conditioning_section(r),
+                "augmentation": lambda r: _augmentation_section(r, folder, images)}
     for name, builder in builders.items():
         if name in results:
             sections.append(builder(results[name]))

@@ -1,8 +1,10 @@
 """Real vs generated image grids, one pair per class, as PNG files.
 
-A galaxy's class is the winning answer of GZ2 question 1 (smooth / features or disk /
-star or artifact) when the store has vote-fraction columns, else the value of a `class`
-or `label` column, else every galaxy is in one class "all". Images are shown the way the
+A galaxy's class is its main GZ2 class (galaxy_hpc.data.main_class: smooth, disk,
+spiral, edge_on, artifact, by majority down the tree) when the store has the 37
+vote-fraction columns, else the value of a `class` or `label` column, else the class its
+caption names, else every galaxy is in one class "all". The augmentation experiment
+uses the same classes. Images are shown the way the
 feature extractor saw them (inputs.py: uint8 RGB unchanged, flux through the real
 store's stretch), so the pictures and the FID describe the same pixels.
 """
@@ -14,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from galaxy_hpc.data.gz2 import QUESTIONS, column_name
+from galaxy_hpc.data.gz2 import ANSWERS, column_name
+from galaxy_hpc.data.main_class import caption_classes, main_classes
 from galaxy_hpc.evaluate.inputs import ExtractorInput, extractor_input
 from galaxy_hpc.evaluate.passes import spaced_indices
 from hpc.store import Store
@@ -24,15 +27,14 @@ LABEL_COLUMNS = ("class", "label")
 
 def classes(store: Store) -> np.ndarray:
     """(N,) class name of every galaxy (see the module docstring)."""
-    q1 = QUESTIONS[0]
-    names = [column_name(answer) for answer in q1.answers]
+    names = [column_name(answer) for answer in ANSWERS]
     if all(name in store.spec.columns for name in names):
-        votes = np.stack([store.read_column(name) for name in names], axis=1)
-        labels = np.array([answer.text for answer in q1.answers], dtype=object)
-        return labels[np.argmax(votes, axis=1)]
+        return main_classes(np.stack([store.read_column(name) for name in names], axis=1))
     for name in LABEL_COLUMNS:
         if store.spec.columns.get(name) == "str":
             return np.asarray(store.read_column(name).astype(str), dtype=object)
+    if store.spec.columns.get("caption") == "str":
+        return caption_classes(store.read_column("caption"))
     return np.full(len(store), "all", dtype=object)
 
 
