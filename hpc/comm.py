@@ -10,6 +10,7 @@ with gloo. Jobs call `job_comm()` and never ask which one they got.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 from typing import Any, Protocol
@@ -70,10 +71,15 @@ class TorchComm:
     def __init__(self, env: DistEnv) -> None:
         import torch.distributed as torch_dist
 
-        from hpc.dist import init_distributed
+        from hpc.dist import destroy_distributed, init_distributed
 
         if not torch_dist.is_initialized():
             init_distributed(dataclasses.replace(env, backend="gloo"))
+            # The group is ours: tear it down at exit. A process that exits with gloo's
+            # threads still running can abort in their destructors ("terminate called
+            # without an active exception", seen in ~1 of 6 two-rank runs here), and
+            # torchrun then kills the other ranks and fails the job after it finished.
+            atexit.register(destroy_distributed)
         self._dist = torch_dist
         self.rank = torch_dist.get_rank()
         self.size = torch_dist.get_world_size()

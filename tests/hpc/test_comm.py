@@ -32,7 +32,8 @@ def test_collectives_agree_across_launchers(launcher, mpiexec, tmp_path):
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                "--master-port", str(_free_port()), worker, str(out)]
-    subprocess.run(cmd, check=True, timeout=180, capture_output=True)
+    run = subprocess.run(cmd, timeout=180, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-4000:]
     result = json.loads(out.read_text())
     assert result["kind"] == ("mpi" if launcher == "mpiexec" else "torch")
     assert result["size"] == 2 and result["shared"] == {"plan": [0, 1, 2, 3, 4]}

@@ -30,7 +30,8 @@ def test_items_are_claimed_once_and_fast_ranks_take_more(launcher, ranks, mpiexe
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks),
                "--master-port", str(_free_port()), worker, str(out)]
-    subprocess.run(cmd, check=True, timeout=180, capture_output=True)
+    run = subprocess.run(cmd, timeout=180, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-4000:]
     result = json.loads(out.read_text())
     assert result["kind"] == ("mpi" if launcher == "mpiexec" else "torch")
     claims = result["claims"]
