@@ -128,7 +128,7 @@ def main() -> int:
         two = ingest(folder, work / "two_ranks.zarr", 2, args.size)
         if one["checksum"] != two["checksum"]:
             raise SystemExit("1-rank and 2-rank stores differ: ingest is broken")
-        raw = ingest(folder, work / "raw.zarr", 1, args.size, ["--compression", "none"])
+        ingest(folder, work / "raw.zarr", 1, args.size, ["--compression", "none"])
         # Best of interleaved rounds: a load that comes and goes hits every reader alike.
         jpeg = store = store_raw = 0.0
         for _ in range(args.rounds):

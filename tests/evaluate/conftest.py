@@ -13,18 +13,9 @@ import os
 from pathlib import Path
 
 import pytest
+from eval_stores import draw
 
 HERE = Path(__file__).resolve().parent
-
-
-def draw(out: Path, num: int, seed: int, *, output: str = "uint8", **galaxy) -> Path:
-    from galaxy_hpc.data.synth_config import SynthConfig
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
-
-    run_synth(SynthJobConfig(out=str(out), num_galaxies=num, seed=seed, shard_size=32,
-                             galaxy=SynthConfig(size=64, output=output, **galaxy)),
-              progress=False)
-    return out
 
 
 GENERATED_LOOK = {"psf_fwhm_arcsec": 2.5, "r_mag_limit": 16.5}
@@ -43,19 +34,6 @@ def float_stores(tmp_path_factory) -> dict[str, Path]:
     return {"real": draw(root / "real_flux.zarr", 64, 3, output="float32"),
             "generated": draw(root / "gen_flux.zarr", 48, 4, output="float32",
                               **GENERATED_LOOK)}
-
-
-def copy_head(source: Path, out: Path, num: int) -> Path:
-    """The first `num` images (and no columns) of a store, as a new store."""
-    from hpc.store import StoreSpec, create_store, finalize_store, open_store
-
-    store = open_store(source)
-    spec = StoreSpec(image_shape=store.spec.image_shape, image_dtype=store.spec.image_dtype,
-                     columns={}, shard_size=num)
-    writer = create_store(out, spec, num_items=num)
-    writer.write_shard(0, store.read_images(0, num), {})
-    finalize_store(out)
-    return out
 
 
 @pytest.fixture(scope="session")

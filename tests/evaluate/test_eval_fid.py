@@ -81,7 +81,7 @@ def test_float_flux_goes_through_the_training_stretch(float_stores, stores):
 
 
 def test_real_statistics_are_cached_reused_and_invalidated(stores, tmp_path):
-    from conftest import draw
+    from eval_stores import draw
 
     real = tmp_path / "real.zarr"
     draw(real, 40, 11)
@@ -133,7 +133,7 @@ def test_builtin_extractors_need_local_weights(stores, capsys):
 
 
 def test_dinov2_from_a_local_transformers_folder(stores, tmp_path):
-    from conftest import copy_head
+    from eval_stores import copy_head
     from transformers import Dinov2Config, Dinov2Model
 
     torch.manual_seed(0)

@@ -9,21 +9,16 @@ bytes" means the same threads per rank; the runs here differ only in rank count.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tiny_models  # noqa: E402
+from gen_helpers import write_config  # noqa: E402
 
-# One thread per process; no SLURM_JOB_ID, so that a preempted run outside Slurm exits 75
-# instead of calling scontrol.
-ENV = {**{k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"}, "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="session")
@@ -70,9 +65,6 @@ def synth_store(tmp_path_factory):
     return out
 
 
-def write_config(path: Path, data: dict) -> Path:
-    path.write_text(yaml.safe_dump({"kind": "generate", **data}, sort_keys=False))
-    return path
 
 
 def reference_config(models, captions_csv, out: Path) -> dict:
@@ -111,10 +103,3 @@ def reference(models, captions_csv, tmp_path_factory):
     store = open_store(summary.out)
     return {"config": config, "data": data, "summary": summary, "store": store,
             "images": store.read_images(), "table": Path(summary.table)}
-
-
-def store_content(path) -> tuple[str, np.ndarray, dict]:
-    from hpc.store import open_store
-
-    store = open_store(path)
-    return store.checksum, store.read_images(), {c: store.read_column(c) for c in store.columns}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import write_config
+from gen_helpers import write_config
 
 from galaxy_hpc.data.gz2 import ANSWERS, column_name
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ENV, store_content, write_config
+from gen_helpers import ENV, store_content, write_config
 
 NUM_OBJECTS, NUM_SHARDS = 48, 12
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import store_content
+from gen_helpers import store_content
 
 pytestmark = pytest.mark.slurm
 REPO = Path(__file__).resolve().parents[2]
