@@ -52,3 +52,18 @@ def test_moments_errors():
     m.add(np.zeros((1, 3)))
     with pytest.raises(ValueError, match="need more than 1 samples"):
         m.covariance()
+
+
+def test_the_mpich_wheel_runs_over_ofi_unless_told_otherwise():
+    import os
+    import subprocess
+    import sys
+
+    code = "import hpc, os; print(os.environ.get('MPIR_CVAR_CH4_NETMOD'))"
+    env = {k: v for k, v in os.environ.items() if k != "MPIR_CVAR_CH4_NETMOD"}
+    chosen = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True)
+    assert chosen.stdout.strip() == "ofi"  # this venv has PyPI's mpich
+    kept = subprocess.run([sys.executable, "-c", code], env={**env, "MPIR_CVAR_CH4_NETMOD": "ucx"},
+                          capture_output=True, text=True, check=True)
+    assert kept.stdout.strip() == "ucx"
