@@ -185,7 +185,7 @@ class DinoFamily(ModelFamily):
     def sample(self, module: torch.nn.Module, num_images: int, seed: int) -> np.ndarray:
         """Held-out galaxies ordered by predicted smooth fraction, most featured first: a
         grid that shows whether the model ranks morphology. (No randomness: `seed` unused.)"""
-        from galaxy_hpc.models.ldm.images import to_display
+        from galaxy_hpc.models.display import to_display
 
         candidates = np.flatnonzero(self.heldout)[: 4 * num_images]
         pixels = torch.from_numpy(np.asarray(

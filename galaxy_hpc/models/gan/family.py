@@ -74,6 +74,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from galaxy_hpc.models.display import to_display
 from galaxy_hpc.models.gan import consistency
 from galaxy_hpc.models.gan.generator import GalaxyGenerator, noise_for_seeds
 from galaxy_hpc.models.gan.networks import (
@@ -186,18 +187,6 @@ class GanTrainModule(torch.nn.Module):
         return loss, {k: v.detach() for k, v in terms.items()}
 
 
-def _to_display(stretched: np.ndarray, *, flux: bool) -> np.ndarray:
-    """Model-space images -> uint8 (N, 1|3, H, W): uint8 stores are RGB already; flux
-    stores show their three reddest bands as R, G, B, one or two bands as grey."""
-    x = np.asarray(stretched, dtype=np.float32)
-    bands = x.shape[1]
-    if bands >= 3:
-        x = x[:, [bands - 1, bands - 2, bands - 3]] if flux else x[:, :3]
-    else:
-        x = x.mean(axis=1, keepdims=True)
-    return (np.clip((x + 1) / 2, 0, 1) * 255).round().astype(np.uint8)
-
-
 class GanFamily(ModelFamily):
     def build(self) -> torch.nn.Module:
         from galaxy_hpc.data.stretch import stretch_for_store
@@ -297,7 +286,7 @@ class GanFamily(ModelFamily):
         images = generator(z.to(self.device), c, maps.to(self.device)).float().cpu().numpy()
         if self.monitor is not None:
             self._log_consistency(module)
-        return _to_display(images, flux=self.flux)
+        return to_display(images, flux=self.flux)
 
     def _log_consistency(self, module: torch.nn.Module) -> None:
         """With each sample grid: the consistency of the generator the grid comes from (the

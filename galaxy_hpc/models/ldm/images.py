@@ -34,20 +34,6 @@ def stretched_images(store: Store, stretch: Any, indices: np.ndarray) -> np.ndar
                       dtype=np.float32)
 
 
-def to_display(stretched: np.ndarray, *, flux: bool) -> np.ndarray:
-    """Model-space images (N, C, H, W) -> uint8 (N, 1|3, H, W) for sample grids.
-
-    uint8 stores are RGB already. Flux stores: the three reddest bands as R, G, B
-    (g, r, i -> B, G, R), one or two bands as grey (their mean)."""
-    x = np.asarray(stretched, dtype=np.float32)
-    channels = x.shape[1]
-    if channels >= 3:
-        x = x[:, [channels - 1, channels - 2, channels - 3]] if flux else x[:, :3]
-    else:
-        x = x.mean(axis=1, keepdims=True)
-    return (np.clip((x + 1) / 2, 0, 1) * 255).round().astype(np.uint8)
-
-
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Pairs (N, C, H, 2W + 1): left | right with a one-pixel white line between."""
     line = np.full((*left.shape[:3], 1), 255, dtype=left.dtype)

@@ -29,7 +29,8 @@ from galaxy_hpc.models.ldm.condition import (
     prototype_conditions,
     unet_inputs,
 )
-from galaxy_hpc.models.ldm.images import read_vae_info, store_stretch, to_display
+from galaxy_hpc.models.display import to_display
+from galaxy_hpc.models.ldm.images import read_vae_info, store_stretch
 from galaxy_hpc.train.family import ModelFamily
 from hpc.store import open_store
 

@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from galaxy_hpc.models.display import to_display
 from galaxy_hpc.models.ldm.images import (
     side_by_side,
     spread_indices,
     store_stretch,
     stretched_images,
-    to_display,
     write_vae_info,
 )
 from galaxy_hpc.models.ldm.perceptual import build_perceptual
