@@ -139,6 +139,9 @@ def child(mode: str, real: str, generated: str) -> None:
 
     out: dict = {}
     if mode == "ours":
+        from hpc.allocator import keep_freed_memory
+
+        keep_freed_memory()  # as the galaxy-hpc command does
         cfg = FidConfig(real=real, generated=generated, metrics=["fid", "isc"], cache=False,
                         features=FeatureSettings(extractor=EXTRACTOR, device="cpu"))
         out["fid"] = run_fid(cfg, show_progress=False).to_dict()["metrics"]["fid"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from galaxy_hpc.train.registry import FAMILIES
+from hpc.allocator import keep_freed_memory
 from hpc.config import kind_class, kind_of, load_config, register_kind
 from hpc.launch import Resubmittable
 
@@ -101,4 +102,5 @@ class JobCall(Resubmittable):
         self.cfg = cfg
 
     def __call__(self) -> Any:
+        keep_freed_memory()  # submitit starts this process, not the galaxy-hpc command
         return run_job(self.name, self.cfg)

@@ -16,6 +16,7 @@ import os
 import sys
 
 from galaxy_hpc import __version__
+from hpc.allocator import keep_freed_memory
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory()
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
