@@ -130,7 +130,7 @@ def ours(real: Path, generated: Path, ranks: int, metrics: str = "fid") -> dict:
                           cwd=real.parent)
     if done.returncode != 0:
         raise SystemExit(f"evaluate fid on {ranks} rank(s) failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _last_json(done.stdout)
 
 
 def child(mode: str, real: str, generated: str) -> None:
@@ -198,25 +198,33 @@ class _Unwrap(torch.utils.data.Dataset):
         return self.dataset[index][0]
 
 
+def _child_command(mode: str, real: Path, generated: Path) -> list[str]:
+    return [sys.executable, __file__, "--child", mode, str(real), str(generated)]
+
+
+def _last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
 def machine_pair(real: Path, generated: Path) -> float:
     """The machine's own ceiling for two ranks: two torch-fidelity processes at once, no MPI,
     no shared work; their summed rate. On a node whose cores share cache and memory
     bandwidth (or a noisy virtual machine) this is below twice one process."""
-    command = [sys.executable, __file__, "--child", "torch-fidelity-rate", str(real), str(generated)]
+    command = _child_command("torch-fidelity-rate", real, generated)
     running = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=child_env())
                for _ in range(2)]
     outs = [p.communicate()[0] for p in running]
     if any(p.returncode != 0 for p in running):
         raise SystemExit("the independent pair of torch-fidelity processes failed")
-    return sum(json.loads(o.strip().splitlines()[-1])["features_per_second"] for o in outs)
+    return sum(_last_json(out)["features_per_second"] for out in outs)
 
 
 def in_child(mode: str, real: Path, generated: Path) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", mode, str(real), str(generated)],
-                          capture_output=True, text=True, env=child_env())
+    done = subprocess.run(_child_command(mode, real, generated), capture_output=True, text=True,
+                          env=child_env())
     if done.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _last_json(done.stdout)
 
 
 def main() -> int:
