@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import os
+import time
 from typing import Any, Protocol
 
 import numpy as np
@@ -36,7 +37,17 @@ class Comm(Protocol):
 
 
 class MpiComm:
-    """mpi4py's COMM_WORLD (a singleton world of one when not launched by MPI)."""
+    """mpi4py's COMM_WORLD (a singleton world of one when not launched by MPI).
+
+    Every collective first waits, asleep, until all ranks have reached it. MPICH and Open
+    MPI busy-poll inside blocking calls, so a rank waiting for rank 0 (computing the
+    metrics, writing a report) or for a straggler's last batch would hold a core at 100%:
+    on a node with fewer cores than ranks, or under other jobs, that core is taken from
+    the ranks still working. The sleeping wait costs at most `max_poll_s` of latency per
+    collective, which batch jobs (a few collectives a run) never notice.
+    """
+
+    max_poll_s = 0.005
 
     def __init__(self) -> None:
         from mpi4py import MPI
@@ -45,18 +56,30 @@ class MpiComm:
         self.rank = self._comm.rank
         self.size = self._comm.size
 
+    def _wait_for_all(self) -> None:
+        if self.size == 1:
+            return
+        arrived = self._comm.Ibarrier()
+        pause = 1e-4
+        while not arrived.Test():
+            time.sleep(pause)
+            pause = min(2 * pause, self.max_poll_s)
+
     def barrier(self) -> None:
-        self._comm.barrier()
+        self._wait_for_all()
 
     def bcast(self, obj: Any, root: int = 0) -> Any:
+        self._wait_for_all()
         return self._comm.bcast(obj, root=root)
 
     def allgather(self, obj: Any) -> list[Any]:
+        self._wait_for_all()
         return self._comm.allgather(obj)
 
     def allreduce_sum(self, values: np.ndarray) -> np.ndarray:
         from hpc.mpi import allreduce_sum
 
+        self._wait_for_all()
         return allreduce_sum(values, self._comm)
 
     @property

@@ -42,6 +42,25 @@ def test_collectives_agree_across_launchers(launcher, mpiexec, tmp_path):
     assert result["count_dtype"] == "int64"
 
 
+@pytest.mark.mpi
+@pytest.mark.parametrize("launcher", ["mpiexec", "torchrun"])
+def test_ranks_waiting_for_rank_0_sleep_instead_of_spinning(launcher, mpiexec, tmp_path):
+    """MPICH busy-polls in a blocking broadcast: rank 1 used 2.0 s of CPU in a 2 s wait
+    before MpiComm slept through it; a core held that way is taken from working ranks."""
+    out, pause = tmp_path / "out.json", 2.0
+    worker = str(HERE / "comm_wait_worker.py")
+    if launcher == "mpiexec":
+        cmd = [mpiexec, "-n", "2", sys.executable, worker, str(out), str(pause)]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+               "--master-port", str(_free_port()), worker, str(out), str(pause)]
+    run = subprocess.run(cmd, timeout=180, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-4000:]
+    waiter = json.loads(out.read_text())[1]
+    assert waiter["wall_s"] >= 0.9 * pause
+    assert waiter["cpu_s"] < 0.15 * waiter["wall_s"], waiter
+
+
 def test_single_process_is_an_mpi_world_of_one(monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "PMI_RANK", "PMI_FD", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
         monkeypatch.delenv(name, raising=False)
