@@ -1,7 +1,10 @@
 """What one pass over a store's features leaves behind, per rank, and how ranks combine it.
 
 FID needs only the count, sum and sum of outer products of the features (hpc.mpi.Moments,
-float64, O(dim^2) whatever the number of images). The Inception Score needs, per split,
+float64, O(dim^2) whatever the number of images). The outer products are symmetric, so only
+the blocks on and above the diagonal are accumulated (add_upper_outer: 0.56x the
+multiply-adds at dim 2048, measured 0.62x the time) and only the upper triangle is sent
+to the other ranks (half the bytes); Moments gets the mirrored full matrix. The Inception Score needs, per split,
 the count, the sum of the class probabilities p and the sum of p log p:
 
     KL_s = mean_k sum_c p_kc (log p_kc - log q_c) = (sum_k sum_c p log p) / n_s - sum_c q_c log q_c
@@ -27,6 +30,43 @@ import numpy as np
 import torch
 
 from hpc.mpi import Moments
+
+
+OUTER_BLOCK = 256  # rows of the outer product per matrix multiply (see add_upper_outer)
+
+
+def add_upper_outer(outer: torch.Tensor, x: torch.Tensor, block: int = OUTER_BLOCK) -> None:
+    """outer += x.T @ x in block rows of `block`, each from its diagonal rightwards: every
+    entry on and above the diagonal is exact, some below it are left stale (read the
+    result through `upper_triangle`). At dim 2048, blocks of 256 do 36/64 of the full
+    product's work while each multiply stays large enough for BLAS to run at speed."""
+    dim = x.shape[1]
+    for lo in range(0, dim, block):
+        hi = min(dim, lo + block)
+        outer[lo:hi, lo:].addmm_(x[:, lo:hi].T, x[:, lo:])
+
+
+def upper_triangle(outer: np.ndarray) -> np.ndarray:
+    """The entries on and above the diagonal, row by row (numpy.triu_indices order).
+    Copied a row at a time: 10x faster than fancy indexing at dim 2048 (4 against 42 ms),
+    and no index arrays (34 MB of them at that size)."""
+    dim = outer.shape[0]
+    values = np.empty(dim * (dim + 1) // 2, dtype=outer.dtype)
+    offset = 0
+    for row in range(dim):
+        values[offset:offset + dim - row] = outer[row, row:]
+        offset += dim - row
+    return values
+
+
+def from_upper_triangle(values: np.ndarray, dim: int) -> np.ndarray:
+    """The symmetric (dim, dim) matrix whose upper triangle `values` is."""
+    full = np.empty((dim, dim), dtype=values.dtype)
+    offset = 0
+    for row in range(dim):
+        full[row, row:] = full[row:, row] = values[offset:offset + dim - row]
+        offset += dim - row
+    return full
 
 
 def kept_indices(num_items: int, max_kept: int, seed: int) -> np.ndarray:
@@ -126,7 +166,7 @@ class StoreAccumulator:
         num = fid.shape[0]
         self._count += num
         self._total += fid.sum(dim=0)
-        self._outer.addmm_(fid.T, fid)
+        add_upper_outer(self._outer, fid)
         if self.isc_splits is not None:
             logits = features[self.layers["isc"]].to(self.device, torch.float64)
             p = logits.softmax(dim=1)
@@ -146,15 +186,16 @@ class StoreAccumulator:
                     self._kept[layer].append(picked.to("cpu", torch.float32).numpy())
 
     def packed(self) -> np.ndarray:
-        parts = [torch.tensor([float(self._count)], dtype=torch.float64, device=self.device),
-                 self._total, self._outer.ravel()]
+        parts = [np.array([float(self._count)]), self._total.cpu().numpy(),
+                 upper_triangle(self._outer.cpu().numpy())]
         if self.isc_splits is not None:
-            parts += [self._isc_count, self._isc_p.ravel(), self._isc_plogp]
-        return torch.cat(parts).cpu().numpy()
+            parts += [t.cpu().numpy().ravel()
+                      for t in (self._isc_count, self._isc_p, self._isc_plogp)]
+        return np.concatenate(parts)
 
     def packed_size(self) -> int:
         d, s = self.dim, self.isc_splits.splits if self.isc_splits is not None else 0
-        return 1 + d + d * d + (s * (self.num_classes + 2) if s else 0)
+        return 1 + d + d * (d + 1) // 2 + (s * (self.num_classes + 2) if s else 0)
 
     def local_kept(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         rows = np.concatenate(self._rows) if self._rows else np.empty(0, dtype=np.int64)
@@ -164,13 +205,13 @@ class StoreAccumulator:
     def stats(self, summed: np.ndarray, gathered: list[Any]) -> StoreStats:
         """StoreStats from this store's slice of the all-reduced buffer and the allgathered
         (rows, kept) pairs of every rank."""
-        d = self.dim
+        d, upper = self.dim, self.dim * (self.dim + 1) // 2
         moments = Moments(d, int(round(summed[0])), summed[1:1 + d].copy(),
-                          summed[1 + d:1 + d + d * d].reshape(d, d).copy())
+                          from_upper_triangle(summed[1 + d:1 + d + upper], d))
         isc = None
         if self.isc_splits is not None:
             s, c = self.isc_splits.splits, self.num_classes
-            rest = summed[1 + d + d * d:]
+            rest = summed[1 + d + upper:]
             isc = IscSums(s, c, rest[:s].copy(), rest[s:s + s * c].reshape(s, c).copy(),
                           rest[s + s * c:].copy())
         rows = np.concatenate([r for r, _ in gathered]) if gathered else np.empty(0, np.int64)

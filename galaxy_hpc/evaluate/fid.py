@@ -134,20 +134,24 @@ def run_fid(cfg: FidConfig, *, show_progress: bool = True, comm: Comm | None = N
         todo.append((real, accumulator(real)))
     work = [(store, acc, rank_batches(len(store), feats.batch_size, comm.rank, comm.size))
             for store, acc in todo]
-    extract_start, cpu_start = time.perf_counter(), time.process_time()
     bar = progress(sum(b - a for _, _, bounds in work for a, b in bounds),
                    f"features ({spec.name}, rank 0 of {comm.size})",
                    show_progress and comm.rank == 0)
+    comm.barrier()  # the pass is timed from when every rank is ready
+    extract_start, cpu_start = time.perf_counter(), time.process_time()
     for store, acc, bounds in work:
         for first, images in read_batches(store, bounds):
             acc.add(first, extract(module, pixels.to_uint8(images), device))
             bar.update(len(images))
     bar.close()
+    own_seconds, own_cpu = time.perf_counter() - extract_start, time.process_time() - cpu_start
+    combine_start = time.perf_counter()
     summed = comm.allreduce_sum(np.concatenate([acc.packed() for _, acc in todo]))
-    gathered = comm.allgather(([acc.local_kept() for _, acc in todo],
-                               time.perf_counter() - extract_start,
-                               time.process_time() - cpu_start))
-    extract_seconds = max(g[1] for g in gathered)  # the slowest rank's pass
+    gathered = comm.allgather(([acc.local_kept() for _, acc in todo], own_seconds, own_cpu))
+    # The pass as a user waits for it: every rank's features, combined (rank 0's clock).
+    pass_seconds = time.perf_counter() - extract_start
+    combine_seconds = time.perf_counter() - combine_start
+    extract_seconds = max(g[1] for g in gathered)  # the slowest rank's extraction
     # CPU time of all ranks together: equal on 1 and K ranks when the split adds no work,
     # whatever else the machine runs (wall-clock scaling needs idle cores).
     extract_cpu_seconds = sum(g[2] for g in gathered)
@@ -169,8 +173,9 @@ def run_fid(cfg: FidConfig, *, show_progress: bool = True, comm: Comm | None = N
                          skipped, outcome, comm.size, device)
         seconds = time.perf_counter() - start
         result.update(seconds=seconds, extract_seconds=extract_seconds,
+                      combine_seconds=combine_seconds, pass_seconds=pass_seconds,
                       extract_cpu_seconds=extract_cpu_seconds, num_extracted=num_extracted,
-                      features_per_second=num_extracted / max(extract_seconds, 1e-9))
+                      features_per_second=num_extracted / max(pass_seconds, 1e-9))
     return FidResult(comm.bcast(result))
 
 
