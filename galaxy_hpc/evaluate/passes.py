@@ -5,8 +5,10 @@ always processed in the same batch whatever the number of ranks, so an extractor
 numerics depend on the batch (most CPU/GPU kernels do, slightly) gives bit-identical
 features on 1 or 64 ranks, and the same batches as torch-fidelity's single process.
 Ranks take contiguous runs of batches (hpc.mpi.split_range), so reads are sequential.
-A thread reads the next batch while the current one is processed (store reads release
-the GIL).
+Neighbouring batches are read together, up to a store shard (and READ_BUDGET_BYTES) at a
+time: a store read has a fixed cost of its own (~3 ms for a zarr slice here), so reading
+a 256-image shard at once costs 0.040 ms an image against 0.093 in slices of 64. A thread
+reads the next group while the current one is processed (store reads release the GIL).
 """
 
 from __future__ import annotations
@@ -35,18 +37,47 @@ def spaced_indices(num_items: int, limit: int) -> np.ndarray:
     return np.unique(np.linspace(0, num_items - 1, limit).round().astype(np.int64))
 
 
+READ_BUDGET_BYTES = 64 << 20  # at most this much of a store in one read (two in memory)
+
+
+def read_groups(bounds: list[tuple[int, int]], shard_size: int, item_bytes: int,
+                budget: int = READ_BUDGET_BYTES) -> list[list[tuple[int, int]]]:
+    """Consecutive batches put together into reads of at most one shard's worth of items
+    (or `budget` bytes); a batch too large for either is a read of its own."""
+    groups: list[list[tuple[int, int]]] = []
+    for start, stop in bounds:
+        if groups:
+            first, last = groups[-1][0][0], groups[-1][-1][1]
+            if (start == last and stop - first <= shard_size
+                    and (stop - first) * item_bytes <= budget):
+                groups[-1].append((start, stop))
+                continue
+        groups.append([(start, stop)])
+    return groups
+
+
 def read_batches(store: Store, bounds: list[tuple[int, int]]
                  ) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, images) for each (start, stop), the next read running in the background."""
+    """(start, images) for each (start, stop), the next group of batches read in the
+    background while this one's are used."""
     if not bounds:
         return
+    spec = store.spec
+    item_bytes = int(np.prod(spec.image_shape)) * np.dtype(spec.image_dtype).itemsize
+    groups = read_groups(bounds, spec.shard_size, item_bytes)
+
+    def read(group: list[tuple[int, int]]) -> np.ndarray:
+        return store.read_images(group[0][0], group[-1][1])
+
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(store.read_images, *bounds[0])
-        for k, (start, _) in enumerate(bounds):
+        pending = pool.submit(read, groups[0])
+        for k, group in enumerate(groups):
             images = pending.result()
-            if k + 1 < len(bounds):
-                pending = pool.submit(store.read_images, *bounds[k + 1])
-            yield start, images
+            if k + 1 < len(groups):
+                pending = pool.submit(read, groups[k + 1])
+            first = group[0][0]
+            for start, stop in group:
+                yield start, images[start - first:stop - first]
 
 
 def read_at(store: Store, indices: np.ndarray, batch_size: int
