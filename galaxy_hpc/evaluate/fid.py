@@ -132,8 +132,12 @@ def run_fid(cfg: FidConfig, *, show_progress: bool = True, comm: Comm | None = N
     todo = [(generated, accumulator(generated))]
     if not real_cached:
         todo.append((real, accumulator(real)))
-    work = [(store, acc, rank_batches(len(store), feats.batch_size, comm.rank, comm.size))
-            for store, acc in todo]
+    # The k-th store's runs of batches go to the ranks rotated by k: a rank that took one
+    # batch more of the first store takes one fewer of the second (4,096 against 3,904
+    # images on 2 ranks of 2 x 4,000 made the pass wait 2.4% longer).
+    work = [(store, acc, rank_batches(len(store), feats.batch_size,
+                                      (comm.rank + k) % comm.size, comm.size))
+            for k, (store, acc) in enumerate(todo)]
     bar = progress(sum(b - a for _, _, bounds in work for a, b in bounds),
                    f"features ({spec.name}, rank 0 of {comm.size})",
                    show_progress and comm.rank == 0)
