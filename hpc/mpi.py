@@ -46,17 +46,27 @@ def world() -> Any:
     return MPI.COMM_WORLD
 
 
-def allreduce_sum(values: np.ndarray, comm: Any | None = None) -> np.ndarray:
-    """Element-wise sum over ranks of a numeric array (float64 or int64 on the wire)."""
+ALLREDUCE_PIECE = 1 << 20  # elements (8 MiB) per MPI_Allreduce call
+
+
+def allreduce_sum(values: np.ndarray, comm: Any | None = None, *,
+                  piece: int = ALLREDUCE_PIECE) -> np.ndarray:
+    """Element-wise sum over ranks of a numeric array (float64 or int64 on the wire).
+
+    Large arrays go in pieces of `piece` elements: one MPICH all-reduce of 34 MB (the FID
+    sums of two stores) took 0.12 s the first time in a process and 0.024 s after; in
+    pieces of 8 MiB it took 0.018 s the first time too (its shared-memory buffers are
+    touched once, not once per byte sent)."""
     from mpi4py import MPI
 
     comm = comm or world()
     array = np.asarray(values)
     wire = np.int64 if np.issubdtype(array.dtype, np.integer) else np.float64
-    send = np.ascontiguousarray(array, dtype=wire)
+    send = np.ascontiguousarray(array, dtype=wire).reshape(-1)
     recv = np.empty_like(send)
-    comm.Allreduce(send, recv, op=MPI.SUM)
-    return recv
+    for lo in range(0, max(1, send.size), piece):
+        comm.Allreduce(send[lo:lo + piece], recv[lo:lo + piece], op=MPI.SUM)
+    return recv.reshape(array.shape)
 
 
 @dataclass

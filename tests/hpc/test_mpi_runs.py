@@ -24,6 +24,8 @@ def test_moments_allreduce_equals_numpy_on_all_data(mpiexec, tmp_path, ranks):
     assert result["size"] == ranks and result["count"] == 1000
     np.testing.assert_allclose(result["mean"], data.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(result["cov"], np.cov(data, rowvar=False), rtol=1e-10)
+    ranks_sum = ranks * (ranks + 1) / 2
+    assert result["pieces"] == (np.arange(30.0).reshape(5, 6) * ranks_sum).tolist()
 
 
 def test_selftest_under_mpiexec(mpiexec, galaxy_hpc, tmp_path):
