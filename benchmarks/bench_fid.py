@@ -322,11 +322,13 @@ def main() -> int:
     print(f"  torch-fidelity, 1 process   {rate['torch_fidelity']:>9,.0f}  "
           f"{spread['torch_fidelity']}")
     print(f"  galaxy-hpc, 1 rank          {rate['ours_1_rank']:>9,.0f}  "
-          f"({ratios['one_rank_over_torch_fidelity']:.2f}x torch-fidelity)  {spread['ours_1_rank']}")
+          f"({ratios['one_rank_over_torch_fidelity']:.2f}x torch-fidelity)  "
+          f"{spread['ours_1_rank']}")
     print(f"  galaxy-hpc, 2 ranks         {rate['ours_2_ranks']:>9,.0f}  "
           f"({ratios['two_ranks_over_one']:.2f}x one rank, "
           f"{ratios['scaling_efficiency']:.0%} scaling efficiency)  {spread['ours_2_ranks']}")
-    print(f"  2 torch-fidelity at once    {pair:>9,.0f}  ({ratios['machine_pair_over_one']:.2f}x one: "
+    print(f"  2 torch-fidelity at once    {pair:>9,.0f}  "
+          f"({ratios['machine_pair_over_one']:.2f}x one: "
           f"this machine's ceiling for 2 processes; ours reaches "
           f"{ratios['two_ranks_over_machine_ceiling']:.0%} of it)  "
           f"{spread['two_independent_torch_fidelity']}")

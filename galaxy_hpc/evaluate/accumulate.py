@@ -1,11 +1,13 @@
 """What one pass over a store's features leaves behind, per rank, and how ranks combine it.
 
 FID needs only the count, sum and sum of outer products of the features (hpc.mpi.Moments,
-float64, O(dim^2) whatever the number of images). The outer products are symmetric, so only
-the blocks on and above the diagonal are accumulated (add_upper_outer: 0.56x the
+float64, O(dim^2) whatever the number of images). The outer products are symmetric, so
+only the blocks on and above the diagonal are accumulated (add_upper_outer: 0.56x the
 multiply-adds at dim 2048, measured 0.62x the time) and only the upper triangle is sent
-to the other ranks (half the bytes); Moments gets the mirrored full matrix. The Inception Score needs, per split,
-the count, the sum of the class probabilities p and the sum of p log p:
+to the other ranks (half the bytes); Moments gets the mirrored full matrix.
+
+The Inception Score needs, per split, the count, the sum of the class probabilities p and
+the sum of p log p:
 
     KL_s = mean_k sum_c p_kc (log p_kc - log q_c) = (sum_k sum_c p log p) / n_s - sum_c q_c log q_c
 

@@ -149,12 +149,11 @@ def run_fid(cfg: FidConfig, *, show_progress: bool = True, comm: Comm | None = N
             bar.update(len(images))
     bar.close()
     own_seconds, own_cpu = time.perf_counter() - extract_start, time.process_time() - cpu_start
-    combine_start = time.perf_counter()
     summed = comm.allreduce_sum(np.concatenate([acc.packed() for _, acc in todo]))
     gathered = comm.allgather(([acc.local_kept() for _, acc in todo], own_seconds, own_cpu))
     # The pass as a user waits for it: every rank's features, combined (rank 0's clock).
     pass_seconds = time.perf_counter() - extract_start
-    combine_seconds = time.perf_counter() - combine_start
+    combine_seconds = pass_seconds - own_seconds
     extract_seconds = max(g[1] for g in gathered)  # the slowest rank's extraction
     # CPU time of all ranks together: equal on 1 and K ranks when the split adds no work,
     # whatever else the machine runs (wall-clock scaling needs idle cores).
