@@ -3,7 +3,8 @@ without parallel HDF5), tied together at finalize by a master file.
 
     X.h5                         master, written at finalize (atomic rename):
                                    images          virtual dataset over the shard files
-                                   columns/<name>  real datasets (copied from the shards)
+                                   columns/<name>  real datasets (copied from the shards),
+                                                   attrs `unit`, `description` if the spec has them
                                    item_digests    (N, 32) uint8 per-item sha256
                                    attrs: hpc_store (manifest JSON), hpc_store_shard_dir
     X.h5.shards/
@@ -177,9 +178,10 @@ class Hdf5Backend:
                 self._write_images_vds(master, manifest)
                 columns = master.create_group("columns")
                 for name, dtype in spec.columns.items():
-                    columns.create_dataset(
+                    dataset = columns.create_dataset(
                         name, data=self._gather_column(manifest, name), dtype=_h5_dtype(dtype)
                     )
+                    dataset.attrs.update(spec.column_info.get(name, {}))
                 master.create_dataset(
                     DIGESTS, data=np.asarray(digests, dtype=np.uint8).reshape(n, DIGEST_SIZE)
                 )

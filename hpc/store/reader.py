@@ -112,6 +112,15 @@ class Store:
     def shard_bounds(self, shard: int) -> tuple[int, int]:
         return self._manifest.shard_bounds(shard)
 
+    def column_info(self, name: str) -> dict[str, str]:
+        """{"unit": ..., "description": ...} of a column, as its writer gave them (either
+        key absent when unknown; unit "" is dimensionless)."""
+        if name not in self.spec.columns:
+            raise ValueError(
+                f"no column {name!r} in {self.path}; columns: {', '.join(self.columns) or '(none)'}"
+            )
+        return dict(self.spec.column_info.get(name, {}))
+
     def info(self) -> dict[str, Any]:
         spec, manifest = self.spec, self._manifest
         return {
@@ -121,6 +130,7 @@ class Store:
             "image_shape": list(spec.image_shape),
             "image_dtype": spec.image_dtype,
             "columns": dict(spec.columns),
+            "column_info": {name: dict(info) for name, info in spec.column_info.items()},
             "shard_size": spec.shard_size,
             "num_shards": self.num_shards,
             "compression": spec.compression,

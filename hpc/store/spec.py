@@ -3,6 +3,11 @@
 A `StoreSpec` is validated when it is built, so a typo in a config fails before any
 job starts, with a message naming the field. The spec is written into the store;
 a resumed job compares its own spec with the stored one field by field.
+
+Columns may carry a `unit` and a `description` (`column_info`), given by the caller:
+this layer stores and returns them (also as attributes of each column array, for plain
+zarr/h5py users) but knows nothing of what they mean. They are metadata, not content:
+they do not enter the checksum.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ COMPRESSIONS = ("zstd", "gzip", "none")
 BACKEND_COMPRESSIONS = {"zarr": ("zstd", "gzip", "none"), "hdf5": ("gzip", "none")}
 LEVEL_RANGES = {"zstd": (-7, 22), "gzip": (0, 9)}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+COLUMN_INFO_KEYS = ("unit", "description")
 
 
 def default_compression(backend: str, image_dtype: str) -> str:
@@ -43,6 +49,8 @@ class StoreSpec:
 
     `compression=None` picks `default_compression(backend, image_dtype)`;
     `compression_level=None` picks level 1 (fast to write, most of the gain).
+    `column_info` maps a column to {"unit": ..., "description": ...} (either key may be
+    left out; unit "" means dimensionless, an absent unit means none is known).
     """
 
     image_shape: tuple[int, ...]
@@ -52,6 +60,7 @@ class StoreSpec:
     backend: str = "zarr"
     compression: str | None = None
     compression_level: int | None = None
+    column_info: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         shape = self.image_shape
@@ -82,11 +91,39 @@ class StoreSpec:
                     f"got {dtype!r}"
                 )
         object.__setattr__(self, "columns", dict(self.columns))
+        object.__setattr__(self, "column_info", self._checked_column_info())
         if not _is_int(self.shard_size) or self.shard_size < 1:
             raise ValueError(f"shard_size must be a positive integer, got {self.shard_size!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         self._resolve_compression()
+
+    def _checked_column_info(self) -> dict[str, dict[str, str]]:
+        """Validated, in column order, without empty entries: so that two specs with the
+        same information compare equal whatever order or empty parts the caller used."""
+        info = self.column_info
+        if not isinstance(info, Mapping):
+            raise ValueError(f"column_info must map column names to dicts, got {info!r}")
+        unknown = [name for name in info if name not in self.columns]
+        if unknown:
+            raise ValueError(f"column_info: {unknown[0]!r} is not one of the columns")
+        out: dict[str, dict[str, str]] = {}
+        for name in self.columns:
+            entry = info.get(name) or {}
+            if not isinstance(entry, Mapping) or set(entry) - set(COLUMN_INFO_KEYS):
+                raise ValueError(
+                    f"column_info of {name!r} must be a dict with keys among "
+                    f"{', '.join(COLUMN_INFO_KEYS)}, got {entry!r}"
+                )
+            kept = {key: entry[key] for key in COLUMN_INFO_KEYS if entry.get(key) is not None}
+            for key, value in kept.items():
+                if not isinstance(value, str):
+                    raise ValueError(
+                        f"column_info: {key} of {name!r} must be a string, got {value!r}"
+                    )
+            if kept:
+                out[name] = kept
+        return out
 
     def _resolve_compression(self) -> None:
         compression = self.compression
@@ -157,11 +194,19 @@ class StoreSpec:
         }
 
     def differences(self, other: "StoreSpec") -> list[str]:
-        """Human-readable `field: ours != theirs` lines, for resume errors."""
+        """Human-readable `field: ours != theirs` lines, for resume errors (column_info
+        per column: the whole of it would bury the one description that changed)."""
         ours, theirs = self.to_dict(), other.to_dict()
-        return [
-            f"{key}: {ours[key]!r} != {theirs[key]!r}" for key in ours if ours[key] != theirs[key]
+        lines = [
+            f"{key}: {ours[key]!r} != {theirs[key]!r}"
+            for key in ours
+            if key != "column_info" and ours[key] != theirs[key]
         ]
+        mine, yours = self.column_info, other.column_info
+        for name in [*mine, *(n for n in yours if n not in mine)]:
+            if mine.get(name) != yours.get(name):
+                lines.append(f"column_info of {name!r}: {mine.get(name)!r} != {yours.get(name)!r}")
+        return lines
 
 
 def _is_int(value: object) -> bool:

@@ -3,7 +3,8 @@
     X.zarr/
       zarr.json                group; attribute `hpc_store` holds the manifest
       images/                  (N, C, H, W), chunks of one image, zarr shards of shard_size
-      columns/<name>/          (N,), chunks of shard_size (one file per store shard)
+      columns/<name>/          (N,), chunks of shard_size (one file per store shard);
+                               attributes `unit`, `description` where the spec has them
       item_digests/            (N, 32) uint8, chunks of shard_size, keys `c.<j>.0`
 
 A shard is complete when its `item_digests` chunk exists: writers write the images and
@@ -171,6 +172,7 @@ def _build_hierarchy(root: Path, manifest: Manifest) -> None:
             dtype=str if dtype == "str" else dtype,
             chunks=(size,),
             compressors=compressors,
+            attributes=spec.column_info.get(name, {}),
         )
     group.create_array(
         DIGESTS,
