@@ -33,6 +33,7 @@ from galaxy_hpc.models.dino.network import (
 )
 from galaxy_hpc.models.dino.tree import tree_softmax
 from galaxy_hpc.models.vote_predictor import MANIFEST
+from hpc.files import follow_umask
 
 KIND = "dino"
 FORMAT_VERSION = 1
@@ -58,6 +59,7 @@ def save_predictor(folder: str | Path, regressor: VoteRegressor, manifest: dict[
             "pixel_std": encoder.pixel_std, "head": regressor.head.config,
             "backbone": "backbone", "weights": HEAD_FILE}
     (folder / MANIFEST).write_text(json.dumps(full, indent=2) + "\n")
+    follow_umask(folder)
     return folder
 
 

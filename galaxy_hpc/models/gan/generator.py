@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from galaxy_hpc.models.gan.networks import ConditionScaler, Generator, generator_from_spec
+from hpc.files import follow_umask
 
 WEIGHTS = "generator.safetensors"
 CONFIG = "generator.json"
@@ -144,6 +145,7 @@ class GalaxyGenerator:
                  for k, v in self.network.state_dict().items()}
         save_file(state, str(folder / WEIGHTS), metadata={"format": FORMAT})
         (folder / CONFIG).write_text(json.dumps({"format": FORMAT, **self.spec}, indent=2) + "\n")
+        follow_umask(folder)
         return folder
 
 

@@ -32,6 +32,7 @@ from galaxy_hpc.models.ldm.condition import (
 from galaxy_hpc.models.display import to_display
 from galaxy_hpc.models.ldm.images import read_vae_info, store_stretch
 from galaxy_hpc.train.family import ModelFamily
+from hpc.files import follow_umask
 from hpc.store import open_store
 
 
@@ -212,6 +213,7 @@ class LDMUNetFamily(ModelFamily):
         vae = AutoencoderKL.from_pretrained(self.vae_path)  # the float32 original
         target = output_dir / "pipeline"
         self._pipeline(unet, encoder, vae).save_pretrained(target)
+        follow_umask(target)
         return target
 
     def describe(self) -> str:

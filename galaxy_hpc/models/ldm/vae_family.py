@@ -39,6 +39,7 @@ from galaxy_hpc.models.ldm.images import (
 )
 from galaxy_hpc.models.ldm.perceptual import build_perceptual
 from galaxy_hpc.train.family import ModelFamily
+from hpc.files import follow_umask
 from hpc.store import open_store
 
 ENCODE_BATCH = 32  # images per forward pass when measuring the latents at export
@@ -180,6 +181,7 @@ class LDMVaeFamily(ModelFamily):
             "image_dtype": self.store.spec.image_dtype, "stretch": self.stretch.to_dict(),
             "scaling_num_items": len(indices), **stats,
             "scaling_factor": 1.0 / stats["latent_std"], "shift_factor": stats["latent_mean"]})
+        follow_umask(target)
         return target
 
     def describe(self) -> str:

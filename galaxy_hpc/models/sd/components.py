@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpc.files import follow_umask
+
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 # Words as CLIP's pre-tokenizer splits them (letters, single digits, punctuation runs).
 _WORD = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]+")
@@ -166,6 +168,7 @@ def save_pipeline(parts: SDComponents, path: str | Path, *, unet: Any = None,
         feature_extractor=None, requires_safety_checker=False)
     path = Path(path)
     pipeline.save_pretrained(path)
+    follow_umask(path)
     return path
 
 

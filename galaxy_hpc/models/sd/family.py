@@ -25,6 +25,7 @@ from galaxy_hpc.models.sd.components import (
     tiny_components,
 )
 from galaxy_hpc.train.family import ModelFamily
+from hpc.files import follow_umask
 from hpc.store import open_store
 
 
@@ -215,6 +216,7 @@ class SDFamily(ModelFamily):
         StableDiffusionPipeline.save_lora_weights(
             target, unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)),
             text_encoder_lora_layers=text_layers, safe_serialization=True)
+        follow_umask(target)
         return target
 
     def describe(self) -> str:
