@@ -33,7 +33,9 @@ class SynthJobConfig:
     out: str
     num_galaxies: int = 1000
     seed: int = 0
-    format: Literal["zarr", "hdf5"] = "zarr"
+    # null: from the suffix of out (.h5/.hdf5: hdf5, .zarr: zarr), zarr without one;
+    # a format that contradicts the suffix is an error (hpc.store.backend_for_path).
+    format: Literal["zarr", "hdf5"] | None = None
     shard_size: int = 256
     # A GalaxySD-style caption per galaxy, from its simulated GZ2 votes.
     captions: bool = True
@@ -43,10 +45,13 @@ class SynthJobConfig:
     galaxy: SynthConfig = field(default_factory=_uint8_galaxies)
 
     def __post_init__(self) -> None:
+        from hpc.store import backend_for_path  # here: configs load without zarr/h5py
+
         if self.num_galaxies < 1:
             raise ValueError(f"num_galaxies must be >= 1, got {self.num_galaxies}")
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        self.format = backend_for_path(self.out, self.format)
 
 
 @dataclass

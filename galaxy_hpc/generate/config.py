@@ -176,7 +176,9 @@ class GenerateConfig:
     # Objects in the catalog; null: one per condition row times per_row (selection each).
     num_objects: int | None = None
     seed: int = 0
-    format: Literal["zarr", "hdf5"] = "zarr"
+    # null: from the suffix of out (.h5/.hdf5: hdf5, .zarr: zarr), zarr without one;
+    # a format that contradicts the suffix is an error (hpc.store.backend_for_path).
+    format: Literal["zarr", "hdf5"] | None = None
     shard_size: int = 256  # objects per store shard: the unit ranks take and resume redoes
     batch_size: int = 16  # objects per sampler call (a multiple of it per shard is best)
     size: int | None = None  # image side in pixels; null: the model's own
@@ -188,6 +190,8 @@ class GenerateConfig:
     runtime: RuntimeSection = field(default_factory=RuntimeSection)
 
     def __post_init__(self) -> None:
+        from hpc.store import backend_for_path  # here: configs load without zarr/h5py
+
         if not self.out:
             raise ValueError("out is empty: give the catalog store's path (e.g. catalog.zarr)")
         if self.num_objects is not None and self.num_objects < 1:
@@ -203,6 +207,7 @@ class GenerateConfig:
         if self.size is not None and (self.size < 8 or self.size % 8):
             raise ValueError(f"size must be a multiple of 8 (the VAE downsamples 8x), got "
                              f"{self.size}")
+        self.format = backend_for_path(self.out, self.format)
 
     @property
     def table_path(self) -> Path:

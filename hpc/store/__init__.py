@@ -10,7 +10,14 @@ staging.py for ingest with unknown counts, README.md for layouts and measured ra
 from hpc.store.checksum import item_digests, store_checksum
 from hpc.store.manifest import Manifest
 from hpc.store.reader import Store, open_store
-from hpc.store.spec import BACKENDS, COLUMN_DTYPES, IMAGE_DTYPES, StoreSpec, default_compression
+from hpc.store.spec import (
+    BACKENDS,
+    COLUMN_DTYPES,
+    IMAGE_DTYPES,
+    StoreSpec,
+    backend_for_path,
+    default_compression,
+)
 from hpc.store.staging import Staging, compact_staging, open_staging, remove_staging, staging_path
 from hpc.store.writer import StoreWriter, create_store, finalize_store, open_store_for_writing
 
@@ -23,6 +30,7 @@ __all__ = [
     "Store",
     "StoreSpec",
     "StoreWriter",
+    "backend_for_path",
     "compact_staging",
     "create_store",
     "default_compression",

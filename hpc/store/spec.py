@@ -13,8 +13,10 @@ they do not enter the checksum.
 from __future__ import annotations
 
 import numbers
+import os
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePath
 from typing import Any, Mapping
 
 IMAGE_DTYPES = ("uint8", "float32")
@@ -26,6 +28,9 @@ COMPRESSIONS = ("zstd", "gzip", "none")
 BACKEND_COMPRESSIONS = {"zarr": ("zstd", "gzip", "none"), "hdf5": ("gzip", "none")}
 LEVEL_RANGES = {"zstd": (-7, 22), "gzip": (0, 9)}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+# What a store's name promises to whoever opens it: h5py is pointed at `x.h5`, zarr at
+# `x.zarr`. A Zarr folder named x.h5 is a store nobody's tools open.
+SUFFIX_BACKENDS = {".zarr": "zarr", ".h5": "hdf5", ".hdf5": "hdf5"}
 COLUMN_INFO_KEYS = ("unit", "description")
 
 
@@ -41,6 +46,23 @@ def default_compression(backend: str, image_dtype: str) -> str:
     if backend == "zarr" and image_dtype == "uint8":
         return "zstd"
     return "none"
+
+
+def backend_for_path(path: str | os.PathLike, requested: str | None = None,
+                     default: str = "zarr") -> str:
+    """The backend of a new store at `path`: `requested` (a config's `format`), else the
+    one its suffix names (.zarr; .h5/.hdf5), else `default`. A suffix and a `requested`
+    backend that disagree are a ValueError: the user asked for two things and only they
+    know which was meant. Every config that names a store resolves its format here."""
+    suffix = PurePath(path).suffix.lower()
+    implied = SUFFIX_BACKENDS.get(suffix)
+    if requested is not None and requested not in BACKENDS:
+        raise ValueError(f"format must be one of {', '.join(BACKENDS)}, got {requested!r}")
+    if implied and requested and implied != requested:
+        wanted = "a name ending in .zarr" if requested == "zarr" else "a name ending in .h5"
+        raise ValueError(f"format {requested!r} clashes with the store name {str(path)!r} "
+                         f"({suffix} means {implied}): give {wanted} or format {implied!r}")
+    return requested or implied or default
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from hpc.store.checksum import DIGEST_SIZE, item_digests, store_checksum
 from hpc.store.hdf5_backend import Hdf5Backend
 from hpc.store.items import coerce_items
 from hpc.store.manifest import Manifest
-from hpc.store.spec import StoreSpec
+from hpc.store.spec import StoreSpec, backend_for_path
 from hpc.store.zarr_backend import ZarrBackend
 
 Backend = ZarrBackend | Hdf5Backend  # the same methods; see either module
@@ -140,6 +140,7 @@ def create_store(
         _remove_existing(path)
     existing = _existing_backend(path)
     if existing is None:
+        backend_for_path(path, spec.backend)  # a new x.h5 holds HDF5, a new x.zarr Zarr
         backend = backend_for(path, spec.backend)
         if backend.create(manifest):
             return StoreWriter(backend, manifest)

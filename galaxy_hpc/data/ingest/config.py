@@ -109,7 +109,9 @@ class IngestConfig:
     # What SOURCE is; "auto" guesses from the path. (Not `kind`: that key names the
     # config's schema, `kind: ingest`.)
     source_kind: Literal["auto", "folder", "jsonl", "fits", "npy", "votes"] = "auto"
-    format: Literal["zarr", "hdf5"] = "zarr"
+    # null: from the suffix of out (.h5/.hdf5: hdf5, .zarr: zarr), zarr without one;
+    # a format that contradicts the suffix is an error (hpc.store.backend_for_path).
+    format: Literal["zarr", "hdf5"] | None = None
     # Image compression; null: the backend's default for the dtype (zstd level 1 for uint8
     # zarr, none otherwise; hpc.store.spec.default_compression). "none" trades ~1.6x the
     # disk for ~1.3x the training read rate (benchmarks/bench_data.py).
@@ -130,6 +132,8 @@ class IngestConfig:
     votes: VotesOptions = field(default_factory=VotesOptions)
 
     def __post_init__(self) -> None:
+        from hpc.store import backend_for_path  # here: configs load without zarr/h5py
+
         if not self.source:
             raise ValueError("source is empty: give the folder, manifest or file to ingest")
         if not self.out:
@@ -138,3 +142,4 @@ class IngestConfig:
             raise ValueError(f"size must be in [8, 4096] pixels, got {self.size}")
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        self.format = backend_for_path(self.out, self.format)
