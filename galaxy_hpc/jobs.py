@@ -16,6 +16,7 @@ from galaxy_hpc.train.registry import FAMILIES
 from hpc.allocator import keep_freed_memory
 from hpc.config import kind_class, kind_of, load_config, register_kind
 from hpc.launch import Resubmittable
+from hpc.provenance import adopt_command, command_line
 
 # Config kinds by import string, so that listing jobs or checking a config imports
 # neither torch nor GalSim (the modules register the same strings when imported).
@@ -89,18 +90,23 @@ def run_job(name: str, cfg: Any) -> Any:
 
 
 class JobCall(Resubmittable):
-    """A job as submitit runs it on every task: the name and its resolved config.
+    """A job as submitit runs it on every task: the name, its resolved config, and the
+    command that submitted it.
 
     The config is resolved (and validated) on the login node and travels
     pickled, so the job runs exactly what was checked at submission even if
     the YAML changes meanwhile. After preemption submitit resubmits this same
-    call; jobs keep their progress on disk and resume from it.
+    call; jobs keep their progress on disk and resume from it. The command travels
+    too: the job's own argv is submitit's, not what the user typed, and provenance
+    must name the latter (hpc.provenance).
     """
 
-    def __init__(self, name: str, cfg: Any) -> None:
+    def __init__(self, name: str, cfg: Any, command: str | None = None) -> None:
         self.name = name
         self.cfg = cfg
+        self.command = command or command_line()
 
     def __call__(self) -> Any:
         keep_freed_memory()  # submitit starts this process, not the galaxy-hpc command
+        adopt_command(self.command)
         return run_job(self.name, self.cfg)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from hpc.dist import DistEnv
+from hpc.provenance import command_line
 
 _original_stderr_fd: int | None = None
 
@@ -36,7 +37,7 @@ def redirect_rank_output(env: DistEnv, log_dir: str | Path | None = None) -> Pat
     os.dup2(fd, 2)
     os.close(fd)
     print(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} rank {env.rank}/{env.world_size} "
-          f"on {env.hostname}, job {env.job_id or '-'}: {' '.join(sys.argv)}", flush=True)
+          f"on {env.hostname}, job {env.job_id or '-'}: {command_line()}", flush=True)
     return path
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 from dataclasses import asdict
 
 
@@ -43,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
                          "(override it with out=PATH)")
     from galaxy_hpc.generate.job import run_generate
 
-    command = shlex.join(["galaxy-hpc", *sys.argv[1:]])
-    result = run_generate(cfg, progress=not args.json, command=command)
+    result = run_generate(cfg, progress=not args.json)
     if env.is_main:
         report = {**asdict(result), "ok": result.ok, "objects_per_s": result.objects_per_s}
         print(json.dumps(report) if args.json else result.summary(), flush=True)

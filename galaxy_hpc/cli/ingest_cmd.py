@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 
 from galaxy_hpc.cli.main import EXIT_OK, EXIT_REJECTS
 
@@ -94,8 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from galaxy_hpc.data.ingest.pipeline import run_ingest
     from hpc.dist import resolve_env
 
-    summary = run_ingest(build_config(args), progress=not args.json,
-                         command=shlex.join(["galaxy-hpc", *sys.argv[1:]]))
+    summary = run_ingest(build_config(args), progress=not args.json)
     if resolve_env(cuda_available=False).is_main:
         print(json.dumps(summary.to_dict()) if args.json else summary.summary(), flush=True)
     return EXIT_REJECTS if summary.num_rejected else EXIT_OK

@@ -17,6 +17,7 @@ import sys
 
 from galaxy_hpc import __version__
 from hpc.allocator import keep_freed_memory
+from hpc.provenance import recording_command
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -55,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Provenance (store attributes, FITS headers, jobs this one submits) records this.
+    with recording_command("galaxy-hpc", argv):
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     keep_freed_memory()
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -94,6 +94,7 @@ def run_synth(cfg: SynthJobConfig, *, progress: bool = True) -> SynthSummary:
     from galaxy_hpc.data.captions import CaptionConfig, Captioner
     from galaxy_hpc.data.synth import VOTE_COLUMNS, draw_galaxies
     from hpc.comm import job_comm
+    from hpc.provenance import command_line
     from hpc.store import create_store, finalize_store, open_store_for_writing
 
     start = time.perf_counter()
@@ -101,7 +102,7 @@ def run_synth(cfg: SynthJobConfig, *, progress: bool = True) -> SynthSummary:
     spec = store_spec(cfg)
     attrs = {
         "source": "galaxy-hpc synth (GalSim)",
-        "command": " ".join(sys.argv),
+        "command": command_line(),
         "galaxy_hpc_version": galaxy_hpc.__version__,
         "seed": cfg.seed,
         "synth_config": {k: list(v) if isinstance(v, tuple) else v

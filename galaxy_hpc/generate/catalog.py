@@ -16,13 +16,13 @@ strength (1 for text-to-image).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from galaxy_hpc.generate.seeds import object_seeds, shard_batches
+from hpc.provenance import command_line
 
 FINGERPRINT_VERSION = 1
 BASE_COLUMNS = {"id": "str", "index": "int64", "seed": "int64", "model_hash": "str",
@@ -87,7 +87,7 @@ class Catalog:
         import galaxy_hpc
 
         sampler_provenance = getattr(self.generator, "sampler_provenance", lambda: None)()
-        return {"source": "galaxy-hpc generate", "command": command or " ".join(sys.argv),
+        return {"source": "galaxy-hpc generate", "command": command or command_line(),
                 "galaxy_hpc_version": galaxy_hpc.__version__,
                 "generate": {"fingerprint": self.fingerprint(),
                              "model_files": self.generator.identity().get("files", {}),

@@ -9,6 +9,7 @@ signals the end of the allocation, and picks up from whatever state it keeps
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +43,16 @@ class SubmittedJob:
 
 def make_executor(profile: ClusterProfile, *, job_name: str,
                   folder: str | Path | None = None) -> submitit.Executor:
-    """A submitit executor configured from a profile. Logs go to `folder` (per job id)."""
-    folder = Path(folder or profile.log_dir) / "%j"
+    """A submitit executor configured from a profile. Logs go to a folder per job under
+    `folder`: named by Slurm's job id, or for the local executor by job name and time."""
+    logs = Path(folder or profile.log_dir)
     if profile.executor == "local":
-        executor = submitit.LocalExecutor(folder=folder)
+        # submitit's local controller creates the folder it is given as it stands, before
+        # any job id exists: `logs/%j` left an empty folder literally named "%j". The
+        # local job id (the controller's pid) is known only once it runs, so the folder
+        # is named here.
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        executor = submitit.LocalExecutor(folder=logs / f"{job_name}-{stamp}")
         executor.update_parameters(
             timeout_min=profile.time_min,
             tasks_per_node=profile.tasks_per_node,
@@ -54,7 +61,7 @@ def make_executor(profile: ClusterProfile, *, job_name: str,
             setup=profile.setup_lines(),
         )
         return executor
-    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=profile.max_requeues)
+    executor = submitit.SlurmExecutor(folder=logs / "%j", max_num_timeout=profile.max_requeues)
     extra: dict[str, Any] = dict(profile.sbatch_extra)
     params: dict[str, Any] = dict(
         job_name=job_name,

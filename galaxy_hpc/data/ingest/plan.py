@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shlex
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,6 +38,7 @@ from galaxy_hpc.data.ingest.rejects import (
 from galaxy_hpc.data.ingest.sources import detect_kind, list_records
 from galaxy_hpc.data.ingest.summary import IngestSummary
 from hpc.config import to_dict
+from hpc.provenance import command_line
 from hpc.store import (
     StoreSpec,
     finalize_store,
@@ -185,7 +184,7 @@ def finish(cfg: IngestConfig, plan: Plan, *, start: float, num_ranks: int,
         "source": cfg.source,
         "source_kind": plan.listing.kind,
         "inputs": plan.listing.inputs,
-        "command": command or shlex.join(sys.argv),
+        "command": command or command_line(),
         "galaxy_hpc_version": galaxy_hpc.__version__,
         "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "image_size": cfg.size,
