@@ -62,7 +62,6 @@ from galaxy_hpc.data.synth_votes import (
 )
 
 __all__ = [
-    "COLUMN_DESCRIPTIONS",
     "QUESTION_COLUMNS",
     "TRUTH_COLUMNS",
     "VOTE_COLUMNS",
@@ -83,21 +82,7 @@ TRUTH_COLUMNS = (
     "position_angle_deg",
     "inclination_deg",
 )
-# What each column means, for table headers (FITS TCOMM / docs). flux_<band> and the
-# vote fractions are described by pattern.
-COLUMN_DESCRIPTIONS: dict[str, str] = {
-    "id": "synth-<seed>-<index>; the object is a pure function of (seed, index)",
-    "redshift": "cosmological redshift (flat LCDM, H0=70, Om0=0.3)",
-    "log_stellar_mass": "log10 stellar mass / Msun",
-    "flux_<band>": "true total flux in nanomaggies (22.5 AB mag = 1), the image's unit",
-    "half_light_radius_arcsec": "circularized r-band half-light radius of bulge+disk, pre-PSF",
-    "bulge_fraction": "r-band bulge-to-total flux ratio",
-    "bulge_sersic_n": "Sersic index of the bulge (truncated at 5 half-light radii)",
-    "disk_axis_ratio": "projected minor/major axis ratio of the exponential disk",
-    "position_angle_deg": "major axis angle, degrees counter-clockwise from the image +x axis",
-    "inclination_deg": "disk inclination, 0 face-on, 90 edge-on",
-    "<gz2 stem>_fraction": "share of the simulated volunteers reaching the question who chose it",
-}
+# What each column means, and its unit: galaxy_hpc.data.columns.
 
 
 def _generator(seed: int, index: int, stream: int) -> np.random.Generator:

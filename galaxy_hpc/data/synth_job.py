@@ -71,6 +71,7 @@ class SynthSummary:
 
 
 def store_spec(cfg: SynthJobConfig):
+    from galaxy_hpc.data.columns import SYNTH_ID, store_column_info
     from galaxy_hpc.data.synth import TRUTH_COLUMNS, VOTE_COLUMNS
     from hpc.store import StoreSpec
 
@@ -83,7 +84,8 @@ def store_spec(cfg: SynthJobConfig):
     channels = 3 if cfg.galaxy.output == "uint8" else len(cfg.galaxy.bands)
     return StoreSpec(image_shape=(channels, cfg.galaxy.size, cfg.galaxy.size),
                      image_dtype=cfg.galaxy.output, columns=columns, shard_size=cfg.shard_size,
-                     backend=cfg.format)
+                     backend=cfg.format,
+                     column_info=store_column_info(columns, overrides={"id": SYNTH_ID}))
 
 
 def run_synth(cfg: SynthJobConfig, *, progress: bool = True) -> SynthSummary:

@@ -49,6 +49,7 @@ class Catalog:
         return short_hash(self.model_hashes)
 
     def spec(self) -> Any:
+        from galaxy_hpc.data.columns import GENERATED_ID, store_column_info
         from hpc.store import StoreSpec
 
         columns = dict(BASE_COLUMNS)
@@ -57,9 +58,12 @@ class Catalog:
                 raise ValueError(f"condition column {name!r} clashes with the catalog's own "
                                  f"column of that name; rename it in {self.cfg.conditions.path}")
             columns[name] = dtype
+        info = {**store_column_info(BASE_COLUMNS, overrides={"id": GENERATED_ID}),
+                **self.source.column_info()}
         return StoreSpec(image_shape=tuple(self.generator.image_shape),
                          image_dtype=self.generator.image_dtype, columns=columns,
-                         shard_size=self.cfg.shard_size, backend=self.cfg.format)
+                         shard_size=self.cfg.shard_size, backend=self.cfg.format,
+                         column_info=info)
 
     # -- identity -----------------------------------------------------------------------
     def _sampler(self) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 import galaxy_hpc
+from galaxy_hpc.data.columns import store_column_info
 from galaxy_hpc.data.ingest.config import IngestConfig
 from galaxy_hpc.data.ingest.preprocess import __doc__ as RESAMPLE_DOC
 from galaxy_hpc.data.ingest.records import Listing
@@ -62,10 +63,12 @@ class Plan:
 
 
 def store_spec(cfg: IngestConfig, listing: Listing) -> StoreSpec:
+    # Values of a user's tables and headers: no unit that is only our own convention.
     columns = {"id": "str", "source": "str", **listing.column_types, "crop_size": "int64"}
     return StoreSpec(image_shape=(listing.channels, cfg.size, cfg.size),
                      image_dtype=listing.dtype, columns=columns, shard_size=cfg.shard_size,
-                     backend=cfg.format, compression=cfg.compression)
+                     backend=cfg.format, compression=cfg.compression,
+                     column_info=store_column_info(columns, ours=False))
 
 
 def fingerprint(cfg: IngestConfig, listing: Listing, spec: StoreSpec) -> str:

@@ -59,6 +59,19 @@ class Rows:
             raise ValueError(f"{self.path}: column {name!r} is not numeric") from None
         return np.asarray(array, dtype=np.float64).reshape(self.num_rows)
 
+    def column_info(self, name: str) -> dict[str, str]:
+        """Unit and description the source itself gives a column: a store's column_info,
+        a FITS table's TUNITn and astropy description; {} when it says nothing."""
+        original = next((n for n in self.names if n.lower() == name.lower()), None)
+        if original is None:
+            return {}
+        if self.store is not None:
+            return self.store.column_info(original)
+        column = self._columns[original.lower()]
+        unit, description = getattr(column, "unit", None), getattr(column, "description", None)
+        return {key: str(value) for key, value in (("unit", unit), ("description", description))
+                if value is not None}
+
     def ids(self, id_column: str | None) -> np.ndarray:
         if id_column is not None:
             return self.strings(id_column)

@@ -184,6 +184,22 @@ class ConditionSource:
             names["rare_class"] = "bool"
         return names
 
+    def column_info(self) -> dict[str, dict[str, str]]:
+        """Unit and description of each of columns(), for the store: conditions and
+        carried values as the source describes them (else as the registry does), marked
+        as what the model was given or what the source row carried."""
+        from galaxy_hpc.data.columns import column_info, condition_info
+
+        out = {}
+        for name in self.columns():
+            if name in self.vector_names or name in self.carried:
+                info = condition_info(name, carried=name not in self.vector_names,
+                                      source=self.rows.column_info(name))
+            else:
+                info = column_info(name)
+            out[name] = info.as_dict()
+        return {name: info for name, info in out.items() if info}
+
     def batch(self, indices: np.ndarray) -> ConditionBatch:
         rows = self.rows_of(indices)
         columns: dict[str, np.ndarray] = {"source_row": rows, "source_id": self.ids[rows]}
