@@ -9,7 +9,8 @@ reports); and one store gets predictions from many models. The table is FITS (or
 CSV): `index` (the store index), `id` when the store has one, and the 37 predicted
 per-question fractions named as the predictor's GZ2 columns with a prefix
 (`pred_t01_smooth_or_features_a01_smooth_fraction`, ...). Its header records the
-model, the store and the store's checksum. Join it to the store on `index`.
+model, the store and the store's checksum, and each column's unit and description
+(TUNITn/TCOMMn, from galaxy_hpc.data.columns). Join it to the store on `index`.
 
 Under mpiexec/srun every rank takes a contiguous run of whole shards (shard-sized reads),
 rank 0 gathers and writes; the table is the same for any number of ranks.
@@ -124,24 +125,39 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_table(out: Path, store, values, names: list[str], *, model: Path, prefix: str) -> None:
-    """The table, written aside and renamed into place (a reader never sees half of it)."""
+    """The table, written aside and renamed into place (a reader never sees half of it).
+    FITS gets units and descriptions (TUNITn/TCOMMn) and a comment on every card; CSV
+    holds only the values."""
     import numpy as np
     from astropy.table import Table
 
+    from galaxy_hpc.data.columns import ColumnInfo, column_info, predicted_info
+    from galaxy_hpc.data.fits_header import write_fits_table
+
     table = Table()
+    infos = {"index": ColumnInfo(None, "store index of the galaxy (join on it)")}
     table["index"] = np.arange(len(store), dtype=np.int64)
     if store.spec.columns.get("id") == "str":
         table["id"] = np.array([str(v) for v in store.read_column("id")])
+        stored = store.column_info("id")
+        infos["id"] = ColumnInfo(None, stored.get("description") or column_info("id").description)
     for j, name in enumerate(names):
         table[name] = values[:, j].astype(np.float32)
-    table.meta.update({"MODEL": str(Path(model).resolve()), "STORE": str(store.path),
-                       "STORECHK": store.checksum, "PREFIX": prefix,
-                       "COMMENT": "galaxy-hpc predict: per-question GZ2 vote fractions"})
+        infos[name] = predicted_info(name[len(prefix):])
+    import galaxy_hpc
+
+    cards = {"ORIGIN": (f"galaxy-hpc {galaxy_hpc.__version__}", "software that wrote this file"),
+             "MODEL": (str(Path(model).resolve()), "vote predictor folder"),
+             "STORE": (str(store.path), "store whose galaxies were predicted"),
+             "STORECHK": (store.checksum, "content checksum of that store"),
+             "PREFIX": (prefix, "prefix of the predicted columns' names")}
     out.parent.mkdir(parents=True, exist_ok=True)
+    if out.name.lower().endswith(".fits"):
+        write_fits_table(out, table, infos, cards, extname="PREDICTIONS")
+        return
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    fmt = "fits" if out.name.lower().endswith(".fits") else "ascii.csv"
     try:
-        table.write(partial, format=fmt, overwrite=True)
+        table.write(partial, format="ascii.csv", overwrite=True)
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)

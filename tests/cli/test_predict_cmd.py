@@ -92,6 +92,28 @@ def test_predict_writes_the_columns_beside_the_store(galaxy_hpc, store, predicto
         assert np.allclose(values[:, q.columns].sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_table_has_units_descriptions_and_commented_cards(galaxy_hpc, store, predictor_dir,
+                                                           tmp_path):
+    """Read in a process that never imports galaxy_hpc: astropy, and the header bytes."""
+    from plain_readers import run_plain
+
+    from galaxy_hpc.data.gz2 import ANSWERS, column_name
+
+    predict(galaxy_hpc, predictor_dir, store, "--out", tmp_path / "p.fits")
+    seen = run_plain("fits", tmp_path / "p.fits")
+    assert seen["uncommented"] == []
+    columns = seen["plain_columns"]
+    assert list(columns) == ["index", "id", *(f"pred_{column_name(a)}" for a in ANSWERS)]
+    for name, cards in columns.items():
+        assert cards["TCOMM"] and cards == seen["astropy_header"][name], name
+        assert seen["astropy"][name]["description"] == cards["TCOMM"], name
+        assert cards["TUNIT"] == (None if name in ("index", "id") else ""), name
+    assert columns["pred_t02_edgeon_a04_yes_fraction"]["TCOMM"] == (
+        "predicted Q2 edgeon vote share for 'yes'")
+    assert columns["id"]["TCOMM"] == "synth-<seed>-<index>, made from those alone"
+    assert {"STORECHK", "MODEL", "PREFIX"} <= set(seen["astropy_cards"])
+
+
 @pytest.mark.mpi
 def test_two_ranks_give_the_same_table(galaxy_hpc, mpiexec, store, predictor_dir, tmp_path):
     from astropy.table import Table
