@@ -120,3 +120,55 @@ def torch_dtype(precision: str) -> Any:
     import torch
 
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def gathered_state_dict(module: Any, *, is_main: bool) -> dict[str, Any] | None:
+    """The whole weights of a ZeRO-3 module as independent CPU tensors on rank 0
+    (a collective: every rank calls it; the others get None).
+
+    DeepSpeed's `_zero3_consolidated_16bit_state_dict` keeps `param.detach().cpu()`
+    of each gathered parameter. On a CPU rank that is the gather buffer itself, not a
+    copy, and DeepSpeed notes that those buffers are reused as layers are gathered:
+    an export made from it could hold weights other than the ones gathered (a swapped-in
+    EMA among them). Here each layer is gathered in turn and rank 0 copies it out."""
+    import deepspeed
+    import torch
+
+    state: dict[str, Any] = {}
+    seen: dict[int, str] = {}  # shared parameters stay one tensor (ds_id is unique)
+
+    def visit(part: torch.nn.Module, prefix: str) -> None:
+        params = list(part.parameters(recurse=False))
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+            if is_main:
+                for name, param in part.named_parameters(recurse=False):
+                    ident = getattr(param, "ds_id", id(param))
+                    if ident in seen:
+                        state[prefix + name] = state[seen[ident]]
+                    else:
+                        state[prefix + name] = param.detach().to("cpu", copy=True)
+                        seen[ident] = prefix + name
+                for name, buffer in part.named_buffers(recurse=False):
+                    if buffer is not None and name not in part._non_persistent_buffers_set:
+                        state[prefix + name] = buffer.detach().to("cpu", copy=True)
+        for name, child in part.named_children():
+            visit(child, prefix + name + ".")
+
+    visit(module, "")
+    return state if is_main else None
+
+
+def regather_available(params: list[Any]) -> None:
+    """Refresh the whole copies of ZeRO-3 parameters that are held gathered (a collective).
+
+    ZeRO-3 keeps small parameters whole on every rank between steps ("persistent":
+    under `stage3_param_persistence_threshold` elements, which is every parameter of a
+    tiny model and the norms and biases of a large one). A forward pass uses those
+    whole copies without gathering, so writing new values into the partitions
+    (`ds_tensor`, as an EMA swap does) does not reach them. Releasing them (their
+    partitions are up to date, so nothing is written back) and gathering again does."""
+    held = [p for p in params if hasattr(p, "ds_tensor")
+            and getattr(getattr(p, "ds_status", None), "name", "") == "AVAILABLE"]
+    if held:
+        held[0].partition(param_list=held)
+        held[0].all_gather(param_list=held)

@@ -68,6 +68,12 @@ class ModelFamily(ABC):
         """Images (N, 3, H, W) uint8 from the current weights, for sample grids. Called on
         rank 0 with whole parameters (the loop gathers them under ZeRO-3)."""
 
+    def sample_recipe(self, num_images: int, seed: int) -> dict[str, Any] | None:
+        """How `sample` drew its images, in the ecosystem's own terms (prompts, sampler,
+        steps, seed), so that anyone can redraw a run's grid from its export with that
+        ecosystem's tools alone; written beside each grid as JSON. None: not stated."""
+        return None
+
     @abstractmethod
     def export(self, state_dict: dict[str, torch.Tensor], output_dir: Path) -> Path:
         """Write the trained model in its ecosystem's format from a consolidated state

@@ -106,7 +106,9 @@ class Trainer:
             max_steps=cfg.run.max_steps, min_ratio=cfg.optim.min_lr_ratio))
         self.engine = build_engine(module, optimizer=optimizer, lr_scheduler=scheduler,
                                    cfg=cfg.zero, micro_batch_size=cfg.run.micro_batch_size)
-        self.ema = (ParameterEMA([p for p in self.engine.module.parameters() if p.requires_grad],
+        averaged = [(name, p) for name, p in self.engine.module.named_parameters()
+                    if p.requires_grad]
+        self.ema = (ParameterEMA([p for _, p in averaged], names=[n for n, _ in averaged],
                                  decay=cfg.ema.decay, warmup=cfg.ema.warmup)
                     if cfg.ema.enabled else None)
         dataset = StoreDataset(
@@ -188,13 +190,30 @@ class Trainer:
         return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
 
     def consolidated_state_dict(self) -> dict[str, torch.Tensor] | None:
-        """Full weights of the trainable module on rank 0 (collective under ZeRO-3)."""
+        """Whole weights of the trainable module on rank 0 (a collective under ZeRO-3),
+        the EMA's when one is kept, as copies that nothing later overwrites.
+
+        Copies, because on a CPU rank `tensor.cpu()` returns the parameter itself: a
+        state dict taken inside the EMA swap and exported after it held the live weights
+        again (the bug behind exports that were not the model the run sampled with).
+        Under stages 0-2 the EMA's float32 averages go in directly; under stage 3 they
+        are swapped into the partitions and gathered, in the module's dtype."""
+        from hpc.zero import gathered_state_dict
+
         if self.cfg.zero.stage == 3:
-            state = self.engine._zero3_consolidated_16bit_state_dict()
-            return state if self.env.is_main else None
+            with self._ema_weights():
+                return gathered_state_dict(self.engine.module, is_main=self.env.is_main)
         if not self.env.is_main:
             return None
-        return {k: v.detach().cpu() for k, v in self.engine.module.state_dict().items()}
+        state = {k: v.detach().to("cpu", copy=True)
+                 for k, v in self.engine.module.state_dict().items()}
+        if self.ema is not None:
+            averages = self.ema.named_shadow()
+            unknown = sorted(set(averages) - set(state))
+            if unknown:
+                raise RuntimeError(f"EMA names not in the module's state dict: {unknown[:3]}")
+            state.update(averages)
+        return state
 
     def write_samples(self) -> Path | None:
         """A grid of samples from the current (EMA, if kept) weights, written by rank 0.
@@ -203,7 +222,7 @@ class Trainer:
         partitioned parameters, a collective that rank 0 cannot do alone. The seeds
         are fixed, so all ranks draw the same images.
         """
-        from galaxy_hpc.train.samples import write_grid
+        from galaxy_hpc.train.samples import grid_columns, write_grid, write_recipe
 
         path = None
         sampling_ranks_all = self.cfg.zero.stage == 3
@@ -214,13 +233,19 @@ class Trainer:
                                             seed=self.cfg.run.seed)
                 self.engine.module.train()
                 if self.env.is_main:
-                    path = write_grid(images, self.out / "samples" / f"step-{self.step:08d}.png")
+                    path = write_grid(images, self.out / "samples" / f"step-{self.step:08d}.png",
+                                      columns=grid_columns(len(images)))
+                    recipe = self.family.sample_recipe(self.cfg.run.num_samples,
+                                                       seed=self.cfg.run.seed)
+                    if recipe is not None:
+                        write_recipe(path, {**recipe, "step": self.step,
+                                            "ema": self.ema is not None,
+                                            "grid_columns": grid_columns(len(images))})
         torch_dist.barrier()
         return path
 
     def export(self) -> str | None:
-        with self._ema_weights():
-            state = self.consolidated_state_dict()
+        state = self.consolidated_state_dict()
         written = self.family.export(state, self.out) if self.env.is_main else None
         torch_dist.barrier()
         return str(written) if written else None

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def test_full_finetune_loss_goes_down(galaxy_hpc, synth_store, tmp_path):
 
 @pytest.mark.mpi
 @pytest.mark.parametrize("stage, extra", [
-    (2, ["model.method=lora"]),
+    (2, ["model.method=lora", "model.lora.rank=4", "model.lora.alpha=8"]),
     (3, ["model.method=full", "model.train_text_encoder=true", "ema.enabled=true"]),
 ])
 def test_two_ranks_zero(galaxy_hpc, mpiexec, synth_store, tmp_path, stage, extra):
@@ -94,6 +95,15 @@ def test_two_ranks_zero(galaxy_hpc, mpiexec, synth_store, tmp_path, stage, extra
         generate(pipeline)
     else:
         assert (out / "lora" / "pytorch_lora_weights.safetensors").is_file()
+    # diffusers alone, in a process that never imports galaxy_hpc, redraws the grid the
+    # two ranks drew (from the EMA under ZeRO-3, from a LoRA of alpha 2 x rank under ZeRO-2).
+    checker = REPO / "tests" / "third_party" / "redraw_sd.py"
+    done = subprocess.run([sys.executable, str(checker), str(out),
+                           "pipeline" if stage == 3 else "lora"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    redraw = json.loads(done.stdout.strip().splitlines()[-1])
+    assert redraw["max_diff"] <= 1, redraw
 
 
 def test_resume_is_exact(galaxy_hpc, synth_store, tmp_path):

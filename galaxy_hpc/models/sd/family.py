@@ -156,6 +156,21 @@ class SDFamily(ModelFamily):
                           output_type="np").images
         return (np.clip(images, 0, 1) * 255).round().astype(np.uint8).transpose(0, 3, 1, 2)
 
+    def sample_recipe(self, num_images: int, seed: int) -> dict[str, Any]:
+        model = self.cfg.model
+        return {
+            "pipeline": "StableDiffusionPipeline",
+            "prompts": [model.sample_prompts[k % len(model.sample_prompts)]
+                        for k in range(num_images)],
+            "scheduler": "DPMSolverMultistepScheduler", "prediction_type": self.prediction_type,
+            "num_inference_steps": model.sample_steps, "guidance_scale": model.guidance_scale,
+            "generator": {"device": "cpu", "seed": seed, "one_for_the_batch": True},
+            "output": "round(clip(np, 0, 1) * 255) as uint8",
+            "redraw": "pipe.scheduler = DPMSolverMultistepScheduler.from_config("
+                      "pipe.scheduler.config, prediction_type=...); pipe(prompts, "
+                      "num_inference_steps=..., guidance_scale=..., generator=torch.Generator("
+                      ").manual_seed(seed), output_type='np')"}
+
     def export(self, state_dict: dict[str, torch.Tensor], output_dir: Path) -> Path:
         """Full: a StableDiffusionPipeline folder. LoRA: pytorch_lora_weights.safetensors that
         `pipe.load_lora_weights(folder)` loads onto the base model."""
@@ -213,9 +228,16 @@ class SDFamily(ModelFamily):
         text_layers = None
         if self.cfg.model.train_text_encoder:
             text_layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(text_encoder))
+        # The adapters' configs go into the file's metadata: without them diffusers
+        # assumes lora_alpha == rank and loads a LoRA trained with another alpha at the
+        # wrong strength (alpha / rank is the LoRA's scale).
+        text_metadata = (text_encoder.peft_config["default"].to_dict()
+                         if self.cfg.model.train_text_encoder else None)
         StableDiffusionPipeline.save_lora_weights(
             target, unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)),
-            text_encoder_lora_layers=text_layers, safe_serialization=True)
+            text_encoder_lora_layers=text_layers, safe_serialization=True,
+            unet_lora_adapter_metadata=unet.peft_config["default"].to_dict(),
+            text_encoder_lora_adapter_metadata=text_metadata)
         follow_umask(target)
         return target
 

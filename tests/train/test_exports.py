@@ -1,0 +1,112 @@
+"""Exports are what was trained: checked with the tools users open them with.
+
+Each run keeps an EMA of its weights and samples with it; its export must be that EMA,
+not the live weights. The checks run tests/third_party/*.py in processes that import
+diffusers, torch and safetensors but never galaxy_hpc, against what the run itself
+saw: its own sample grid (redrawn from the export) and its own checkpoint (the EMA
+shadow, by parameter name).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "configs" / "train"
+THIRD_PARTY = REPO / "tests" / "third_party"
+
+
+def train(galaxy_hpc, config, store, out, *overrides, launcher=()):
+    cmd = [*launcher, galaxy_hpc, "train", str(CONFIGS / config), f"data.store={store}",
+           f"run.output_dir={out}", "data.num_workers=0", *overrides, "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=out.parent)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["ok"], result
+    return result
+
+
+def third_party(script, *args):
+    """Run a checker with the venv's Python; it asserts it never imported galaxy_hpc."""
+    done = subprocess.run([sys.executable, str(THIRD_PARTY / script), *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def assert_export_is_ema(run, mapping):
+    found = third_party("ema_matches_export.py", run,
+                        *[f"{prefix}={run / file}" for prefix, file in mapping.items()])
+    assert found["num_updates"] > 0
+    for file, check in found["files"].items():
+        assert check["tensors"] > 0, (file, found)
+        assert check["max_diff_ema"] == 0.0, (file, check)
+        # The live weights moved away from the average: the check can tell them apart.
+        assert check["max_diff_live"] > 1e-6, (file, check)
+
+
+@pytest.fixture(scope="module")
+def flux_store(tmp_path_factory):
+    from galaxy_hpc.data.synth_config import SynthConfig
+    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+
+    out = tmp_path_factory.mktemp("exports") / "flux50.zarr"
+    run_synth(SynthJobConfig(out=str(out), num_galaxies=48, seed=7, shard_size=16,
+                             captions=False, galaxy=SynthConfig(size=50, output="float32")),
+              progress=False)
+    return out
+
+
+def test_sd_full_export_redraws_the_runs_own_samples(galaxy_hpc, synth_store, tmp_path):
+    """sd_full_tiny keeps an EMA (decay 0.99): diffusers, loading `pipeline/`, draws the
+    run's last grid again, pixel for pixel up to rounding."""
+    out = tmp_path / "full"
+    train(galaxy_hpc, "sd_full_tiny.yaml", synth_store, out, "run.max_steps=6")
+    redraw = third_party("redraw_sd.py", out, "pipeline")
+    assert redraw["images"] == 4 and redraw["max_diff"] <= 1, redraw
+    assert_export_is_ema(out, {"unet.": "pipeline/unet/diffusion_pytorch_model.safetensors",
+                               "text_encoder.": "pipeline/text_encoder/model.safetensors"})
+
+
+def test_lora_with_alpha_other_than_rank_loads_at_its_trained_strength(
+        galaxy_hpc, synth_store, tmp_path):
+    """alpha / rank is the LoRA's scale: the file carries the adapter's config, so
+    `load_lora_weights` applies alpha 8 at rank 4 as trained (not as alpha == rank)."""
+    out = tmp_path / "lora"
+    train(galaxy_hpc, "sd_lora_tiny.yaml", synth_store, out, "run.max_steps=6",
+          "model.lora.rank=4", "model.lora.alpha=8", "optim.lr=5e-3")
+    redraw = third_party("redraw_sd.py", out, "lora")
+    assert redraw["max_diff"] <= 1, redraw
+
+
+@pytest.mark.parametrize("config, overrides, mapping", [
+    ("gan_tiny.yaml", ["model.consistency.every=0", "model.consistency.report_num_samples=32"],
+     {"generator.": "generator/generator.safetensors"}),
+    ("dino_head_tiny.yaml", ["ema.enabled=true", "ema.decay=0.5"],
+     {"head.": "predictor/head.safetensors"}),
+    ("ldm_vae_tiny.yaml", ["ema.enabled=true", "model.scaling_num_items=16"],
+     {"vae.": "vae/diffusion_pytorch_model.safetensors"}),
+], ids=["gan", "dino", "ldm-vae"])
+def test_family_export_is_the_checkpoints_ema(galaxy_hpc, synth_store, flux_store, tmp_path,
+                                              config, overrides, mapping):
+    store = flux_store if config.startswith("gan") else synth_store
+    out = tmp_path / config.split(".")[0]
+    train(galaxy_hpc, config, store, out, "run.max_steps=4", *overrides)
+    assert_export_is_ema(out, mapping)
+
+
+def test_ldm_unet_export_is_the_checkpoints_ema(galaxy_hpc, synth_store, tmp_path):
+    vae = tmp_path / "vae"
+    train(galaxy_hpc, "ldm_vae_tiny.yaml", synth_store, vae, "run.max_steps=2",
+          "model.scaling_num_items=16")
+    out = tmp_path / "unet"
+    train(galaxy_hpc, "ldm_unet_tiny.yaml", synth_store, out, "run.max_steps=4",
+          "ema.enabled=true", f"model.vae_path={vae / 'vae'}")
+    assert_export_is_ema(out, {
+        "unet.": "pipeline/unet/diffusion_pytorch_model.safetensors",
+        "condition_encoder.": "pipeline/condition_encoder/diffusion_pytorch_model.safetensors"})
