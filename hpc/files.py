@@ -1,4 +1,5 @@
-"""Files we write are readable by whoever the user's umask lets read them.
+"""Files we write: readable by whoever the user's umask lets read them, and writable
+before any work is spent on them.
 
 safetensors 0.8.0 (pinned) writes through a temporary file from `mkstemp`, which is
 created 0600 whatever the umask, and renames it into place: every `.safetensors` file,
@@ -10,13 +11,19 @@ The fix is after the fact, once per save routine, on what that routine wrote: a 
 that is exactly 0600 gets the mode a plain `open()` would have given it, 0666 minus the
 umask. Files with any other mode were made on purpose (an executable, a read-only
 copy) and are left alone; so are files of other owners, which we could not change.
+
+`check_writable` is what every command calls on its outputs before it starts: an
+unwritable output folder used to surface as a traceback from deep inside a writer,
+and for jobs that write only at the end (evaluate, predict) after all the work.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
+import uuid
 from pathlib import Path
 
 # The mode mkstemp gives; nothing else in our writers produces it under a usual umask.
@@ -71,3 +78,43 @@ def _files(paths) -> list[Path]:
         elif path.exists():
             found.append(path)
     return found
+
+
+class NotWritable(ValueError):
+    """An output cannot be written. A ValueError, so that the CLI reports it as one line
+    (galaxy_hpc.cli.main) like every other mistake a user can fix."""
+
+
+def check_writable(path: str | os.PathLike, what: str) -> Path:
+    """Raise NotWritable (one line naming `what`, `path` and the cause) unless `path` can
+    be created or replaced. Creates nothing that stays: folders a job makes on the way
+    to its output are made when it writes, not here.
+
+    Permission bits alone do not answer it (root ignores them; read-only mounts, immutable
+    folders and ACLs do not show in them), so the folder that would receive the output
+    is asked directly: a hidden probe file is created there with O_EXCL and removed.
+    That folder is `path` itself when it is an existing folder (a store or run folder we
+    write into), else the nearest existing folder above it; a plain file on the way
+    (`out/afile/x.zarr` where afile is a file) can never become a folder.
+    """
+    path = Path(path)
+    target = path if path.is_dir() else path.parent
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    if target.exists() and not target.is_dir():
+        raise NotWritable(f"cannot write {what} {path}: {target} is a file, not a folder")
+    if path.exists() and not path.is_dir() and not os.access(path, os.W_OK):
+        raise NotWritable(f"cannot write {what} {path}: the file is read-only")
+    probe = target / f".ghpc-write-check-{uuid.uuid4().hex[:12]}"
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as error:
+        reason = {errno.EROFS: "read-only file system", errno.ENOSPC: "no space left",
+                  errno.EDQUOT: "disk quota exceeded"}.get(error.errno)
+        reason = reason or error.strerror or type(error).__name__
+        where = "" if target == path else f" (the folder {target})"
+        raise NotWritable(f"cannot write {what} {path}: no permission to create files "
+                          f"in {target}" if error.errno in (errno.EACCES, errno.EPERM)
+                          else f"cannot write {what} {path}{where}: {reason}") from None
+    probe.unlink(missing_ok=True)
+    return path

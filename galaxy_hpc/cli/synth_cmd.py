@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--float", action="store_true",
                         help="store linear flux per band (float32) instead of an RGB composite")
     parser.add_argument("--no-captions", action="store_true")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete a store already at --out (only a store) and draw it again")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=run, distributed=True)
 
@@ -40,6 +42,8 @@ def build_config(args: argparse.Namespace):
         flags.append("galaxy.output=float32")
     if args.no_captions:
         flags.append("captions=false")
+    if args.overwrite:
+        flags.append("overwrite=true")
     overrides = list(args.overrides) + flags
     if args.config:
         return load_config(args.config, overrides, cls=SynthJobConfig)

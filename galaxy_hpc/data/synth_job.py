@@ -6,6 +6,11 @@ rank 0 finalizes after a barrier. Because each galaxy depends only on
 (seed, index), the store's bytes and checksum are the same for any number of
 ranks, and a killed job rerun with the same command redraws only the shards
 that were not complete.
+
+What decides the bytes (seed, count, shard size, rendering) is the store's
+`synth_fingerprint` attribute: a rerun into an existing store with other settings
+is refused with the differences listed (hpc.outputs) rather than leaving the old
+galaxies under a message that new ones were drawn; `overwrite` starts over.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -43,6 +48,8 @@ class SynthJobConfig:
     # Rendering and physics; output "uint8" is an SDSS-like colour JPEG,
     # "float32" linear flux per band (like FITS cutouts).
     galaxy: SynthConfig = field(default_factory=_uint8_galaxies)
+    # Delete a store already at `out` (only if it is a store) and draw it again.
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         from hpc.store import backend_for_path  # here: configs load without zarr/h5py
@@ -54,6 +61,9 @@ class SynthJobConfig:
         self.format = backend_for_path(self.out, self.format)
 
 
+FINGERPRINT_VERSION = 1
+
+
 @dataclass
 class SynthSummary:
     out: str
@@ -62,12 +72,32 @@ class SynthSummary:
     num_ranks: int
     shards_drawn_here: int
     seconds: float
+    shards_total: int = 0
+    shards_drawn: list[int] = field(default_factory=list)  # by every rank, in this run
+    already_complete: bool = False  # an earlier run finished the store: nothing drawn
 
     def line(self) -> str:
+        from hpc.store.writer import format_shards
+
+        if self.already_complete:
+            return (f"{self.out} was already complete: {self.num_galaxies:,} synthetic galaxies, "
+                    f"checksum {self.checksum}; nothing to do")
+        drawn = len(self.shards_drawn)
+        resumed = (f"resumed: drew shards {format_shards(self.shards_drawn)} ({drawn} of "
+                   f"{self.shards_total}; the others were complete); "
+                   if drawn < self.shards_total else "")
         rate = self.num_galaxies / self.seconds if self.seconds else 0.0
-        return (f"wrote {self.num_galaxies:,} synthetic galaxies to {self.out} "
+        return (f"{resumed}wrote {self.num_galaxies:,} synthetic galaxies to {self.out} "
                 f"({self.num_ranks} rank(s), {self.seconds:.1f} s, {rate:,.0f} galaxies/s); "
                 f"checksum {self.checksum}")
+
+
+def fingerprint(cfg: SynthJobConfig) -> dict[str, Any]:
+    """Everything that decides the store's bytes; a rerun into the store must match it."""
+    galaxy = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg.galaxy).items()}
+    return {"version": FINGERPRINT_VERSION, "num_galaxies": cfg.num_galaxies, "seed": cfg.seed,
+            "shard_size": cfg.shard_size, "format": cfg.format, "captions": cfg.captions,
+            "survey": cfg.survey if cfg.captions else None, "galaxy": galaxy}
 
 
 def store_spec(cfg: SynthJobConfig):
@@ -88,34 +118,74 @@ def store_spec(cfg: SynthJobConfig):
                      column_info=store_column_info(columns, overrides={"id": SYNTH_ID}))
 
 
-def run_synth(cfg: SynthJobConfig, *, progress: bool = True) -> SynthSummary:
-    """Run on every rank (or alone); every rank returns the same summary."""
-    from tqdm import tqdm
-
+def _prepare(cfg: SynthJobConfig) -> dict[str, Any]:
+    """Rank 0: start over, refuse another synth's store, or create/reopen the store."""
     import galaxy_hpc
-    from galaxy_hpc.data.captions import CaptionConfig, Captioner
-    from galaxy_hpc.data.synth import VOTE_COLUMNS, draw_galaxies
-    from hpc.comm import job_comm
+    from hpc.outputs import check_fingerprint, remove_output, store_attrs
     from hpc.provenance import command_line
-    from hpc.store import create_store, finalize_store, open_store_for_writing
+    from hpc.store import create_store
 
-    start = time.perf_counter()
-    comm = job_comm()
-    spec = store_spec(cfg)
+    wanted = fingerprint(cfg)
+    if cfg.overwrite:
+        remove_output(cfg.out)
+    else:
+        stored = store_attrs(cfg.out)
+        if stored is not None:
+            check_fingerprint(cfg.out, stored.get("synth_fingerprint"), wanted,
+                              what="a store of galaxy-hpc synth")
     attrs = {
         "source": "galaxy-hpc synth (GalSim)",
         "command": command_line(),
         "galaxy_hpc_version": galaxy_hpc.__version__,
         "seed": cfg.seed,
-        "synth_config": {k: list(v) if isinstance(v, tuple) else v
-                         for k, v in asdict(cfg.galaxy).items()},
+        "synth_config": wanted["galaxy"],
+        "synth_fingerprint": wanted,
     }
+    Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+    writer = create_store(cfg.out, store_spec(cfg), num_items=cfg.num_galaxies, attrs=attrs)
+    complete = writer.manifest.complete
+    return {"complete": complete, "checksum": writer.manifest.checksum if complete else None,
+            "pending": [] if complete else writer.pending_shards(),
+            "num_shards": writer.num_shards}
+
+
+def _on_root(comm: Any, work: Any) -> Any:
+    """`work()` on rank 0, its result (or its one-line error) on every rank: the others
+    stop with it instead of waiting at the next collective for a rank that left."""
+    result, failure = None, None
     if comm.rank == 0:
-        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-        create_store(cfg.out, spec, num_items=cfg.num_galaxies, attrs=attrs)
-    comm.barrier()
+        try:
+            result = work()
+        except (ValueError, FileNotFoundError) as error:
+            failure = str(error)
+    result, failure = comm.bcast((result, failure))
+    if failure is not None:
+        raise ValueError(failure)
+    return result
+
+
+def run_synth(cfg: SynthJobConfig, *, progress: bool = True) -> SynthSummary:
+    """Run on every rank (or alone); every rank returns the same summary."""
+    from tqdm import tqdm
+
+    from galaxy_hpc.data.captions import CaptionConfig, Captioner
+    from galaxy_hpc.data.synth import VOTE_COLUMNS, draw_galaxies
+    from hpc.comm import job_comm
+    from hpc.files import check_writable
+    from hpc.outputs import remove_leftovers
+    from hpc.store import finalize_store, open_store_for_writing
+
+    start = time.perf_counter()
+    check_writable(cfg.out, "the store")  # every rank, before any collective
+    comm = job_comm()
+    setup = _on_root(comm, lambda: _prepare(cfg))
+    summary = {"out": str(cfg.out), "num_galaxies": cfg.num_galaxies, "num_ranks": comm.size,
+               "shards_total": setup["num_shards"], "shards_drawn": setup["pending"]}
+    if setup["complete"]:
+        return SynthSummary(**summary, checksum=setup["checksum"], shards_drawn_here=0,
+                            seconds=time.perf_counter() - start, already_complete=True)
     writer = open_store_for_writing(cfg.out)
-    mine = writer.pending_shards()[comm.rank::comm.size]
+    mine = setup["pending"][comm.rank::comm.size]
     captioner = Captioner(CaptionConfig(survey=cfg.survey)) if cfg.captions else None
     bar = tqdm(mine, desc=f"synth (rank 0 of {comm.size})", unit="shard",
                disable=not progress or comm.rank != 0, file=sys.stderr)
@@ -127,8 +197,12 @@ def run_synth(cfg: SynthJobConfig, *, progress: bool = True) -> SynthSummary:
             columns["caption"] = np.array(captioner.captions(votes), dtype=object)
         writer.write_shard(shard, images, columns)
     comm.barrier()
-    checksum = finalize_store(cfg.out) if comm.rank == 0 else None
-    checksum = comm.bcast(checksum)
-    return SynthSummary(out=str(cfg.out), num_galaxies=cfg.num_galaxies, checksum=checksum,
-                        num_ranks=comm.size, shards_drawn_here=len(mine),
+
+    def finish() -> str:
+        checksum = finalize_store(cfg.out)
+        remove_leftovers([cfg.out])  # of a killed earlier run; every rank is done here
+        return checksum
+
+    checksum = _on_root(comm, finish)
+    return SynthSummary(**summary, checksum=checksum, shards_drawn_here=len(mine),
                         seconds=time.perf_counter() - start)

@@ -89,3 +89,93 @@ def test_killed_run_resumes_to_the_same_store(galaxy_hpc, mpiexec, tmp_path):
     resumed = json.loads(subprocess.run(synth_cmd(galaxy_hpc, out), capture_output=True,
                                         text=True, check=True, timeout=300).stdout)
     assert resumed["shards_drawn_here"] < 6 and resumed["checksum"] == clean["checksum"]
+
+
+def run_cli(galaxy_hpc, *argv, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([galaxy_hpc, *map(str, argv)], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def small(out, *extra) -> list[str]:
+    return ["synth", "--n", "24", "--size", "16", "--shard-size", "8", "--out", str(out),
+            *extra]
+
+
+def test_a_rerun_says_what_it_did_and_other_settings_are_refused(galaxy_hpc, tmp_path):
+    out = tmp_path / "s.zarr"
+    first = run_cli(galaxy_hpc, *small(out, "--seed", "1"))
+    assert first.returncode == 0, first.stderr
+    checksum = open_store(out).checksum
+    assert first.stdout.startswith("wrote 24 synthetic galaxies") and checksum in first.stdout
+    again = run_cli(galaxy_hpc, *small(out, "--seed", "1"))
+    assert again.returncode == 0
+    assert again.stdout.strip() == (f"{out} was already complete: 24 synthetic galaxies, "
+                                    f"checksum {checksum}; nothing to do")
+    # Another seed, another shape: refused with the differences and the real flag.
+    for extra, differences in ((["--seed", "2"], "seed: 1 != 2"),
+                               (["--seed", "1", "--size", "32", "--float"],
+                                "galaxy.output: 'uint8' != 'float32'; galaxy.size: 16 != 32")):
+        refused = run_cli(galaxy_hpc, *small(out, *extra))
+        assert refused.returncode == 1 and refused.stdout == ""
+        error = refused.stderr.strip()
+        assert "\n" not in error and "Traceback" not in error, error
+        assert "already holds a store of galaxy-hpc synth made from other inputs" in error
+        assert differences in error and "--overwrite" in error and "overwrite=True" not in error
+    assert open_store(out).checksum == checksum  # untouched
+    # --overwrite starts over: the same bytes as a fresh store of seed 2.
+    assert run_cli(galaxy_hpc, *small(tmp_path / "fresh.zarr", "--seed", "2")).returncode == 0
+    replaced = run_cli(galaxy_hpc, *small(out, "--seed", "2", "--overwrite"))
+    assert replaced.returncode == 0, replaced.stderr
+    assert open_store(out).checksum == open_store(tmp_path / "fresh.zarr").checksum != checksum
+
+
+def test_overwrite_deletes_only_a_store(galaxy_hpc, tmp_path):
+    precious = tmp_path / "notes.zarr"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    done = run_cli(galaxy_hpc, *small(precious, "--overwrite"))
+    assert done.returncode == 1 and "refusing to overwrite" in done.stderr
+    assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+KILL_AFTER_TWO_SHARDS = """
+import os, sys
+from hpc.store import writer
+write = writer.StoreWriter.write_shard
+done = []
+def write_then_die(self, shard, *args, **kwargs):
+    write(self, shard, *args, **kwargs)
+    done.append(shard)
+    if len(done) == 2:
+        os._exit(9)  # as SIGKILL would: no clean-up runs
+writer.StoreWriter.write_shard = write_then_die
+from galaxy_hpc.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_resumed_run_names_the_shards_it_drew(galaxy_hpc, tmp_path):
+    import sys
+
+    out = tmp_path / "s.zarr"
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_TWO_SHARDS, *small(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == 9
+    (tmp_path / ".s.zarr.creating-0123456789ab").mkdir()  # as a kill mid-create leaves
+    resumed = run_cli(galaxy_hpc, *small(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.startswith("resumed: drew shards 2 (1 of 3; the others were "
+                                     "complete); wrote 24 synthetic galaxies")
+    assert run_cli(galaxy_hpc, *small(tmp_path / "clean.zarr")).returncode == 0
+    assert open_store(out).checksum == open_store(tmp_path / "clean.zarr").checksum
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.zarr", "s.zarr"]
+
+
+def test_an_unwritable_output_is_one_line_before_any_work(galaxy_hpc, tmp_path):
+    blocker = tmp_path / "afile"  # root writes anywhere; nothing makes a folder of a file
+    blocker.write_text("")
+    done = run_cli(galaxy_hpc, *small(blocker / "s.zarr"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"galaxy-hpc synth: error: cannot write the store {blocker / 's.zarr'}: {blocker} is "
+        "a file, not a folder")
