@@ -78,7 +78,7 @@ class Trainer:
         from galaxy_hpc.data.loader import StoreLoader
         from galaxy_hpc.train.ema import ParameterEMA
         from galaxy_hpc.train.schedule import lr_multiplier
-        from hpc.zero import build_engine, torch_dtype
+        from hpc.zero import build_engine, partitioned_build, torch_dtype
 
         self.cfg, self.env = cfg, env
         self.device = (torch.device("cuda", torch.cuda.current_device())
@@ -92,6 +92,7 @@ class Trainer:
         torch.manual_seed(cfg.run.seed)
         self.family: ModelFamily = family_for(cfg, device=self.device,
                                               dtype=torch_dtype(cfg.zero.precision))
+        self.family.partition = partitioned_build(cfg.zero, micro_batch_size=cfg.run.micro_batch_size)
         module = self.family.build()
         trainable = [p for p in module.parameters() if p.requires_grad]
         if not trainable:
@@ -200,13 +201,17 @@ class Trainer:
         are swapped into the partitions and gathered, in the module's dtype."""
         from hpc.zero import gathered_state_dict
 
+        trainable_only = self.family.export_scope() == "trainable"
         if self.cfg.zero.stage == 3:
             with self._ema_weights():
-                return gathered_state_dict(self.engine.module, is_main=self.env.is_main)
+                return gathered_state_dict(self.engine.module, is_main=self.env.is_main,
+                                           trainable_only=trainable_only)
         if not self.env.is_main:
             return None
+        keep = ({name for name, p in self.engine.module.named_parameters() if p.requires_grad}
+                if trainable_only else None)
         state = {k: v.detach().to("cpu", copy=True)
-                 for k, v in self.engine.module.state_dict().items()}
+                 for k, v in self.engine.module.state_dict().items() if keep is None or k in keep}
         if self.ema is not None:
             averages = self.ema.named_shadow()
             unknown = sorted(set(averages) - set(state))

@@ -124,6 +124,10 @@ class IngestConfig:
     # flux per output pixel. "surface_brightness" keeps the mean (flux per source pixel).
     flux: Literal["total", "surface_brightness"] = "total"
     jpeg_draft: bool = True  # let libjpeg decode big JPEGs at 1/2, 1/4, 1/8 scale first
+    # Float images with some NaN/inf pixels (none finite: always an all_nan reject): "keep"
+    # them as they are, "zero" sets them to 0; both count them in the nonfinite_pixels
+    # column and list the image in X.notes.csv. "reject" sets the image aside.
+    nonfinite: Literal["keep", "zero", "reject"] = "keep"
     overwrite: bool = False  # replace an existing store (and its staging) at out
     folder: FolderOptions = field(default_factory=FolderOptions)
     jsonl: JsonlOptions = field(default_factory=JsonlOptions)

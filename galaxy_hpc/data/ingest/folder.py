@@ -43,8 +43,10 @@ def walk_files(root: Path, recursive: bool) -> list[str]:
 def list_records(cfg: IngestConfig) -> Listing:
     root = Path(cfg.source)
     opts = cfg.folder
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such folder (the images' folder is missing)")
     if not root.is_dir():
-        raise ValueError(f"{root}: not a folder of images")
+        raise ValueError(f"{root}: a file, not a folder of images")
     extensions = tuple(e.lower() if e.startswith(".") else f".{e.lower()}"
                        for e in opts.extensions)
     names = walk_files(root, opts.recursive)

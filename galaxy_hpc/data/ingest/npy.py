@@ -21,6 +21,8 @@ from galaxy_hpc.data.ingest.table import id_strings, read_property_table
 def open_images(path: str) -> np.ndarray:
     try:
         images = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such NPY file") from None
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: cannot read as an NPY array ({error})") from None
     if images.ndim != 4 or images.shape[0] == 0:

@@ -6,9 +6,10 @@
    assignment needs no talking, and every rank's blocks are spread over the whole
    listing, so a slow region (big files in one folder) is shared. Blocks whose
    staging part exists (an earlier, killed run) are skipped.
-3. Each block is decoded record by record; a bad record becomes a reject. The
-   block's report (rejects) is written durably, then its images and columns as the
-   staging part numbered by the block.
+3. Each block is decoded record by record; a bad record becomes a reject, a float
+   image with some NaN or infinite pixels a note (or a reject: galaxy_hpc.data.nonfinite).
+   The block's report (rejects, notes) is written durably, then its images and columns
+   as the staging part numbered by the block.
 4. Barrier; `compact_staging` on every rank copies the parts, in block order, into
    the store's shards; barrier; rank 0 writes the rejects file, finalizes and removes
    the staging folder (plan.finish).
@@ -48,11 +49,14 @@ from galaxy_hpc.data.ingest.rejects import (
 )
 from galaxy_hpc.data.ingest.sources import open_reader
 from galaxy_hpc.data.ingest.summary import IngestSummary
+from galaxy_hpc.data.nonfinite import COLUMN as NONFINITE_COLUMN
+from galaxy_hpc.data.nonfinite import count as count_nonfinite
 from hpc.comm import Comm, job_comm
+from hpc.files import check_writable
 from hpc.store import compact_staging, open_staging, staging_path
 
 T = TypeVar("T")
-_FIXED = ("id", "source", "crop_size")
+_FIXED = ("id", "source", "crop_size", NONFINITE_COLUMN)
 
 
 class RankFailed(ValueError):
@@ -87,24 +91,43 @@ def _shared(comm: Comm, work: Callable[[], T], *, root_only: bool = False) -> T:
     return result
 
 
-def _decode_block(cfg: IngestConfig, plan: Plan, reader: Any, block: int,
-                  bar: Any) -> tuple[np.ndarray, dict[str, Any], list[Reject], Counter[str]]:
+def _nonfinite(cfg: IngestConfig, image: np.ndarray) -> tuple[np.ndarray, int, str]:
+    """(the image to store, its count of NaN/inf values, the note); RejectError with
+    nonfinite=reject. The count is of the decoded image, before any fill."""
+    found = count_nonfinite(image)
+    if not found:
+        return image, 0, ""
+    what = f"{found} of {image.size} values are NaN or infinite"
+    if cfg.nonfinite == "reject":
+        raise RejectError("some_nonfinite", what)
+    if cfg.nonfinite == "zero":
+        return np.nan_to_num(image, nan=0.0, posinf=0.0, neginf=0.0), found, \
+            f"nonfinite_pixels: {what}; set to 0 (nonfinite=zero)"
+    return image, found, f"nonfinite_pixels: {what}; kept (nonfinite=keep)"
+
+
+def _decode_block(cfg: IngestConfig, plan: Plan, reader: Any, block: int, bar: Any
+                  ) -> tuple[np.ndarray, dict[str, Any], list[Reject], Counter[str], list[Reject]]:
     listing, spec = plan.listing, plan.spec
     first = block * cfg.shard_size
     stop = min(len(listing), first + cfg.shard_size)
     images = np.empty((stop - first, *spec.image_shape), dtype=spec.image_dtype)
     decoded_names = [n for n in spec.columns if n not in listing.columns and n not in _FIXED]
     decoded: dict[str, list[Any]] = {name: [] for name in decoded_names}
-    keep, crops, rejects, missing = [], [], [], Counter()
+    keep, crops, counts, rejects, notes, missing = [], [], [], [], [], Counter()
     for index in range(first, stop):
         try:
             item = reader.decode(index)
+            image, found, note = _nonfinite(cfg, item.image)
         except (RejectError, *DECODE_ERRORS) as error:
             rejects.append(Reject(listing.sources[index], reason_for(error), listing.ids[index]))
         else:
-            images[len(keep)] = item.image
+            images[len(keep)] = image
             keep.append(index)
             crops.append(item.crop_size)
+            counts.append(found)
+            if note:
+                notes.append(Reject(listing.sources[index], note, listing.ids[index]))
             for name in decoded_names:
                 decoded[name].append(item.columns[name])
             missing.update(item.missing)
@@ -112,11 +135,13 @@ def _decode_block(cfg: IngestConfig, plan: Plan, reader: Any, block: int,
     rows = np.array(keep, dtype=np.int64)
     columns: dict[str, Any] = {"id": listing.ids[rows], "source": listing.sources[rows],
                                "crop_size": np.array(crops, dtype=np.int64)}
+    if NONFINITE_COLUMN in spec.columns:
+        columns[NONFINITE_COLUMN] = np.array(counts, dtype=np.int64)
     columns.update({name: values[rows] for name, values in listing.columns.items()})
     for name, values in decoded.items():
         kind = object if spec.columns[name] == "str" else spec.columns[name]
         columns[name] = np.array(values, dtype=kind).reshape(len(values))
-    return images[: len(keep)], columns, rejects, missing
+    return images[: len(keep)], columns, rejects, missing, notes
 
 
 def _ingest_blocks(cfg: IngestConfig, plan: Plan, blocks: list[int], show: str | None) -> None:
@@ -128,8 +153,9 @@ def _ingest_blocks(cfg: IngestConfig, plan: Plan, blocks: list[int], show: str |
     with tqdm(total=total, unit="img", desc=show, disable=show is None, file=sys.stderr,
               mininterval=0.5) as bar:
         for block in blocks:
-            images, columns, rejects, missing = _decode_block(cfg, plan, reader, block, bar)
-            write_block_report(staging.root, block, rejects, missing)  # before the part
+            images, columns, rejects, missing, notes = _decode_block(cfg, plan, reader, block,
+                                                                     bar)
+            write_block_report(staging.root, block, rejects, missing, notes)  # before the part
             staging.write_part(block, images, columns)
 
 
@@ -140,6 +166,7 @@ def run_ingest(cfg: IngestConfig, *, progress: bool = True,
     (nothing found, bad config, every input rejected); rejected records only show in
     the summary (exit_code 3) and the rejects file."""
     start = time.perf_counter()
+    check_writable(cfg.out, "the store")  # every rank, before any collective
     comm = job_comm()
     plan = _shared(comm, lambda: prepare(cfg, comm.size), root_only=True)
     if isinstance(plan, IngestSummary):
@@ -156,7 +183,7 @@ def run_ingest(cfg: IngestConfig, *, progress: bool = True,
 
 
 def _all_rejected(cfg: IngestConfig, plan: Plan) -> None:
-    block_rejects, _ = read_block_reports(staging_path(cfg.out), plan.num_blocks)
+    block_rejects, _, _ = read_block_reports(staging_path(cfg.out), plan.num_blocks)
     rejects = plan.listing.rejects + block_rejects
     rejected = rejects_path(cfg.out)
     write_rejects_csv(rejected, rejects)

@@ -1,14 +1,15 @@
 """Rank 0's bookends of an ingest: the plan before any block, the store after the last.
 
 Before: list the records, derive the store spec, and fingerprint the run (config,
-spec and every record's id, source and listed values). The fingerprint is kept in
-the staging folder and then in the finished store, so that a rerun of the same
-command resumes (or reports the finished store) and a run with other inputs or
-settings stops with a message instead of mixing parts of two ingests.
+spec and a digest of every record's id, source and listed values). The fingerprint is
+kept in the staging folder and then in the finished store, so that a rerun of the same
+command resumes (or reports the finished store) and a run with other inputs or settings
+stops with the differences listed (hpc.outputs) instead of mixing parts of two ingests.
 
-After: gather the rejects into `X.rejects.csv`, finalize the store with its
-provenance, remove the staging folder - in that order, so a kill at any point leaves
-something the rerun completes.
+After: gather the rejects into `X.rejects.csv` and the notes into `X.notes.csv` (each
+only when it has rows), finalize the store with its provenance, remove the staging
+folder and the temporary leftovers of killed runs - in that order, so a kill at any
+point leaves something the rerun completes.
 """
 
 from __future__ import annotations
@@ -32,13 +33,17 @@ from galaxy_hpc.data.ingest.records import Listing
 from galaxy_hpc.data.ingest.rejects import (
     count_by_reason,
     durable_write,
+    notes_path,
     read_block_reports,
     rejects_path,
+    write_notes_csv,
     write_rejects_csv,
 )
 from galaxy_hpc.data.ingest.sources import detect_kind, list_records
 from galaxy_hpc.data.ingest.summary import IngestSummary
+from galaxy_hpc.data.nonfinite import COLUMN as NONFINITE_COLUMN
 from hpc.config import to_dict
+from hpc.outputs import check_fingerprint, remove_leftovers, remove_output, store_attrs
 from hpc.provenance import command_line
 from hpc.store import (
     StoreSpec,
@@ -48,7 +53,6 @@ from hpc.store import (
     remove_staging,
     staging_path,
 )
-from hpc.store.writer import detect_backend
 
 FINGERPRINT_FILE = "ingest.json"
 
@@ -59,95 +63,83 @@ class Plan:
     spec: StoreSpec
     num_blocks: int
     completed: set[int]  # blocks whose staging part exists
-    fingerprint: str
+    fingerprint: dict[str, Any]
 
 
 def store_spec(cfg: IngestConfig, listing: Listing) -> StoreSpec:
     # Values of a user's tables and headers: no unit that is only our own convention.
     columns = {"id": "str", "source": "str", **listing.column_types, "crop_size": "int64"}
+    if listing.dtype != "uint8":
+        columns[NONFINITE_COLUMN] = "int64"
     return StoreSpec(image_shape=(listing.channels, cfg.size, cfg.size),
                      image_dtype=listing.dtype, columns=columns, shard_size=cfg.shard_size,
                      backend=cfg.format, compression=cfg.compression,
                      column_info=store_column_info(columns, ours=False))
 
 
-def fingerprint(cfg: IngestConfig, listing: Listing, spec: StoreSpec) -> str:
+FINGERPRINT_VERSION = 2  # 1: one sha256 over everything, which could not say what differed
+
+
+def fingerprint(cfg: IngestConfig, listing: Listing, spec: StoreSpec) -> dict[str, Any]:
     settings = {k: v for k, v in to_dict(cfg).items() if k not in ("out", "overwrite")}
-    digest = hashlib.sha256(json.dumps({"config": settings, "kind": listing.kind,
-                                        "spec": spec.to_dict()}, sort_keys=True).encode())
+    digest = hashlib.sha256()
     for values in (listing.ids, listing.sources, *listing.columns.values()):
         if values.dtype == object:
             digest.update("\x00".join(values.tolist()).encode("utf-8", "surrogatepass"))
         else:
             digest.update(np.ascontiguousarray(values).tobytes())
         digest.update(b"\x01")
-    return "sha256:" + digest.hexdigest()
+    return {"version": FINGERPRINT_VERSION, "config": settings, "kind": listing.kind,
+            "spec": spec.to_dict(),
+            "records": {"count": len(listing), "sha256": digest.hexdigest()}}
 
 
-def _existing_store(out: Path) -> Any:
-    """The backend of the store at `out`; None if there is none (or an empty folder)."""
-    if out.is_dir() and not any(out.iterdir()):
-        return None
-    try:
-        return detect_backend(out)
-    except FileNotFoundError:
-        return None
+def _side_files(out: Path) -> list[Path]:
+    """What an ingest writes beside its store."""
+    return [staging_path(out), rejects_path(out), notes_path(out)]
 
 
-def remove_previous(out: Path) -> None:
-    """--overwrite: delete the store at `out` (only if it is one), its staging and rejects."""
-    try:
-        backend = _existing_store(out)
-        if backend is not None:
-            backend.read_manifest()
-    except ValueError as error:
-        raise ValueError(f"refusing to overwrite {out}: {error}") from None
-    shutil.rmtree(staging_path(out), ignore_errors=True)
-    rejects_path(out).unlink(missing_ok=True)
-    for path in backend.paths() if backend is not None else []:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-
-
-def _finished_summary(cfg: IngestConfig, fp: str, num_ranks: int) -> IngestSummary | None:
+def _finished_summary(cfg: IngestConfig, fp: dict[str, Any],
+                      num_ranks: int) -> IngestSummary | None:
     """The summary of an earlier run of this same ingest that finished; None to go on."""
     out = Path(cfg.out)
-    if _existing_store(out) is None:
-        return None
-    again = "pass --overwrite (overwrite=true) to replace it, or choose another --out"
     try:
         store = open_store(out)
-    except ValueError:
-        if staging_path(out).exists():
-            return None  # killed while compacting: the rerun finishes it
-        raise ValueError(f"{out} is an unfinished store without its staging folder; "
-                         f"{again}") from None
+    except (ValueError, FileNotFoundError):
+        if store_attrs(out) is None or staging_path(out).exists():
+            return None  # nothing there yet, or killed while compacting: the rerun finishes
+        raise ValueError(f"{out} is an unfinished store without its staging folder; pass "
+                         "--overwrite (overwrite=true) to replace it, or choose another "
+                         "--out") from None
     attrs = store.attrs
-    if attrs.get("ingest_fingerprint") != fp:
-        raise ValueError(f"{out} already exists and was not made from these inputs and "
-                         f"settings; {again}")
+    check_fingerprint(out, attrs.get("ingest_fingerprint"), fp,
+                      what="a store of galaxy-hpc ingest")
     shutil.rmtree(staging_path(out), ignore_errors=True)  # killed while cleaning up
+    remove_leftovers([out, *_side_files(out)])
     counts = attrs["counts"]
+    rejected = rejects_path(out) if counts["rejected"] else None
+    noted = notes_path(out) if counts.get("noted") else None
     return IngestSummary(
-        store=str(out), rejects_file=str(rejects_path(out)), kind=attrs["source_kind"],
-        format=cfg.format, image_shape=list(store.spec.image_shape),
+        store=str(out), rejects_file=str(rejected) if rejected else None,
+        kind=attrs["source_kind"], format=cfg.format, image_shape=list(store.spec.image_shape),
         image_dtype=store.spec.image_dtype, num_inputs=counts["inputs"],
         num_ingested=counts["ingested"], num_rejected=counts["rejected"],
         rejects_by_reason=counts["by_reason"], checksum=store.checksum, num_ranks=num_ranks,
-        seconds=0.0, already_complete=True, notes=attrs.get("notes", {}))
+        seconds=0.0, already_complete=True, notes=attrs.get("notes", {}),
+        notes_file=str(noted) if noted else None, num_noted=counts.get("noted", 0))
 
 
 def prepare(cfg: IngestConfig, num_ranks: int) -> Plan | IngestSummary:
     """Rank 0: the plan every rank follows, or the summary of a finished earlier run."""
     out = Path(cfg.out)
     if cfg.overwrite:
-        remove_previous(out)
+        remove_output(out, also=_side_files(out))
     listing = list_records(cfg, detect_kind(cfg))
     if len(listing) == 0:
         rejected = rejects_path(out)
         write_rejects_csv(rejected, listing.rejects)
+        if not listing.rejects:
+            raise ValueError(f"{cfg.source}: no inputs found, nothing to store")
         raise ValueError(f"all {len(listing.rejects)} inputs were rejected, nothing to store; "
                          f"reasons in {rejected}")
     spec = store_spec(cfg, listing)
@@ -156,10 +148,9 @@ def prepare(cfg: IngestConfig, num_ranks: int) -> Plan | IngestSummary:
     if finished is not None:
         return finished
     marker = staging_path(out) / FINGERPRINT_FILE
-    if marker.is_file() and json.loads(marker.read_text())["fingerprint"] != fp:
-        raise ValueError(f"{staging_path(out)} holds part of an ingest of other inputs or "
-                         f"settings: rerun that command to finish it, or pass --overwrite "
-                         f"(overwrite=true) to start over")
+    if marker.is_file():
+        check_fingerprint(staging_path(out), json.loads(marker.read_text())["fingerprint"], fp,
+                          what=f"part of an ingest into {out}")
     staging = open_staging(out, spec)
     if not marker.is_file():
         durable_write(marker, json.dumps({"fingerprint": fp}).encode())
@@ -170,17 +161,21 @@ def prepare(cfg: IngestConfig, num_ranks: int) -> Plan | IngestSummary:
 
 def finish(cfg: IngestConfig, plan: Plan, *, start: float, num_ranks: int,
            command: str | None) -> IngestSummary:
-    """Rank 0, once every destination shard is written: rejects file, finalize, clean up."""
+    """Rank 0, once every destination shard is written: rejects and notes files, finalize,
+    clean up."""
     out = Path(cfg.out)
-    block_rejects, missing = read_block_reports(staging_path(out), plan.num_blocks)
+    block_rejects, missing, noted = read_block_reports(staging_path(out), plan.num_blocks)
     rejects = plan.listing.rejects + block_rejects
-    rejected = rejects_path(out)
+    rejected, notes_file = rejects_path(out), notes_path(out)
     write_rejects_csv(rejected, rejects)
+    write_notes_csv(notes_file, noted)
     counts = open_staging(out, plan.spec).part_counts()
     num_ingested = sum(counts.values())
     notes = dict(plan.listing.notes)
     if plan.listing.kind == "fits":
         notes["missing_header_values"] = dict(sorted(missing.items()))
+    if plan.spec.image_dtype != "uint8":
+        notes["nonfinite"] = {"images": len(noted), "mode": cfg.nonfinite}
     by_reason = count_by_reason(rejects)
     attrs = {
         "ingest_fingerprint": plan.fingerprint,
@@ -192,18 +187,22 @@ def finish(cfg: IngestConfig, plan: Plan, *, start: float, num_ranks: int,
         "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "image_size": cfg.size,
         "counts": {"inputs": num_ingested + len(rejects), "ingested": num_ingested,
-                   "rejected": len(rejects), "by_reason": by_reason},
-        "rejects_file": rejected.name,
+                   "rejected": len(rejects), "by_reason": by_reason, "noted": len(noted)},
+        "rejects_file": rejected.name if rejects else None,
+        "notes_file": notes_file.name if noted else None,
         "preprocessing": " ".join(RESAMPLE_DOC.split()),
         "notes": notes,
         "ingest_config": to_dict(cfg),
     }
     checksum = finalize_store(out, attrs)
     remove_staging(out)
+    remove_leftovers([out, *_side_files(out)])  # of killed earlier runs
     return IngestSummary(
-        store=str(out), rejects_file=str(rejected), kind=plan.listing.kind, format=cfg.format,
+        store=str(out), rejects_file=str(rejected) if rejects else None,
+        kind=plan.listing.kind, format=cfg.format,
         image_shape=list(plan.spec.image_shape), image_dtype=plan.spec.image_dtype,
         num_inputs=num_ingested + len(rejects), num_ingested=num_ingested,
         num_rejected=len(rejects), rejects_by_reason=by_reason, checksum=checksum,
         num_ranks=num_ranks, seconds=time.perf_counter() - start, blocks_total=plan.num_blocks,
-        blocks_resumed=len(plan.completed), notes=notes)
+        blocks_resumed=len(plan.completed), notes=notes,
+        notes_file=str(notes_file) if noted else None, num_noted=len(noted))

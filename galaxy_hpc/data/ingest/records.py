@@ -30,6 +30,7 @@ REASONS = {
     "not_an_image": "the file is not an image in any format PIL reads",
     "missing_file": "a listed file does not exist",
     "all_nan": "the image has no finite pixel",
+    "some_nonfinite": "some pixels are NaN or infinite (rejected with nonfinite=reject)",
     "wrong_shape": "the image is not 2-D (or 3-D bands, y, x), or is empty",
     "band_count": "the image has a different number of bands than the store",
     "no_image_hdu": "the FITS file has no image HDU with data (or not the one asked for)",
@@ -58,8 +59,9 @@ DECODE_ERRORS = (
 )
 
 
-# Columns every store has (id, source, crop_size) or may have (caption).
-RESERVED_COLUMNS = ("id", "source", "caption", "crop_size")
+# Columns every store has (id, source, crop_size) or may have (caption, and for float
+# images nonfinite_pixels: galaxy_hpc.data.nonfinite).
+RESERVED_COLUMNS = ("id", "source", "caption", "crop_size", "nonfinite_pixels")
 
 
 def safe_column(name: str, where: str) -> str:

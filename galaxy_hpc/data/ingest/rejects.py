@@ -7,7 +7,10 @@ report, and a block killed half-way is redone from scratch, report included.
 
 At the end rank 0 writes `X.rejects.csv` beside the store X (columns source, reason,
 id; the listing's rejects first, then each block's in block order, so the file is the
-same for any number of ranks), before it finalizes the store.
+same for any number of ranks), before it finalizes the store; and `X.notes.csv` (source,
+note, id) for records kept with something a user should know (images with NaN or
+infinite pixels). Each file is written only when it has a row: an empty rejects file
+beside a store read as "something was rejected" to anyone listing the folder.
 """
 
 from __future__ import annotations
@@ -24,9 +27,17 @@ from galaxy_hpc.data.ingest.records import Reject
 REJECTS_HEADER = ("source", "reason", "id")
 
 
+NOTES_HEADER = ("source", "note", "id")
+
+
 def rejects_path(store: str | os.PathLike) -> Path:
     store = Path(store)
     return store.with_name(store.name + ".rejects.csv")
+
+
+def notes_path(store: str | os.PathLike) -> Path:
+    store = Path(store)
+    return store.with_name(store.name + ".notes.csv")
 
 
 def durable_write(path: Path, data: bytes) -> None:
@@ -49,28 +60,41 @@ def report_path(staging_root: Path, block: int) -> Path:
 
 
 def write_block_report(staging_root: Path, block: int, rejects: list[Reject],
-                       missing: Counter[str]) -> None:
-    report = {"rejects": [list(r) for r in rejects], "missing": dict(missing)}
+                       missing: Counter[str], notes: list[Reject] = ()) -> None:
+    report = {"rejects": [list(r) for r in rejects], "missing": dict(missing),
+              "notes": [list(n) for n in notes]}
     durable_write(report_path(staging_root, block), json.dumps(report).encode())
 
 
-def read_block_reports(staging_root: Path, num_blocks: int) -> tuple[list[Reject], Counter[str]]:
+def read_block_reports(staging_root: Path, num_blocks: int
+                       ) -> tuple[list[Reject], Counter[str], list[Reject]]:
+    """(rejects, missing header values, notes) of every block, in block order."""
     rejects: list[Reject] = []
+    notes: list[Reject] = []
     missing: Counter[str] = Counter()
     for block in range(num_blocks):
         report = json.loads(report_path(staging_root, block).read_text())
         rejects += [Reject(*row) for row in report["rejects"]]
+        notes += [Reject(*row) for row in report.get("notes", [])]
         missing.update(report["missing"])
-    return rejects, missing
+    return rejects, missing, notes
 
 
-def write_rejects_csv(path: Path, rejects: list[Reject]) -> None:
+def write_rejects_csv(path: Path, rejects: list[Reject], header=REJECTS_HEADER) -> None:
+    """The rows, or no file at all (an older one removed) when there are none."""
+    if not rejects:
+        path.unlink(missing_ok=True)
+        return
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(REJECTS_HEADER)
+    writer.writerow(header)
     writer.writerows(rejects)
     path.parent.mkdir(parents=True, exist_ok=True)
     durable_write(path, text.getvalue().encode())
+
+
+def write_notes_csv(path: Path, notes: list[Reject]) -> None:
+    write_rejects_csv(path, notes, NOTES_HEADER)
 
 
 def read_rejects_csv(path: str | os.PathLike) -> list[Reject]:

@@ -12,7 +12,7 @@ EXIT_REJECTS = 3  # galaxy_hpc.cli.main.EXIT_REJECTS; kept here so jobs need not
 @dataclass
 class IngestSummary:
     store: str
-    rejects_file: str
+    rejects_file: str | None  # None: nothing was rejected (and no file written)
     kind: str
     format: str
     image_shape: list[int]
@@ -28,6 +28,8 @@ class IngestSummary:
     blocks_resumed: int = 0  # blocks found complete in staging when this run started
     already_complete: bool = False  # the store was finished by an earlier run
     notes: dict[str, Any] = field(default_factory=dict)
+    notes_file: str | None = None  # records kept with a note (non-finite pixels)
+    num_noted: int = 0
 
     @property
     def ok(self) -> bool:
@@ -63,6 +65,11 @@ class IngestSummary:
         if self.num_rejected:
             reasons = ", ".join(f"{k} {v}" for k, v in self.rejects_by_reason.items())
             lines.append(f"  rejected {self.num_rejected:,} ({reasons}): see {self.rejects_file}")
+        if self.num_noted:
+            mode = (self.notes.get("nonfinite") or {}).get("mode", "keep")
+            kept = "set to 0" if mode == "zero" else "kept as they are"
+            lines.append(f"  {self.num_noted:,} image(s) with NaN or infinite pixels ({kept}; "
+                         f"counted in column nonfinite_pixels): see {self.notes_file}")
         missing = self.notes.get("missing_header_values")
         if missing:
             lines.append("  missing header values: "

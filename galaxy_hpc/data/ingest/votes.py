@@ -59,8 +59,10 @@ def list_records(cfg: IngestConfig) -> Listing:
     root = Path(cfg.source)
     if opts.table is None:
         raise ValueError("kind votes needs a vote table: --votes TABLE (votes.table)")
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such folder (the images' folder is missing)")
     if not root.is_dir():
-        raise ValueError(f"{root}: not a folder of images")
+        raise ValueError(f"{root}: a file, not a folder of images")
     path = Path(opts.table)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such vote table")

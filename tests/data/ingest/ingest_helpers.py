@@ -101,7 +101,8 @@ def ingest(tmp_path: Path, source, *, backend: str = "zarr", name: str | None = 
     cfg = from_dict(IngestConfig, {"source": str(source), "out": str(out), "format": backend,
                                    **options})
     summary = run_ingest(cfg, progress=False)
-    return summary, open_store(out), read_rejects_csv(rejects_path(out))
+    rejected = rejects_path(out)  # written only when something was rejected
+    return summary, open_store(out), read_rejects_csv(rejected) if rejected.exists() else []
 
 
 def reasons(rejects) -> dict[str, str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from ingest_helpers import galaxysd_folder, noisy_fits_folder, truncate, write_jsonl
@@ -89,7 +91,9 @@ def test_rerun_reports_the_finished_store_and_refuses_other_inputs(tmp_path, cap
     assert not leftover.exists()
     assert again["checksum"] == first["checksum"] and again["num_rejected"] == 1
     assert main(["ingest", *map(str, argv[:3]), "--size", "16"]) == EXIT_ERROR
-    assert "already exists and was not made from these inputs" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "already holds a store of galaxy-hpc ingest made from other inputs" in error
+    assert "config.size: 32 != 16" in error and "pass --overwrite" in error
     status, replaced = run_json(capsys, *argv[:3], "--size", "16", "--overwrite")
     assert status == EXIT_REJECTS and replaced["image_shape"] == [3, 16, 16]
 
@@ -119,3 +123,66 @@ def test_compression_flag_changes_the_layout_not_the_content(tmp_path, capsys):
                    "--format", "hdf5", "--size", "32", "--compression", "zstd"])
     assert status == EXIT_ERROR and "compression must be one of gzip, none" in \
         capsys.readouterr().err
+
+
+def cli(galaxy_hpc, *argv, script=None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-c", script] if script else [galaxy_hpc]
+    return subprocess.run([*command, "ingest", *map(str, argv)], capture_output=True,
+                          text=True, timeout=300)
+
+
+KILL_AFTER_ONE_BLOCK = """
+import os, sys
+from hpc.store import staging
+write = staging.Staging.write_part
+def write_then_die(self, *args, **kwargs):
+    write(self, *args, **kwargs)
+    os._exit(9)  # as SIGKILL would: no clean-up runs
+staging.Staging.write_part = write_then_die
+from galaxy_hpc.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_killed_ingest_resumes_with_no_leftovers(galaxy_hpc, tmp_path):
+    galaxysd_folder(tmp_path / "img", 5)
+    out = tmp_path / "out" / "s.zarr"
+    argv = [tmp_path / "img", "--out", out, "--size", "16", "--shard-size", "2"]
+    assert cli(galaxy_hpc, *argv, script=KILL_AFTER_ONE_BLOCK).returncode == 9
+    # What kills at other moments leave: a store folder being built, a half-written file.
+    (out.parent / ".s.zarr.creating-0123456789ab").mkdir()
+    (out.parent / ".s.zarr.rejects.csv.4242.tmp").write_text("source,re")
+    resumed = cli(galaxy_hpc, *argv)
+    assert resumed.returncode == EXIT_OK, resumed.stderr
+    assert "ingested 5 of 5 images" in resumed.stdout
+    assert "resumed 1 of 3 blocks" in resumed.stdout
+    assert sorted(p.name for p in out.parent.iterdir()) == ["s.zarr"]
+    hidden = [p for p in out.rglob(".*")]
+    assert hidden == [], hidden
+    again = cli(galaxy_hpc, *argv)
+    assert again.returncode == EXIT_OK and f"{out} was already complete" in again.stdout
+
+
+def test_a_missing_source_is_called_missing(galaxy_hpc, tmp_path):
+    out = tmp_path / "s.zarr"
+    for kind, expected in ((None, "no such file or folder"), ("folder", "no such folder"),
+                           ("fits", "no such FITS file, folder or glob"),
+                           ("npy", "no such NPY file")):
+        source = tmp_path / ("nothere.npy" if kind == "npy" else "nothere")
+        done = cli(galaxy_hpc, source, "--out", out, *(["--kind", kind] if kind else []))
+        assert done.returncode == EXIT_ERROR and "Traceback" not in done.stderr
+        assert done.stderr.strip() == f"galaxy-hpc ingest: error: {source}: {expected}" \
+            + ("" if kind != "folder" else " (the images' folder is missing)"), done.stderr
+    (tmp_path / "afile").write_text("")
+    done = cli(galaxy_hpc, tmp_path / "afile", "--out", out, "--kind", "folder")
+    assert "a file, not a folder of images" in done.stderr and not out.exists()
+
+
+def test_an_unwritable_output_is_one_line_before_any_work(galaxy_hpc, tmp_path):
+    galaxysd_folder(tmp_path / "img", 2)
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    done = cli(galaxy_hpc, tmp_path / "img", "--out", blocker / "s.zarr")
+    assert done.returncode == EXIT_ERROR and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (f"galaxy-hpc ingest: error: cannot write the store "
+                                   f"{blocker / 's.zarr'}: {blocker} is a file, not a folder")

@@ -91,3 +91,54 @@ def test_off_square_cutout_stays_centred_and_nan_pixels_stay_local(tmp_path):
     y, x = np.mgrid[:20, :20]
     assert abs((filled * y).sum() / filled.sum() - 9.5) < 0.05
     assert abs((filled * x).sum() / filled.sum() - 9.5) < 0.05
+
+
+def test_partly_nan_images_are_counted_noted_and_never_silent(galaxy_hpc, tmp_path):
+    import csv
+    import subprocess
+
+    src = tmp_path / "cutouts"
+    clean = noisy((1, 32, 32), 0).astype(np.float32)
+    write_fits(src / "a.fits", clean)
+    holes = clean.copy()
+    holes[0, 3:5, 3:6] = np.nan  # 6 masked pixels
+    holes[0, 20, 20] = np.inf
+    write_fits(src / "b.fits", holes)
+    write_fits(src / "c.fits", np.full((1, 32, 32), np.nan, dtype=np.float32))
+
+    def run(name, *extra):
+        out = tmp_path / name
+        done = subprocess.run([galaxy_hpc, "ingest", str(src), *extra, "--out", str(out),
+                               "--size", "32"], capture_output=True, text=True, timeout=300)
+        return done, out
+
+    done, out = run("keep.zarr")
+    assert done.returncode == 3, done.stderr  # c.fits (no finite pixel) is still a reject
+    from hpc.store import open_store
+
+    store = open_store(out)
+    assert list(store.read_column("id")) == ["a", "b"]
+    assert store.read_column("nonfinite_pixels").tolist() == [0, 7]
+    assert np.isnan(store.read_images(1, 2)).sum() == 6  # kept as they are
+    assert store.column_info("nonfinite_pixels")["description"].startswith("NaN or infinite")
+    notes = list(csv.DictReader(open(f"{out}.notes.csv")))
+    assert notes == [{"source": str(src / "b.fits"), "id": "b",
+                      "note": "nonfinite_pixels: 7 of 1024 values are NaN or infinite; "
+                              "kept (nonfinite=keep)"}]
+    assert (f"1 image(s) with NaN or infinite pixels (kept as they are; counted in column "
+            f"nonfinite_pixels): see {out}.notes.csv") in done.stdout
+    assert "all_nan 1" in done.stdout
+    assert store.attrs["counts"]["noted"] == 1
+
+    done, out = run("zero.zarr", "nonfinite=zero")
+    store = open_store(out)
+    assert store.read_column("nonfinite_pixels").tolist() == [0, 7]
+    assert np.isfinite(store.read_images()).all() and store.read_images(1, 2)[0, 0, 3, 3] == 0
+    assert "set to 0" in done.stdout
+
+    done, out = run("reject.zarr", "nonfinite=reject")
+    assert done.returncode == 3 and list(open_store(out).read_column("id")) == ["a"]
+    rejected = {r["id"]: r["reason"] for r in csv.DictReader(open(f"{out}.rejects.csv"))}
+    assert rejected == {"b": "some_nonfinite: 7 of 1024 values are NaN or infinite",
+                        "c": "all_nan: none of the 1024 pixels is finite"}
+    assert not (tmp_path / "reject.zarr.notes.csv").exists()

@@ -37,7 +37,7 @@ def test_images_and_caption_folder(tmp_path, backend):
     assert store.checksum == summary.checksum
     attrs = store.attrs
     assert attrs["source_kind"] == "folder" and attrs["counts"]["ingested"] == 7
-    assert attrs["rejects_file"] == rejects_path(store.path).name
+    assert attrs["rejects_file"] is None and not rejects_path(store.path).exists()
     assert {"command", "galaxy_hpc_version", "ingested_at", "ingest_config"} <= set(attrs)
     assert not (tmp_path / f"{store.path.name}.staging").exists()
 
@@ -65,14 +65,22 @@ def test_bad_files_are_rejected_with_reasons_and_exit_3(tmp_path, capsys):
     assert human == EXIT_REJECTS and "rejected 4" in text and "t.zarr.rejects.csv" in text
 
 
-def test_clean_run_exits_0_and_writes_an_empty_rejects_file(tmp_path, capsys):
+def test_clean_run_exits_0_and_writes_no_rejects_file(tmp_path, capsys):
     galaxysd_folder(tmp_path / "img", 3)
     out = tmp_path / "s.h5"
     assert main(["ingest", str(tmp_path / "img"), "--out", str(out), "--format", "hdf5",
-                 "--size", "32"]) == EXIT_OK
+                 "--size", "32", "--json"]) == EXIT_OK
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["num_ingested"] == 3 and summary["rejects_file"] is None
+    assert not rejects_path(out).exists() and not (tmp_path / "s.h5.notes.csv").exists()
+    assert open_store(out).attrs["rejects_file"] is None
+    # A rerun into a folder that held rejects of an earlier, overwritten ingest drops them.
+    rejects_path(out).write_text("source,reason,id\nold.jpg,truncated: x,old\n")
+    assert main(["ingest", str(tmp_path / "img"), "--out", str(out), "--size", "32",
+                 "--overwrite"]) == EXIT_OK
     text = capsys.readouterr().out
     assert "ingested 3 of 3 images" in text and "rejected" not in text
-    assert rejects_path(out).read_text() == "source,reason,id\n"
+    assert not rejects_path(out).exists()
 
 
 def test_images_without_any_captions_have_no_caption_column(tmp_path):
