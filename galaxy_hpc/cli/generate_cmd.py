@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--object", type=int, metavar="INDEX",
                         help="regenerate only this object (one process)")
     parser.add_argument("--out", metavar="FILE", help="with --object: .npy or .fits file")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete a catalog already at the config's out (only a store) and "
+                        "its table, and start over (overwrite=true)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run, distributed=True)
 
@@ -32,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from hpc.dist import resolve_env
     from hpc.preempt import EXIT_REQUEUE
 
-    cfg = load_job_config("generate", args.config, list(args.overrides))
+    overrides = list(args.overrides) + (["overwrite=true"] if args.overwrite else [])
+    cfg = load_job_config("generate", args.config, overrides)
     env = resolve_env(cuda_available=False)
     if args.object is not None:
         return _one_object(cfg, args, env)
@@ -58,6 +62,9 @@ def _one_object(cfg, args: argparse.Namespace, env) -> int:
                          "mpiexec/srun")
     if args.out is None:
         raise ValueError("--object needs --out FILE (.npy or .fits)")
+    from hpc.files import check_writable
+
+    check_writable(args.out, "the object")
     result = regenerate_object(cfg, args.object, args.out)
     print(json.dumps(asdict(result)) if args.json else result.summary(), flush=True)
     return 1 if result.matches_catalog is False else 0

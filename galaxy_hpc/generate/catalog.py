@@ -136,19 +136,8 @@ class Catalog:
         return images, columns
 
 
-def fingerprint_differences(stored: Any, wanted: Any, prefix: str = "") -> list[str]:
-    """`key: stored != wanted` lines between two fingerprints (nested dicts)."""
-    if isinstance(stored, dict) and isinstance(wanted, dict):
-        lines = []
-        for key in sorted(set(stored) | set(wanted), key=str):
-            lines += fingerprint_differences(stored.get(key), wanted.get(key),
-                                             f"{prefix}{key}.")
-        return lines
-    if stored != wanted:
-        return [f"{prefix.rstrip('.')}: {_short(stored)} != {_short(wanted)}"]
-    return []
+def fingerprint_differences(stored: Any, wanted: Any) -> list[str]:
+    """`key: stored != wanted` lines between two fingerprints (hpc.outputs.differences)."""
+    from hpc.outputs import differences
 
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return differences(stored, wanted)

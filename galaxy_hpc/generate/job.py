@@ -3,9 +3,10 @@
 1. Every rank loads the model onto its device and builds the condition source (both
    deterministic: no communication).
 2. Rank 0 hashes the model files, then creates the store or reopens it; a store made
-   from another config is refused with the differences listed. The pending shards (those
-   without a completion record: never written, or half-written by a killed run) and the
-   model hash are broadcast.
+   from another config is refused with the differences listed (hpc.outputs), and
+   `overwrite` deletes it first (not when this same Slurm job is being requeued). The
+   pending shards (those without a completion record: never written, or half-written by
+   a killed run) and the model hash are broadcast.
 3. Ranks take pending shards from a shared counter (hpc.workqueue) as they become free,
    so a slow GPU never holds the others back, and write each whole shard. Objects depend
    only on (catalog seed, index) and batches are fixed per shard, so which rank makes a
@@ -25,7 +26,7 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 from galaxy_hpc.generate.config import GenerateConfig
@@ -48,6 +49,8 @@ class GenerateSummary:
     queue_seconds: float  # from the first shard handed out to the last one written
     preempted: bool
     model_hash: str
+    shards_left: list[int] = field(default_factory=list)  # pending when this run started
+    already_complete: bool = False  # an earlier run finished it: nothing was made
 
     @property
     def ok(self) -> bool:
@@ -59,13 +62,22 @@ class GenerateSummary:
         return self.objects_this_run / self.queue_seconds if self.queue_seconds else 0.0
 
     def summary(self) -> str:
+        from hpc.store.writer import format_shards
+
+        if self.already_complete:
+            return (f"{self.out} was already complete: a catalog of {self.num_objects:,} objects "
+                    f"(table {self.table}), checksum {self.checksum}; nothing to do")
+        resumed = ""
+        if len(self.shards_left) < self.shards_total:
+            resumed = (f"resumed: {len(self.shards_left)} of {self.shards_total} shards were "
+                       f"left (shards {format_shards(self.shards_left)}); ")
         made = (f"{self.objects_this_run:,} objects this run ({self.num_ranks} rank(s), "
                 f"{self.seconds:.1f} s in all, {self.objects_per_s:,.2f} objects/s while "
                 "generating)")
         if self.preempted and not self.ok:
-            return (f"preempted: {made}; {self.out} is not complete yet, run the same "
+            return (f"{resumed}preempted: {made}; {self.out} is not complete yet, run the same "
                     "command again to finish it")
-        return (f"wrote a catalog of {self.num_objects:,} objects to {self.out} and {self.table}: "
+        return (f"{resumed}wrote a catalog of {self.num_objects:,} objects to {self.out} and {self.table}: "
                 f"{made}; checksum {self.checksum}")
 
     def line(self) -> str:
@@ -101,48 +113,38 @@ def build_catalog(cfg: GenerateConfig, local_rank: int = 0) -> Any:
 
 
 def open_catalog_store(catalog: Any, command: str | None) -> dict[str, Any]:
-    """Rank 0: hash the model, create or reopen the store, list what is left to do."""
-    from galaxy_hpc.generate.catalog import fingerprint_differences
+    """Rank 0: hash the model, start over or check the existing store's fingerprint,
+    create or reopen the store, list what is left to do."""
     from galaxy_hpc.generate.hashing import model_hashes
+    from hpc.outputs import check_fingerprint, remove_output, store_attrs
     from hpc.store import create_store, open_store_for_writing
 
     cfg = catalog.cfg
     catalog.model_hashes = model_hashes(catalog.generator.identity().get("files", {}))
     attrs = catalog.attrs(command)
+    job = os.environ.get("SLURM_JOB_ID")
+    attrs["generate"]["slurm_job_id"] = job
     wanted = attrs["generate"]["fingerprint"]
-    existing = _existing_attrs(cfg.out) if not cfg.overwrite else None
+    existing = store_attrs(cfg.out)
+    stored = (existing or {}).get("generate") or {}
+    # A requeued job reruns its command, overwrite included: the store this same job
+    # started is its own work to finish, not an old output to delete.
+    requeued = job is not None and stored.get("slurm_job_id") == job
+    if cfg.overwrite and not requeued:
+        remove_output(cfg.out, also=[cfg.table_path])
+        existing = None
     if existing is not None:
-        stored = (existing.get("generate") or {}).get("fingerprint")
-        if stored is None:
-            raise ValueError(f"{cfg.out} exists and is not a catalog made by galaxy-hpc "
-                             "generate; choose another out, or overwrite: true")
-        diffs = fingerprint_differences(stored, wanted)
-        if diffs:
-            raise ValueError(f"{cfg.out} was started from another catalog config (stored != "
-                             f"this one): {'; '.join(diffs[:6])}"
-                             f"{'; ...' if len(diffs) > 6 else ''}. Resume with the same config, "
-                             "write to another out, or set overwrite: true")
-        _warn_runtime(existing["generate"].get("runtime", {}), attrs["generate"]["runtime"])
-    writer = create_store(cfg.out, catalog.spec(), num_items=catalog.num_objects, attrs=attrs,
-                          overwrite=cfg.overwrite)
-    pending = [] if writer.manifest.complete else writer.pending_shards()
+        check_fingerprint(cfg.out, stored.get("fingerprint"), wanted,
+                          what="a catalog of galaxy-hpc generate")
+        _warn_runtime(stored.get("runtime", {}), attrs["generate"]["runtime"])
+    writer = create_store(cfg.out, catalog.spec(), num_items=catalog.num_objects, attrs=attrs)
+    complete = writer.manifest.complete
+    pending = [] if complete else writer.pending_shards()
     writer = open_store_for_writing(cfg.out)
     return {"pending": pending, "num_shards": writer.num_shards,
-            "model_hashes": catalog.model_hashes, "complete": writer.manifest.complete}
-
-
-def _existing_attrs(out: str) -> dict[str, Any] | None:
-    from pathlib import Path
-
-    from hpc.store import open_store_for_writing
-
-    path = Path(out)
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
-        return None
-    try:
-        return open_store_for_writing(path).manifest.attrs
-    except ValueError:
-        raise ValueError(f"{out} exists and is not a store; choose another out") from None
+            "model_hashes": catalog.model_hashes, "complete": complete,
+            "already_complete": complete and cfg.table_path.is_file(),
+            "checksum": writer.manifest.checksum}
 
 
 def _warn_runtime(stored: dict[str, Any], now: dict[str, Any]) -> None:
@@ -179,17 +181,30 @@ def run_generate(cfg: GenerateConfig, *, progress: bool = True,
     from galaxy_hpc.generate.progress import CatalogProgress
     from hpc.comm import job_comm
     from hpc.dist import resolve_env
+    from hpc.files import check_writable
+    from hpc.outputs import remove_leftovers
     from hpc.preempt import PreemptionWatch
     from hpc.store import finalize_store, open_store, open_store_for_writing
     from hpc.workqueue import dynamic_items
 
     start = time.perf_counter()
+    # Every rank, before the model loads or any collective.
+    check_writable(cfg.out, "the catalog store")
+    check_writable(cfg.table_path, "the catalog table")
     env = resolve_env(cuda_available=False)
     comm = job_comm(env)
     with PreemptionWatch() as watch:
         catalog = build_catalog(cfg, env.local_rank)
         setup = _on_root(comm, lambda: open_catalog_store(catalog, command))
         catalog.model_hashes = setup["model_hashes"]
+        if setup["already_complete"]:
+            return GenerateSummary(
+                out=str(cfg.out), table=str(cfg.table_path), num_objects=catalog.num_objects,
+                checksum=setup["checksum"], num_ranks=comm.size,
+                shards_total=setup["num_shards"], shards_this_run=0,
+                shards_per_rank=[0] * comm.size, objects_this_run=0,
+                seconds=time.perf_counter() - start, queue_seconds=0.0, preempted=False,
+                model_hash=catalog.model_hash, already_complete=True)
         writer = open_store_for_writing(cfg.out)
         made = objects = 0
         show = progress and comm.rank == 0
@@ -220,7 +235,9 @@ def run_generate(cfg: GenerateConfig, *, progress: bool = True,
         if remaining == 0:
             def finish() -> tuple[str, str]:
                 digest = finalize_store(cfg.out)
-                return digest, str(write_catalog_table(open_store(cfg.out), cfg.table_path))
+                table = str(write_catalog_table(open_store(cfg.out), cfg.table_path))
+                remove_leftovers([cfg.out])  # of killed earlier runs; every rank is done
+                return digest, table
 
             checksum, table = _on_root(comm, finish)
         preempted = bool(stopped) and remaining > 0
@@ -231,7 +248,7 @@ def run_generate(cfg: GenerateConfig, *, progress: bool = True,
             objects_this_run=objects_all,
             seconds=time.perf_counter() - start,
             queue_seconds=comm.bcast(queue_seconds), preempted=preempted,
-            model_hash=catalog.model_hash)
+            model_hash=catalog.model_hash, shards_left=setup["pending"])
         if preempted and requeue:
             watch.requeue(rank=comm.rank)
         return summary
