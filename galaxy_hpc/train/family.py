@@ -41,6 +41,12 @@ class ModelFamily(ABC):
         self.cfg = cfg
         self.device = device
         self.dtype = dtype  # the precision the engine trains in
+        # Set by the loop before build() under ZeRO-3: `partition.context()` creates
+        # modules already partitioned over the ranks and `partition.load(module, folder)`
+        # fills one from a saved folder, each rank reading only its slice. A family that
+        # loads large pretrained parts builds its trained ones that way, so that no rank
+        # ever holds them whole; None: build whole, as usual.
+        self.partition: Any = None
 
     @abstractmethod
     def build(self) -> torch.nn.Module:
@@ -73,6 +79,12 @@ class ModelFamily(ABC):
         steps, seed), so that anyone can redraw a run's grid from its export with that
         ecosystem's tools alone; written beside each grid as JSON. None: not stated."""
         return None
+
+    def export_scope(self) -> str:
+        """What `export` needs of the trained module's state: "all" of it, or only the
+        "trainable" parameters (a LoRA over a base the user already has), which spares
+        gathering a whole frozen base onto rank 0."""
+        return "all"
 
     @abstractmethod
     def export(self, state_dict: dict[str, torch.Tensor], output_dir: Path) -> Path:

@@ -33,9 +33,14 @@ class SDComponents:
     path: Path | None  # None for a tiny model built in memory
 
 
-def load_components(path: str | Path) -> SDComponents:
+def load_components(path: str | Path, *, partitioned: tuple[str, ...] = (),
+                    partition: Any = None) -> SDComponents:
+    """The parts of the pipeline folder at `path`. Those named in `partitioned` ("unet",
+    "text_encoder": what a run trains) are created inside `partition.context()` from
+    their configs and filled by `partition.load` (ZeRO-3: no rank holds them whole);
+    the rest load whole."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     folder = Path(path)
     if not str(path):
@@ -52,10 +57,25 @@ def load_components(path: str | Path) -> SDComponents:
 
     scheduler_class = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
     inference_class = getattr(diffusers, scheduler_class.get("_class_name", "PNDMScheduler"))
+    if partitioned and partition is None:
+        raise ValueError("partitioned parts need a partition (the training loop's)")
+    if "unet" in partitioned:
+        with partition.context():
+            unet = UNet2DConditionModel.from_config(
+                UNet2DConditionModel.load_config(folder, subfolder="unet"))
+        partition.load(unet, folder / "unet")
+    else:
+        unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
+    if "text_encoder" in partitioned:
+        with partition.context():
+            text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder"))
+        partition.load(text_encoder, folder / "text_encoder")
+    else:
+        text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder")
     return SDComponents(
-        unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet"),
+        unet=unet,
         vae=AutoencoderKL.from_pretrained(folder, subfolder="vae"),
-        text_encoder=CLIPTextModel.from_pretrained(folder, subfolder="text_encoder"),
+        text_encoder=text_encoder,
         tokenizer=CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer"),
         noise_scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler"),
         inference_scheduler=inference_class.from_pretrained(folder, subfolder="scheduler"),

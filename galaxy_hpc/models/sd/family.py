@@ -64,7 +64,10 @@ class SDFamily(ModelFamily):
             parts = tiny_components(captions=captions, image_size=self.store.spec.image_shape[-1],
                                     seed=self.cfg.run.seed)
         else:
-            parts = load_components(model.pretrained_model_name_or_path)
+            trained = ("unet", "text_encoder") if model.train_text_encoder else ("unet",)
+            parts = load_components(model.pretrained_model_name_or_path,
+                                    partitioned=trained if self.partition else (),
+                                    partition=self.partition)
         self.parts: SDComponents = parts
         self.prediction_type = model.prediction_type or parts.noise_scheduler.config.prediction_type
         parts.vae.requires_grad_(False).to(self.device).eval()
@@ -72,7 +75,11 @@ class SDFamily(ModelFamily):
             parts.vae.to(self.dtype)
         unet, text_encoder = parts.unet, parts.text_encoder
         text_encoder.requires_grad_(False)
-        self._text_base_state = {k: v.detach().clone() for k, v in text_encoder.state_dict().items()}
+        # The frozen text encoder's weights, for exports that write it; a partitioned one
+        # (trained under ZeRO-3) has no whole weights here, and its export gathers them.
+        self._text_base_state = (None if hasattr(next(text_encoder.parameters()), "ds_tensor")
+                                 else {k: v.detach().clone()
+                                       for k, v in text_encoder.state_dict().items()})
         if model.method == "lora":
             from peft import LoraConfig
 
@@ -171,10 +178,18 @@ class SDFamily(ModelFamily):
                       "num_inference_steps=..., guidance_scale=..., generator=torch.Generator("
                       ").manual_seed(seed), output_type='np')"}
 
+    def export_scope(self) -> str:
+        # A LoRA over the user's own base needs its adapters only; a tiny model's LoRA
+        # also writes the base it loads onto.
+        return "trainable" if self.cfg.model.method == "lora" and self.parts.path else "all"
+
     def export(self, state_dict: dict[str, torch.Tensor], output_dir: Path) -> Path:
         """Full: a StableDiffusionPipeline folder. LoRA: pytorch_lora_weights.safetensors that
         `pipe.load_lora_weights(folder)` loads onto the base model."""
-        # Fresh CPU copies: the live modules may be bf16, or empty partitions under ZeRO-3.
+        if self.export_scope() == "trainable":
+            return self._export_lora(self.parts.unet, self.parts.text_encoder,
+                                     output_dir / "lora", state_dict=state_dict)
+        # Fresh CPU modules: the live ones may be bf16, or empty partitions under ZeRO-3.
         unet, text_encoder = self._fresh_modules()
         _load_prefixed(unet, state_dict, "unet.")
         if self.cfg.model.train_text_encoder:
@@ -186,23 +201,28 @@ class SDFamily(ModelFamily):
         if self.cfg.model.method == "lora":
             if parts.path is None:  # a tiny model: write the base the LoRA loads onto
                 base_unet, base_text = self._fresh_modules(adapters=False)
-                base_unet.load_state_dict(_without_lora(state_dict, "unet."), strict=True)
+                base_unet.load_state_dict(_without_lora(state_dict, "unet."), strict=True,
+                                          assign=True)
                 save_pipeline(parts, output_dir / "base", unet=base_unet, text_encoder=base_text)
             return self._export_lora(unet, text_encoder, output_dir / "lora")
         return save_pipeline(parts, output_dir / "pipeline", unet=unet, text_encoder=text_encoder)
 
     def _fresh_modules(self, adapters: bool = True) -> tuple[Any, Any]:
-        """New float32 CPU modules of the same architecture, weights still to be loaded."""
+        """New CPU modules of the same architecture whose parameters are still empty
+        (meta): loading a state dict with assign=True makes them hold its tensors, so an
+        export keeps one whole copy of the model (SD-1.5's UNet is 3.4 GB), not two."""
+        from accelerate import init_empty_weights
         from diffusers import UNet2DConditionModel
         from transformers import CLIPTextModel
 
         model = self.cfg.model
-        unet = UNet2DConditionModel.from_config(self.parts.unet.config)
-        text_encoder = CLIPTextModel(self.parts.text_encoder.config)
+        with init_empty_weights(include_buffers=False):
+            unet = UNet2DConditionModel.from_config(self.parts.unet.config)
+            text_encoder = CLIPTextModel(self.parts.text_encoder.config)
         if not model.train_text_encoder or model.method == "lora":
             # The frozen text encoder's weights live outside the engine, whole.
             text_encoder.load_state_dict({k: v.float().cpu() for k, v in
-                                          self._frozen_text_state().items()})
+                                          self._frozen_text_state().items()}, assign=True)
         if adapters and model.method == "lora":
             from peft import LoraConfig
 
@@ -220,21 +240,32 @@ class SDFamily(ModelFamily):
         """The text encoder's base weights (without LoRA layers), saved at build time."""
         return self._text_base_state
 
-    def _export_lora(self, unet: Any, text_encoder: Any, target: Path) -> Path:
+    def _export_lora(self, unet: Any, text_encoder: Any, target: Path,
+                     state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+        """The adapters of `unet` (and `text_encoder`), from `state_dict` (the run's
+        consolidated weights, "unet."/"text_encoder." prefixed) when given, else from
+        the modules themselves."""
         from diffusers import StableDiffusionPipeline
         from diffusers.utils import convert_state_dict_to_diffusers
         from peft.utils import get_peft_model_state_dict
 
+        def adapters(module: Any, prefix: str) -> dict[str, torch.Tensor]:
+            own = None
+            if state_dict is not None:
+                own = {k[len(prefix):]: v.float() for k, v in state_dict.items()
+                       if k.startswith(prefix)}
+            return convert_state_dict_to_diffusers(get_peft_model_state_dict(module, state_dict=own))
+
         text_layers = None
         if self.cfg.model.train_text_encoder:
-            text_layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(text_encoder))
+            text_layers = adapters(text_encoder, "text_encoder.")
         # The adapters' configs go into the file's metadata: without them diffusers
         # assumes lora_alpha == rank and loads a LoRA trained with another alpha at the
         # wrong strength (alpha / rank is the LoRA's scale).
         text_metadata = (text_encoder.peft_config["default"].to_dict()
                          if self.cfg.model.train_text_encoder else None)
         StableDiffusionPipeline.save_lora_weights(
-            target, unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)),
+            target, unet_lora_layers=adapters(unet, "unet."),
             text_encoder_lora_layers=text_layers, safe_serialization=True,
             unet_lora_adapter_metadata=unet.peft_config["default"].to_dict(),
             text_encoder_lora_adapter_metadata=text_metadata)
@@ -250,7 +281,7 @@ class SDFamily(ModelFamily):
 def _load_prefixed(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], prefix: str) -> None:
     own = {key[len(prefix):]: value.float() for key, value in state_dict.items()
            if key.startswith(prefix)}
-    module.load_state_dict(own, strict=True)
+    module.load_state_dict(own, strict=True, assign=True)
 
 
 def _without_lora(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
