@@ -14,7 +14,10 @@ without parallel HDF5), tied together at finalize by a master file.
 
 Virtual-dataset source paths are stored relative ("X.h5.shards/shard-000003.h5"); HDF5
 resolves them against the master file's directory before the working directory, so the
-pair can be moved together and opened from anywhere (tested). But HDF5 keeps every source
+pair can be moved together and opened from anywhere (tested). Our reader takes the folder
+named after the master as it is now (a renamed or copied pair reads its own shards, never
+the original's), and every shard file carries the store id of its manifest, checked when
+it is opened; `relink` points the VDS of a renamed master at its folder. But HDF5 keeps every source
 file of a VDS open once read, and a source it cannot open (missing, or past `ulimit -n`)
 reads as fill values without any error. Hence: columns are real copies (reading the table
 never opens the shards), float images fill with NaN, and our own reader bypasses the VDS,
@@ -27,7 +30,6 @@ import json
 import os
 import re
 import shutil
-from collections import OrderedDict
 from pathlib import Path
 
 import h5py
@@ -35,11 +37,14 @@ import numpy as np
 
 from hpc.store._fs import atomic_write_json, dir_size, publish_dir, temp_sibling
 from hpc.store.checksum import DIGEST_SIZE
+from hpc.store.damage import chunk_checksums_enabled, damaged, short_error
 from hpc.store.manifest import MANIFEST_KEY, Manifest
 from hpc.store.spec import StoreSpec
 
 DIGESTS = "item_digests"
-SHARD_DIR_KEY = "hpc_store_shard_dir"
+SHARD_DIR_KEY = "hpc_store_shard_dir"  # the folder the master was written beside
+STORE_ID_KEY = "hpc_store_id"  # attribute of every shard file: the manifest's store_id
+STAMP_FILE = "verified.json"  # in the shard folder: the last `store verify`
 _RECORD = re.compile(r"^shard-(\d+)\.done\.json$")
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Every file we open is either private to one writer (a temp file renamed when done) or
@@ -52,9 +57,13 @@ def shard_file(shard: int) -> str:
 
 
 def _filters(spec: StoreSpec) -> dict:
+    """The spec's compression, and a fletcher32 checksum of every chunk: a flipped byte is
+    then an error for every HDF5 reader, plain h5py included (what it costs on the
+    training read path: benchmarks/bench_data.py, hpc/store/README.md)."""
+    filters: dict = {"fletcher32": True} if chunk_checksums_enabled() else {}
     if spec.compression == "gzip":
-        return {"compression": "gzip", "compression_opts": spec.compression_level}
-    return {}
+        filters.update(compression="gzip", compression_opts=spec.compression_level)
+    return filters
 
 
 def _h5_dtype(dtype: str):
@@ -66,13 +75,14 @@ class Hdf5Backend:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Always the folder named after the master as it is called now: a renamed pair
+        # finds its own folder, and a copied master never reads the original's shards.
         self.shard_dir = path.with_name(path.name + ".shards")
-        if path.is_file():  # a finalized master names its shard folder (it may have been renamed)
+        self.written_beside: str | None = None  # the folder the VDS of a finalized master names
+        if path.is_file():
             try:
                 with h5py.File(path, "r", locking=False) as master:
-                    self.shard_dir = path.parent / str(
-                        master.attrs.get(SHARD_DIR_KEY, self.shard_dir.name)
-                    )
+                    self.written_beside = str(master.attrs.get(SHARD_DIR_KEY, self.shard_dir.name))
             except OSError:
                 pass
 
@@ -88,8 +98,14 @@ class Hdf5Backend:
 
     def read_manifest(self) -> Manifest:
         if self.path.is_file():
-            with h5py.File(self.path, "r", locking=False) as master:
-                raw = master.attrs.get(MANIFEST_KEY)
+            try:
+                with h5py.File(self.path, "r", locking=False) as master:
+                    raw = master.attrs.get(MANIFEST_KEY)
+            except OSError as error:
+                raise damaged(
+                    self.path, self.path.name, None,
+                    f"(the master file) cannot be read ({short_error(error)})",
+                ) from None
             if raw is None:
                 raise ValueError(
                     f"{self.path}: an HDF5 file, but not an hpc.store store "
@@ -129,6 +145,8 @@ class Hdf5Backend:
         tmp = temp_sibling(final)
         try:
             with h5py.File(tmp, "w", locking=False) as handle:
+                if manifest.store_id is not None:
+                    handle.attrs[STORE_ID_KEY] = manifest.store_id
                 handle.create_dataset(
                     "images", data=images, chunks=(1, *spec.image_shape), **_filters(spec)
                 )
@@ -177,13 +195,18 @@ class Hdf5Backend:
             with h5py.File(tmp, "w", locking=False) as master:
                 self._write_images_vds(master, manifest)
                 columns = master.create_group("columns")
+                # Numeric columns and digests checksummed too (HDF5 cannot checksum the
+                # heap that holds variable-length strings).
+                summed = {"fletcher32": True} if n and chunk_checksums_enabled() else {}
                 for name, dtype in spec.columns.items():
                     dataset = columns.create_dataset(
-                        name, data=self._gather_column(manifest, name), dtype=_h5_dtype(dtype)
+                        name, data=self._gather_column(manifest, name), dtype=_h5_dtype(dtype),
+                        **({} if dtype == "str" else summed),
                     )
                     dataset.attrs.update(spec.column_info.get(name, {}))
                 master.create_dataset(
-                    DIGESTS, data=np.asarray(digests, dtype=np.uint8).reshape(n, DIGEST_SIZE)
+                    DIGESTS, data=np.asarray(digests, dtype=np.uint8).reshape(n, DIGEST_SIZE),
+                    **summed,
                 )
                 master.attrs[MANIFEST_KEY] = json.dumps(manifest.to_dict())
                 master.attrs[SHARD_DIR_KEY] = self.shard_dir.name
@@ -219,12 +242,68 @@ class Hdf5Backend:
             return np.empty(0, dtype=object if dtype == "str" else dtype)
         return np.concatenate(parts)
 
-    def missing_files(self, manifest: Manifest) -> list[str]:
-        return [
-            shard_file(shard)
-            for shard in range(manifest.num_shards)
+    def check_present(self, manifest: Manifest) -> None:
+        """The shard folder and every shard file exist (a stat each); StoreDamaged if not.
+        Sizes, store ids and contents are checked as each file is first read."""
+        folder = self.shard_dir.name
+        if not self.shard_dir.is_dir():
+            old = self.written_beside
+            if old and old != folder and (self.path.parent / old).is_dir():
+                # A renamed or copied master alone: never read another folder's shards.
+                raise damaged(
+                    self.path, f"{folder}/", (0, manifest.num_items),
+                    f"is missing ({self.path.name} was written beside {old}/)",
+                    f"an HDF5 store is the master and its shard folder together: rename or "
+                    f"copy {old}/ to {folder}/ along with the master",
+                )
+            raise damaged(self.path, f"{folder}/", (0, manifest.num_items), "is missing")
+        lost = [
+            shard for shard in range(manifest.num_shards)
             if not (self.shard_dir / shard_file(shard)).is_file()
         ]
+        if lost:
+            more = f" ({len(lost)} of {manifest.num_shards} shard files are missing)"
+            raise damaged(self.path, f"{folder}/{shard_file(lost[0])}",
+                          manifest.shard_bounds(lost[0]), "is missing" + more * (len(lost) > 1))
+
+    def check_shards(self, manifest: Manifest, shards: list[int]) -> None:
+        """The files of written shards, as a reader checks them (StoreDamaged)."""
+        from hpc.store.hdf5_reader import open_checked_shard
+
+        for shard in shards:
+            open_checked_shard(self.path, self.shard_dir, manifest, shard).close()
+
+    def record_name(self, shard: int) -> str:
+        return f"{self.shard_dir.name}/shard-{shard:06d}.done.json"
+
+    def relink(self, manifest: Manifest) -> bool:
+        """Point the master's virtual `images` at the folder named after it now (after a
+        rename, plain h5py would read the old folder or fill values). The master is
+        rewritten aside and renamed into place. Returns whether anything changed."""
+        if self.written_beside in (None, self.shard_dir.name):
+            return False
+        tmp = temp_sibling(self.path)
+        try:
+            shutil.copyfile(self.path, tmp)
+            with h5py.File(tmp, "r+", locking=False) as master:
+                del master["images"]
+                self._write_images_vds(master, manifest)
+                master.attrs[SHARD_DIR_KEY] = self.shard_dir.name
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.written_beside = self.shard_dir.name
+        return True
+
+    def read_stamp(self) -> dict | None:
+        try:
+            return json.loads((self.shard_dir / STAMP_FILE).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def write_stamp(self, stamp: dict) -> None:
+        atomic_write_json(self.shard_dir / STAMP_FILE, stamp)
 
     def size_on_disk(self) -> int:
         size = self.path.stat().st_size if self.path.is_file() else 0
@@ -233,59 +312,7 @@ class Hdf5Backend:
     def paths(self) -> list[Path]:
         return [self.path, self.shard_dir]
 
-    def reader(self, manifest: Manifest) -> "Hdf5Reader":
+    def reader(self, manifest: Manifest):
+        from hpc.store.hdf5_reader import Hdf5Reader
+
         return Hdf5Reader(self.path, self.shard_dir, manifest)
-
-
-class Hdf5Reader:
-    """Reads images straight from the shard files, at most MAX_OPEN open at a time (see the
-    module docstring for why not through the VDS); columns and digests from the master."""
-
-    MAX_OPEN = 16
-
-    def __init__(self, path: Path, shard_dir: Path, manifest: Manifest) -> None:
-        self._master = h5py.File(path, "r", locking=False)
-        self._shard_dir = shard_dir
-        self._manifest = manifest
-        self._open: OrderedDict[int, h5py.File] = OrderedDict()
-
-    def _images_of(self, shard: int) -> h5py.Dataset:
-        handle = self._open.pop(shard, None)
-        if handle is None:
-            handle = h5py.File(self._shard_dir / shard_file(shard), "r", locking=False)
-            if len(self._open) >= self.MAX_OPEN:
-                _, oldest = self._open.popitem(last=False)
-                oldest.close()
-        self._open[shard] = handle
-        return handle["images"]
-
-    def read_images(self, start: int, stop: int) -> np.ndarray:
-        spec = self._manifest.spec
-        out = np.empty((stop - start, *spec.image_shape), dtype=spec.image_dtype)
-        size = spec.shard_size
-        position = start
-        while position < stop:
-            shard = position // size
-            end = min(stop, (shard + 1) * size)
-            self._images_of(shard).read_direct(
-                out,
-                source_sel=np.s_[position - shard * size : end - shard * size],
-                dest_sel=np.s_[position - start : end - start],
-            )
-            position = end
-        return out
-
-    def read_column(self, name: str) -> np.ndarray:
-        dataset = self._master["columns"][name]
-        if self._manifest.spec.columns[name] == "str":
-            return dataset.asstr()[:]
-        return dataset[:]
-
-    def read_digests(self) -> np.ndarray:
-        return self._master[DIGESTS][:]
-
-    def close(self) -> None:
-        for handle in self._open.values():
-            handle.close()
-        self._open.clear()
-        self._master.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -28,6 +29,10 @@ class Manifest:
     created_at: str = ""
     finalized_at: str | None = None
     format_version: int = FORMAT_VERSION
+    # Names this store, not its content: HDF5 shard files carry it, so a master never
+    # reads another store's shards (a copy, a same-named folder). None in stores written
+    # before it existed.
+    store_id: str | None = None
 
     @property
     def num_shards(self) -> int:
@@ -54,6 +59,7 @@ class Manifest:
             "created_at": self.created_at,
             "finalized_at": self.finalized_at,
             "attrs": self.attrs,
+            "store_id": self.store_id,
         }
 
     @classmethod
@@ -71,6 +77,7 @@ class Manifest:
             checksum=data.get("checksum"),
             created_at=data.get("created_at", ""),
             finalized_at=data.get("finalized_at"),
+            store_id=data.get("store_id"),
         )
 
     @classmethod
@@ -82,7 +89,11 @@ class Manifest:
         ):
             raise ValueError(f"num_items must be a non-negative integer, got {num_items!r}")
         return cls(
-            spec=spec, num_items=int(num_items), attrs=check_attrs(attrs or {}), created_at=now()
+            spec=spec,
+            num_items=int(num_items),
+            attrs=check_attrs(attrs or {}),
+            created_at=now(),
+            store_id=uuid.uuid4().hex,
         )
 
 

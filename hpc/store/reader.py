@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hpc.store.checksum import item_digests, store_checksum
-from hpc.store.items import coerce_items
+from hpc.store.damage import StoreDamaged
 from hpc.store.manifest import Manifest
 from hpc.store.spec import StoreSpec
 from hpc.store.writer import Backend, backend_for, detect_backend, format_shards
@@ -102,6 +101,14 @@ class Store:
         return self._manifest.checksum
 
     @property
+    def finalized_at(self) -> str | None:
+        return self._manifest.finalized_at
+
+    @property
+    def store_id(self) -> str | None:
+        return self._manifest.store_id
+
+    @property
     def num_shards(self) -> int:
         return self._manifest.num_shards
 
@@ -122,6 +129,8 @@ class Store:
         return dict(self.spec.column_info.get(name, {}))
 
     def info(self) -> dict[str, Any]:
+        from hpc.store.verify import verification_state
+
         spec, manifest = self.spec, self._manifest
         return {
             "path": str(self.path),
@@ -140,6 +149,7 @@ class Store:
             "created_at": manifest.created_at,
             "finalized_at": manifest.finalized_at,
             "attrs": self.attrs,
+            "verification": verification_state(self),
         }
 
     # -- reading ----------------------------------------------------------------------
@@ -173,48 +183,72 @@ class Store:
         parts = [reader.read_images(int(run[0]), int(run[-1]) + 1) for run in runs]
         return np.concatenate(parts)[inverse.reshape(-1)]
 
-    def read_column(self, name: str) -> np.ndarray:
-        """The whole column (strings as StringDType)."""
+    def read_column(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Values [start, stop) of a column, the whole column by default (strings as
+        StringDType)."""
         if name not in self.spec.columns:
             raise ValueError(
                 f"no column {name!r} in {self.path}; columns: {', '.join(self.columns) or '(none)'}"
             )
-        values = self._handles().read_column(name)
+        start, stop = self._bounds(start, stop, "read_column")
+        values = self._handles().read_column(name, start, stop)
         if self.spec.columns[name] == "str":
             return as_strings(values)
         return np.asarray(values, dtype=self.spec.columns[name])
 
-    def read_item_digests(self) -> np.ndarray:
-        """(N, 32) uint8: the sha256 of every item, as the writers computed it."""
-        return self._handles().read_digests()
+    def read_item_digests(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """(stop - start, 32) uint8: the sha256 of each item, as the writers computed it."""
+        start, stop = self._bounds(start, stop, "read_item_digests")
+        return self._handles().read_digests(start, stop)
+
+    def _bounds(self, start: int, stop: int | None, what: str) -> tuple[int, int]:
+        stop = len(self) if stop is None else stop
+        if not 0 <= start <= stop <= len(self):
+            raise ValueError(f"{what}({start}, {stop}): need 0 <= start <= stop <= {len(self)}")
+        return int(start), int(stop)
+
+    # -- integrity --------------------------------------------------------------------
+    def check_files(self) -> None:
+        """Every file the store needs is there, whole and this store's, without decoding
+        data (a stat and a chunk index per shard): StoreDamaged naming the first that is
+        not. A changed byte inside a chunk is found by reading it (`verify`)."""
+        self._handles().check_all()
 
     def verify(self) -> None:
         """Re-hash every item from the data on disk and compare with the stored digests and
-        checksum; ValueError naming the first bad shard. Reads the whole store."""
-        stored = self.read_item_digests()
-        columns = {name: self.read_column(name) for name in self.columns}
-        for shard in range(self.num_shards):
-            start, stop = self.shard_bounds(shard)
-            images, cols = coerce_items(
-                self.spec,
-                self.read_images(start, stop),
-                {name: values[start:stop] for name, values in columns.items()},
-            )
-            bad = np.flatnonzero(
-                (item_digests(self.spec, images, cols) != stored[start:stop]).any(axis=1)
-            )
-            if bad.size:
-                raise ValueError(
-                    f"{self.path}: shard {shard} differs from its digests "
-                    f"at items {(bad + start)[:10].tolist()}"
-                )
-        if store_checksum(self.spec, stored) != self.checksum:
-            raise ValueError(f"{self.path}: item digests do not match the stored checksum")
+        checksum; StoreDamaged (a ValueError) naming the first damage. Reads everything."""
+        from hpc.store.verify import first_damage
+
+        found = first_damage(self)
+        if found is not None:
+            raise found
+
+    def read_verification(self) -> dict[str, Any] | None:
+        """The last `store verify` outcome recorded in the store, if any."""
+        return self._backend.read_stamp()
+
+    def write_verification(self, stamp: dict[str, Any]) -> None:
+        self._backend.write_stamp(stamp)
+
+    def relink(self) -> bool:
+        """HDF5: point a renamed master's virtual dataset at its own shard folder (plain
+        h5py reads it); True if it was rewritten. Zarr stores need nothing."""
+        relink = getattr(self._backend, "relink", None)
+        return bool(relink and relink(self._manifest))
+
+    def stale_links(self) -> str | None:
+        """HDF5: the folder a renamed master's virtual dataset still names, else None."""
+        old = getattr(self._backend, "written_beside", None)
+        shard_dir = getattr(self._backend, "shard_dir", None)
+        return old if old and shard_dir is not None and old != shard_dir.name else None
 
 
-def open_store(path: str | os.PathLike) -> Store:
+def open_store(path: str | os.PathLike, *, check_present: bool = True) -> Store:
     """Open a finalized store (backend detected from what is on disk). A store that is not
-    finalized, or has lost shard files, raises ValueError saying which shards."""
+    finalized raises ValueError saying which shards; one that lost files it can tell
+    without reading (HDF5 shard files) raises StoreDamaged. Everything else is checked
+    as it is first read. `check_present=False` leaves missing files to be found per shard
+    (`store verify` lists them all instead of stopping at the first)."""
     backend = detect_backend(path)
     manifest = backend.read_manifest()
     if not manifest.complete:
@@ -228,11 +262,9 @@ def open_store(path: str | os.PathLike) -> Store:
         raise ValueError(
             f"{backend.path}: store is not finalized; all shards are written, run finalize_store"
         )
-    lost = backend.missing_files(manifest)
-    if lost:
-        raise ValueError(
-            f"{backend.path}: {len(lost)} shard file(s) missing ({', '.join(lost[:5])}"
-            f"{', ...' if len(lost) > 5 else ''}); "
-            "the store was damaged or moved without its shard folder"
-        )
+    if check_present:
+        backend.check_present(manifest)
     return Store(backend, manifest)
+
+
+__all__ = ["Store", "StoreDamaged", "as_strings", "open_store"]

@@ -20,6 +20,7 @@ import numpy as np
 
 from hpc.store._fs import remove_path
 from hpc.store.checksum import DIGEST_SIZE, item_digests, store_checksum
+from hpc.store.damage import StoreDamaged, damaged, read_checks_enabled
 from hpc.store.hdf5_backend import Hdf5Backend
 from hpc.store.items import coerce_items
 from hpc.store.manifest import Manifest
@@ -176,7 +177,26 @@ def _reopen(backend: Backend, spec: StoreSpec, num_items: int) -> StoreWriter:
             f"{'; '.join(diffs)}. "
             "Resume with the same spec and num_items, or pass overwrite=True to start over"
         )
+    check_written_shards(backend, stored)
     return StoreWriter(backend, stored)
+
+
+def check_written_shards(backend: Backend, manifest: Manifest) -> None:
+    """A resumed job keeps the shards marked written; their files must still be there and
+    whole (a stat and a chunk index each), or the job would finish a store with a hole."""
+    if not read_checks_enabled():
+        return
+    done = sorted(backend.completed_shards(manifest))
+    try:
+        backend.check_shards(manifest, done)
+    except StoreDamaged as error:
+        shard = (error.items[0] // manifest.spec.shard_size) if error.items else None
+        redo = (
+            "restore the file or start over (overwrite)" if manifest.complete or shard is None
+            else f"restore the file, or delete {backend.record_name(shard)} so that the job "
+            "writes the shard again, or start over (overwrite)"
+        )
+        raise damaged(backend.path, error.file or "", error.items, error.reason, redo) from None
 
 
 def _remove_existing(path: Path) -> None:

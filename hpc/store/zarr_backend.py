@@ -25,14 +25,16 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import GzipCodec, ZstdCodec
+from zarr.codecs import Crc32cCodec, GzipCodec, ZstdCodec
 
 from hpc.store._fs import atomic_write_bytes, dir_size, publish_dir, temp_sibling
 from hpc.store.checksum import DIGEST_SIZE
+from hpc.store.damage import chunk_checksums_enabled, damaged, short_error
 from hpc.store.manifest import MANIFEST_KEY, Manifest
 from hpc.store.spec import StoreSpec
 
 DIGESTS = "item_digests"
+STAMP_KEY = "hpc_store_verified"  # group attribute: the last `store verify`
 _RECORD = re.compile(r"^c\.(\d+)\.0$")
 ZARRS_ENV = "HPC_STORE_ZARRS"
 READ_THREADS_ENV = "HPC_STORE_READ_THREADS"  # zarrs threads per reading process
@@ -121,31 +123,41 @@ class ImagesArray:
         return zarr.open_array(self._path, mode=self._mode), False
 
     def _retry(self, operation):
+        """operation(array); if zarrs raises and zarr's own pipeline does not, read with
+        zarr's from then on. If both raise, the data is at fault, not zarrs: keep it."""
         try:
-            return operation()
+            return operation(self._array)
         except Exception:
             if not self.uses_zarrs:
                 raise
+            fallback, _ = self._open({})
+            result = operation(fallback)
             _disable_zarrs()
-            self._array, self.uses_zarrs = self._open({})
-            return operation()
+            self._array, self.uses_zarrs = fallback, False
+            return result
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        return self._retry(lambda: self._array[start:stop])
+        return self._retry(lambda array: array[start:stop])
 
     def write(self, start: int, stop: int, images: np.ndarray) -> None:
-        def operation() -> None:
-            self._array[start:stop] = images
+        def operation(array: zarr.Array) -> None:
+            array[start:stop] = images
 
         self._retry(operation)
 
 
 def _compressors(spec: StoreSpec) -> list[Any] | None:
+    """The bytes codecs of every chunk: the spec's compressor, then a crc32c of the result,
+    so that a flipped byte is an error on every read (zarrs and zarr both check it; it
+    costs ~1-3% of the training read rate, benchmarks/bench_data.py)."""
+    codecs: list[Any] = []
     if spec.compression == "zstd":
-        return [ZstdCodec(level=spec.compression_level)]
-    if spec.compression == "gzip":
-        return [GzipCodec(level=spec.compression_level)]
-    return None
+        codecs.append(ZstdCodec(level=spec.compression_level))
+    elif spec.compression == "gzip":
+        codecs.append(GzipCodec(level=spec.compression_level))
+    if chunk_checksums_enabled():
+        codecs.append(Crc32cCodec())
+    return codecs or None
 
 
 def _build_hierarchy(root: Path, manifest: Manifest) -> None:
@@ -205,6 +217,10 @@ class ZarrBackend:
             meta = json.loads((self.path / "zarr.json").read_text())
         except FileNotFoundError:
             raise FileNotFoundError(f"{self.path}: not a store (no zarr.json)") from None
+        except (OSError, ValueError) as error:
+            raise damaged(
+                self.path, "zarr.json", None, f"cannot be read ({short_error(error)})"
+            ) from None
         stored = meta.get("attributes", {}).get(MANIFEST_KEY)
         if stored is None:
             raise ValueError(
@@ -241,10 +257,12 @@ class ZarrBackend:
         if self._images is None:
             self._images = ImagesArray(self.path, "r+")
         self._images.write(start, stop, images)
-        for name, values in columns.items():
-            if name not in self._columns:
-                self._columns[name] = zarr.open_array(self.path / "columns" / name, mode="r+")
-            self._columns[name][start:stop] = values
+        # Every column chunk is written, fill values too: a missing one is then damage.
+        with zarr.config.set({"array.write_empty_chunks": True}):
+            for name, values in columns.items():
+                if name not in self._columns:
+                    self._columns[name] = zarr.open_array(self.path / "columns" / name, mode="r+")
+                self._columns[name][start:stop] = values
         padded = np.zeros((manifest.spec.shard_size, DIGEST_SIZE), dtype=np.uint8)
         padded[: stop - start] = digests
         record.parent.mkdir(exist_ok=True)
@@ -276,11 +294,34 @@ class ZarrBackend:
         attributes[MANIFEST_KEY] = manifest.to_dict()
         group.attrs.put(attributes)
 
-    def missing_files(self, manifest: Manifest) -> list[str]:
-        """Nothing to check cheaply: zarr stores no file for an all-fill chunk (zarrs not
-        even with write_empty_chunks), so an absent chunk file is not an error here.
-        `Store.verify()` re-hashes the data instead."""
-        return []
+    def check_present(self, manifest: Manifest) -> None:
+        """Nothing to check cheaply at open: zarr stores no file for an all-fill chunk
+        (zarrs not even with write_empty_chunks), so the reader checks each shard as it
+        first reads it (zarr_reader.py)."""
+
+    def check_shards(self, manifest: Manifest, shards: list[int]) -> None:
+        """The files of written shards, as a reader checks them (StoreDamaged)."""
+        from hpc.store.zarr_reader import ZarrReader
+
+        reader = ZarrReader(self.path, manifest)
+        for shard in shards:
+            reader.check_image_shard(shard)
+            for name in manifest.spec.columns:
+                reader.check_column_chunk(name, shard)
+
+    def record_name(self, shard: int) -> str:
+        return f"{DIGESTS}/c.{shard}.0"
+
+    def read_stamp(self) -> dict[str, Any] | None:
+        meta = json.loads((self.path / "zarr.json").read_text())
+        return meta.get("attributes", {}).get(STAMP_KEY)
+
+    def write_stamp(self, stamp: dict[str, Any]) -> None:
+        """A group attribute, zarr.json rewritten by atomic rename: a reader never sees a
+        torn file, and plain zarr users see when the store was last verified."""
+        meta = json.loads((self.path / "zarr.json").read_text())
+        meta.setdefault("attributes", {})[STAMP_KEY] = stamp
+        atomic_write_bytes(self.path / "zarr.json", json.dumps(meta, indent=2).encode())
 
     def size_on_disk(self) -> int:
         return dir_size(self.path)
@@ -288,27 +329,7 @@ class ZarrBackend:
     def paths(self) -> list[Path]:
         return [self.path]
 
-    def reader(self, manifest: Manifest) -> "ZarrReader":
-        return ZarrReader(self.path)
+    def reader(self, manifest: Manifest) -> Any:
+        from hpc.store.zarr_reader import ZarrReader  # it builds on ImagesArray above
 
-
-class ZarrReader:
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._images: ImagesArray | None = None
-
-    def read_images(self, start: int, stop: int) -> np.ndarray:
-        if self._images is None:
-            # Opened on the first image read, not before: merely building a zarrs pipeline
-            # already spoils fork() for children, and a parent often reads only columns.
-            self._images = ImagesArray(self._path, "r")
-        return self._images.read(start, stop)
-
-    def read_column(self, name: str) -> np.ndarray:
-        return zarr.open_array(self._path / "columns" / name, mode="r")[:]
-
-    def read_digests(self) -> np.ndarray:
-        return zarr.open_array(self._path / DIGESTS, mode="r")[:]
-
-    def close(self) -> None:
-        pass
+        return ZarrReader(self.path, manifest)

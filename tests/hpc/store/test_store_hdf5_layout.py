@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from store_helpers import make_items, make_spec, read_with_fd_limit, write_shards
 
-from hpc.store import StoreSpec, create_store, finalize_store, open_store
+from hpc.store import StoreDamaged, StoreSpec, create_store, finalize_store, open_store
 
 
 def build(folder, num_items=10, shard_size=4, seed=0):
@@ -71,16 +71,61 @@ def test_moving_the_folder_or_the_pair(tmp_path, monkeypatch):
     assert_reads("deeper/cat.h5", images)
 
 
-def test_renamed_master_still_finds_its_shards(tmp_path):
-    path, images = build(tmp_path)
+def test_a_master_renamed_alone_is_refused_naming_both_folders(tmp_path):
+    """A master renamed or copied without its folder could be a copy: it must not read
+    the original's shards; the error says what to rename."""
+    path, _ = build(tmp_path)
     path.rename(tmp_path / "renamed.h5")
-    assert_reads(tmp_path / "renamed.h5", images)
+    with pytest.raises(StoreDamaged, match=r"renamed.h5.shards/ \(items 0..9\) is missing "
+                       r"\(renamed.h5 was written beside cat.h5.shards/\); .*rename or copy "
+                       r"cat.h5.shards/ to renamed.h5.shards/"):
+        open_store(tmp_path / "renamed.h5")
+
+
+def test_a_renamed_pair_reads_its_own_shards_and_relinks_for_plain_h5py(tmp_path):
+    path, images = build(tmp_path)
+    (tmp_path / "cat.h5").rename(tmp_path / "new.h5")
+    (tmp_path / "cat.h5.shards").rename(tmp_path / "new.h5.shards")
+    store = open_store(tmp_path / "new.h5")
+    np.testing.assert_array_equal(store.read_images(), images)
+    assert store.stale_links() == "cat.h5.shards"
+    store.close()
+    with h5py.File(tmp_path / "new.h5", "r") as master:  # the VDS still names the old folder
+        assert {v.file_name for v in master["images"].virtual_sources()} == {
+            f"cat.h5.shards/shard-{j:06d}.h5" for j in range(3)}
+    assert store.relink() is True
+    assert_reads(tmp_path / "new.h5", images)
+    again = open_store(tmp_path / "new.h5")
+    assert again.stale_links() is None and again.relink() is False
+    again.verify()
+
+
+def test_a_copied_pair_never_reads_the_original(tmp_path):
+    path, images = build(tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    (tmp_path / "b" / "cat.h5").rename(tmp_path / "b" / "copy.h5")
+    (tmp_path / "b" / "cat.h5.shards").rename(tmp_path / "b" / "copy.h5.shards")
+    shutil.rmtree(tmp_path / "a")
+    np.testing.assert_array_equal(open_store(tmp_path / "b" / "copy.h5").read_images(), images)
+
+
+def test_a_shard_of_another_store_is_refused(tmp_path):
+    path, _ = build(tmp_path / "a")
+    build(tmp_path / "b", seed=1)  # same layout and names, another store
+    shutil.copy(tmp_path / "b" / "cat.h5.shards" / "shard-000001.h5",
+                tmp_path / "a" / "cat.h5.shards" / "shard-000001.h5")
+    store = open_store(path)
+    store.read_images(0, 4)
+    with pytest.raises(StoreDamaged, match=r"cat.h5.shards/shard-000001.h5 \(items 4..7\) "
+                       r"belongs to another store"):
+        store.read_images(4, 8)
 
 
 def test_missing_shard_file_is_an_error_not_fill_values(tmp_path):
     path, _ = build(tmp_path)
     (tmp_path / "cat.h5.shards" / "shard-000001.h5").unlink()
-    with pytest.raises(ValueError, match=r"1 shard file\(s\) missing \(shard-000001.h5\)"):
+    with pytest.raises(StoreDamaged, match=r"cat.h5 is damaged: cat.h5.shards/shard-000001.h5 "
+                       r"\(items 4..7\) is missing"):
         open_store(path)
 
 
