@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from collections import Counter
 from pathlib import Path
 
+from galaxy_hpc.cli.output import print_json
 from galaxy_hpc.data.captions import CaptionConfig, Captioner
 from galaxy_hpc.data.vote_table import FRACTION_SUFFIXES, TABLE_ENDINGS, read_vote_table
 
@@ -55,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
         writer.writerows(zip(table.ids.tolist(), captions, strict=True))
     common = Counter(captions).most_common(NUM_MOST_COMMON)
     if args.json:
-        print(json.dumps({
+        print_json({
             "num_captioned": len(captions), "out": str(out), "votes": str(args.votes),
             "naming": table.naming, "suffix": table.suffix,
-            "most_common": [{"caption": c, "count": n} for c, n in common]}))
+            "most_common": [{"caption": c, "count": n} for c, n in common]})
     else:
         listing = "; ".join(f"{c!r} x{n}" for c, n in common)
         print(f"captioned {len(captions)} galaxies ({table.naming}"

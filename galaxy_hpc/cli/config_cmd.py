@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from galaxy_hpc.cli.output import print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,5 +23,8 @@ def run(args: argparse.Namespace) -> int:
     from hpc.config import dump_yaml, load_config, to_dict
 
     cfg = load_config(args.file, args.overrides)
-    print(json.dumps(to_dict(cfg), indent=2) if args.json else dump_yaml(cfg), end="\n" if args.json else "")
+    if args.json:
+        print_json(to_dict(cfg), indent=2)
+    else:
+        print(dump_yaml(cfg), end="")
     return 0

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from galaxy_hpc.cli.output import print_json
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     env = resolve_env()
     if args.json:
-        print(env.to_json())
+        print_json(env.to_json())
         return 0
     print(f"rank {env.rank}/{env.world_size} (local {env.local_rank}/{env.local_world_size}, "
           f"node {env.node_rank}/{env.num_nodes}) on {env.hostname}")

@@ -4,8 +4,9 @@ mpiexec or inside srun; `--object I --out F` regenerates one object of it alone.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
+
+from galaxy_hpc.cli.output import print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_generate(cfg, progress=not args.json)
     if env.is_main:
         report = {**asdict(result), "ok": result.ok, "objects_per_s": result.objects_per_s}
-        print(json.dumps(report) if args.json else result.summary(), flush=True)
+        print_json(report) if args.json else print(result.summary(), flush=True)
     if result.preempted:
         return EXIT_REQUEUE
     return 0 if result.ok else 1
@@ -66,5 +67,5 @@ def _one_object(cfg, args: argparse.Namespace, env) -> int:
 
     check_writable(args.out, "the object")
     result = regenerate_object(cfg, args.object, args.out)
-    print(json.dumps(asdict(result)) if args.json else result.summary(), flush=True)
+    print_json(asdict(result)) if args.json else print(result.summary(), flush=True)
     return 1 if result.matches_catalog is False else 0

@@ -94,5 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary = run_ingest(build_config(args), progress=not args.json)
     if resolve_env(cuda_available=False).is_main:
-        print(json.dumps(summary.to_dict()) if args.json else summary.summary(), flush=True)
+        from galaxy_hpc.cli.output import print_json
+
+        print_json(summary.to_dict()) if args.json else print(summary.summary(), flush=True)
     return EXIT_REJECTS if summary.num_rejected else EXIT_OK

@@ -5,7 +5,12 @@ Each subcommand lives in its own module of this package and exposes
 `run(args) -> int`. A subcommand is listed in COMMANDS only once it works.
 
 Exit status: 0 clean; 1 an error (one line on stderr); 2 bad usage (argparse);
-3 a batch finished but set inputs aside (rejects).
+3 a batch finished but set inputs aside (rejects); 75 stopped for preemption with
+its progress saved (run the same command again).
+
+Jobs take `KEY=VALUE` overrides anywhere after the subcommand (`train CFG --json
+a.b=1`): argparse alone stops filling a positional list at the first flag, so
+the tokens it leaves over that look like overrides are gathered here.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
 from galaxy_hpc import __version__
@@ -22,6 +28,12 @@ from hpc.provenance import recording_command
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_REJECTS = 3
+EXIT_REQUEUE = 75  # hpc.preempt.EXIT_REQUEUE, not imported: it would load the signal machinery
+
+# `a.b=value`: a dotted key of identifier-like parts, then "=" (a path like runs/lr=1 is not).
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_0-9][\w-]*)*=")
+# The positional that holds a job's config (or ingest's SOURCE), by command.
+_CONFIG_SLOTS = ("config", "file", "source")
 
 # Module names under galaxy_hpc.cli, in the order `--help` lists them.
 COMMANDS: list[str] = [
@@ -65,13 +77,20 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     keep_freed_memory()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_ERROR
+    _gather_overrides(parser, args, rest)
     rank_log = _redirect_rank_output() if getattr(args, "distributed", False) else None
     try:
-        status = int(args.func(args) or 0)
+        if getattr(args, "json", False):
+            from galaxy_hpc.cli.output import json_mode
+
+            with json_mode():
+                status = int(args.func(args) or 0)
+        else:
+            status = int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         # User mistakes: one line that says what to change, no traceback.
         print(f"galaxy-hpc {args.command}: error: {error}", file=sys.stderr)
@@ -91,11 +110,64 @@ def _main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print(f"galaxy-hpc {args.command}: interrupted", file=sys.stderr)
         status = 130
-    if rank_log is not None and status not in (EXIT_OK, EXIT_REJECTS):
+    if status == EXIT_REQUEUE and getattr(args, "distributed", False):
+        _report_preempted_rank(args.command)
+    elif rank_log is not None and status not in (EXIT_OK, EXIT_REJECTS):
         from hpc.logs import tell_terminal
 
         tell_terminal(f"galaxy-hpc {args.command}: failed on this rank; see {rank_log}")
     return status
+
+
+def _gather_overrides(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                      rest: list[str]) -> None:
+    """Put every KEY=VALUE of a job command into `args.overrides`, and its config path
+    (given after flags, or after an override) into the config positional. Anything else
+    left over is an error, as argparse would have said."""
+    command = _command_parser(parser, args)
+    if not hasattr(args, "overrides"):
+        if rest:
+            command.error(f"unrecognized arguments: {' '.join(rest)}")
+        return
+    slot = next((a for a in command._actions if a.dest in _CONFIG_SLOTS), None)
+    given = getattr(args, slot.dest) if slot else None
+    tokens = ([given] if given is not None else []) + list(args.overrides) + list(rest)
+    overrides = [t for t in tokens if _OVERRIDE.match(t)]
+    others = [t for t in tokens if not _OVERRIDE.match(t)]
+    room = 1 if slot else 0
+    flags = [t for t in others if t.startswith("-")]
+    if flags or len(others) > room:
+        command.error(f"unrecognized arguments: {' '.join(flags or others[room:])}")
+    if slot:
+        if not others and slot.nargs is None:  # required, and argparse filled it with an override
+            command.error(f"the following arguments are required: {slot.metavar or slot.dest}")
+        setattr(args, slot.dest, others[0] if others else None)
+    args.overrides = overrides
+
+
+def _command_parser(parser: argparse.ArgumentParser,
+                    args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub-)subcommand that was run (`evaluate fid`), for its messages."""
+    current = parser
+    while True:
+        actions = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, actions[0].dest, None) if actions else None
+        if chosen not in (actions[0].choices if actions else {}):
+            return current
+        current = actions[0].choices[chosen]
+
+
+def _report_preempted_rank(command: str) -> None:
+    """Preemption is a normal stop, not a failure: every rank other than 0 (which printed
+    the summary) says so in its own log, where one would look for a failure."""
+    from hpc.dist import resolve_env
+
+    env = resolve_env(cuda_available=False)
+    if env.is_main:
+        return
+    print(f"galaxy-hpc {command}: stopped for preemption on rank {env.rank}/{env.world_size} "
+          f"(exit {EXIT_REQUEUE}): its part of the checkpoint is saved; the same command "
+          "resumes from it", file=sys.stderr, flush=True)
 
 
 def _redirect_rank_output():

@@ -19,10 +19,11 @@ rank 0 gathers and writes; the table is the same for any number of ranks.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
+
+from galaxy_hpc.cli.output import print_json
 
 TABLE_ENDINGS = (".fits", ".csv")
 
@@ -118,9 +119,11 @@ def run(args: argparse.Namespace) -> int:
                    # rank 0's rate over its share, model loading left out
                    "items_per_s_per_rank": (stop - start) / predicting if predicting > 0
                    else None}
-        print(json.dumps(summary) if args.json else
-              f"predicted {len(columns)} vote fractions for {len(store)} galaxies in "
-              f"{seconds:.1f} s on {env.world_size} rank(s): {out}", flush=True)
+        if args.json:
+            print_json(summary)
+        else:
+            print(f"predicted {len(columns)} vote fractions for {len(store)} galaxies in "
+                  f"{seconds:.1f} s on {env.world_size} rank(s): {out}", flush=True)
     return 0
 
 

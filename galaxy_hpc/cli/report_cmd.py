@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from galaxy_hpc.cli.output import print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,5 +25,8 @@ def run(args: argparse.Namespace) -> int:
     if args.per_class < 1:
         raise ValueError(f"--per-class must be >= 1, got {args.per_class}")
     result = build_report(args.run_dir, per_class=args.per_class)
-    print(json.dumps(result.to_dict()) if args.json else result.summary(), flush=True)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(result.summary(), flush=True)
     return 0

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from galaxy_hpc.cli.output import print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,5 +30,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_job_config("selftest", config, overrides)
     result = run_job("selftest", cfg)
     if resolve_env().is_main:
-        print(json.dumps(asdict(result)) if args.json else result.summary(), flush=True)
+        if args.json:
+            print_json(asdict(result))
+        else:
+            print(result.summary(), flush=True)
     return 0 if result.ok else 1

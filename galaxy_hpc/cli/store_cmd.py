@@ -31,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:  # unreadable file, permissions: still one line naming the path
         raise ValueError(f"{args.store}: cannot read store ({error.strerror or error})") from None
     if args.json:
-        print(json.dumps(info, sort_keys=True))
+        from galaxy_hpc.cli.output import print_json
+
+        print_json(json.dumps(info, sort_keys=True))
     else:
         print(format_info(info))
     return 0

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from galaxy_hpc.cli.output import print_json
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from galaxy_hpc.jobs import JOBS
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  logs: {submitted.stdout}\n        {submitted.stderr}")
     if not args.wait:
         if args.json:
-            print(json.dumps(info))
+            print_json(info)
         return 0
     results = wait(submitted)
     main_result = results[0]
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     state = final_state(submitted)
     info.update(state=state, ok=ok)
     if args.json:
-        print(json.dumps(info))
+        print_json(info)
     else:
         summary = main_result.summary() if hasattr(main_result, "summary") else repr(main_result)
         print(f"job {submitted.job_id} finished ({state})\n{summary}")

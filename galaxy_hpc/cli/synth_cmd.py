@@ -61,5 +61,7 @@ def run(args: argparse.Namespace) -> int:
         args.overrides, args.config = [args.config, *args.overrides], None
     summary = run_synth(build_config(args), progress=not args.json)
     if resolve_env(cuda_available=False).is_main:
-        print(json.dumps(asdict(summary)) if args.json else summary.line(), flush=True)
+        from galaxy_hpc.cli.output import print_json
+
+        print_json(asdict(summary)) if args.json else print(summary.line(), flush=True)
     return 0

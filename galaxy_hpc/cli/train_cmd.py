@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
+
+from galaxy_hpc.cli.output import print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +31,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_job_config("train", args.config, list(args.overrides))
     result = run_job("train", cfg)
     if resolve_env(cuda_available=False).is_main and (args.json or not result.announced):
-        print(json.dumps(asdict(result)) if args.json else result.summary(), flush=True)
+        if args.json:
+            print_json(asdict(result))
+        else:
+            print(result.summary(), flush=True)
     return EXIT_REQUEUE if result.preempted else (0 if result.ok else 1)
 
 

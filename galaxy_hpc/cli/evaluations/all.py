@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from galaxy_hpc.cli.output import print_json
 
 
 def register(actions: argparse._SubParsersAction) -> None:
@@ -28,5 +29,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_job_config("evaluate", args.config, list(args.overrides))
     summary = run_evaluate(cfg, show_progress=not args.json)
     if resolve_env(cuda_available=False).is_main:
-        print(json.dumps(summary.to_dict()) if args.json else summary.summary(), flush=True)
+        if args.json:
+            print_json(summary.to_dict())
+        else:
+            print(summary.summary(), flush=True)
     return 0

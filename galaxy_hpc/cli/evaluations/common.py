@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from galaxy_hpc.cli.output import print_json
+
 
 def add_output_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="RUN_DIR",
@@ -33,7 +35,7 @@ def emit(result: Any, args: argparse.Namespace, name: str) -> int:
     data = result.to_dict()
     written = write_result(args.out, name, data) if args.out else None
     if args.json:
-        print(to_json(data), flush=True)
+        print_json(to_json(data))
     else:
         print(result.summary() + (f"\nwrote {written}" if written else ""), flush=True)
     return 0
