@@ -12,7 +12,8 @@ is. Kinds are registered lazily as "module:Class" strings, which keeps
 
 A file may start from another with `inherit: other.yaml` (a path relative to
 the file); mappings merge key by key, everything else is replaced. Tiny CPU
-variants of real recipes are written this way.
+variants of real recipes are written this way. Each key remembers the file
+that set it last, so an error names the file to edit, parent or child.
 """
 
 from __future__ import annotations
@@ -64,8 +65,14 @@ def kind_of(cls: type) -> str | None:
 # --------------------------------------------------------------------------- reading
 
 
-def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, resolving `inherit:` chains."""
+    return _read_yaml(path, ())[0]
+
+
+def _read_yaml(path: str | Path,
+               _seen: tuple[Path, ...]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The merged mapping, and the file that set each dotted key (the last one to)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
@@ -82,12 +89,47 @@ def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a YAML mapping, got {type(data).__name__}")
     parent = data.pop("inherit", None)
+    own = _origins(data, str(path))
     if parent is None:
-        return data
+        return data, own
     if not isinstance(parent, str):
         raise ConfigError(f"{path}: 'inherit' must be a path string")
-    base = read_yaml(path.parent / parent, (*_seen, resolved))
-    return deep_merge(base, data)
+    base, inherited = _read_yaml(path.parent / parent, (*_seen, resolved))
+    return deep_merge(base, data), {**inherited, **own}
+
+
+def _origins(data: Mapping[str, Any], file: str, prefix: str = "") -> dict[str, str]:
+    found = {}
+    for key, value in data.items():
+        found[f"{prefix}{key}"] = file
+        if isinstance(value, Mapping):
+            found.update(_origins(value, file, f"{prefix}{key}."))
+    return found
+
+
+class _Source(str):
+    """The name errors give (the file loaded), knowing which file of an inherit chain set
+    each key: a typo in a parent is reported against the parent, not the child."""
+
+    origins: dict[str, str]
+
+    def __new__(cls, name: str, origins: dict[str, str]) -> "_Source":
+        source = super().__new__(cls, name)
+        source.origins = origins
+        return source
+
+    def of(self, key: str) -> str:
+        parts = key.split("[")[0].split(".")
+        for depth in range(len(parts), 0, -1):
+            file = self.origins.get(".".join(parts[:depth]))
+            if file is not None:
+                return file if file == str(self) else f"{file} (inherited by {self})"
+        return str(self)
+
+
+def _at(source: str, key: str) -> str:
+    """The file to blame for `key`."""
+    return source.of(key) if isinstance(source, _Source) else source
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -140,7 +182,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = (), cls: type[T] | 
     `cls` is taken from the file's `kind:` when not given; when both are
     present they must agree.
     """
-    data = read_yaml(path)
+    data, origins = _read_yaml(path, ())
     kind = data.pop("kind", None)
     if cls is None:
         if kind is None:
@@ -151,7 +193,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = (), cls: type[T] | 
         raise ConfigError(f"{path}: kind is {kind!r} but a {kind_of(cls)!r} config is needed here")
     # The file alone first, so that an error is blamed on the file or on the
     # command-line overrides, whichever introduced it.
-    cfg = from_dict(cls, data, source=str(path))
+    cfg = from_dict(cls, data, source=_Source(str(path), origins))
     if not overrides:
         return cfg
     if any(parse_override(o)[0][0] == "kind" for o in overrides):
@@ -168,7 +210,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], source: str = "<dict>") -> 
 def _build_dataclass(cls: type, data: Any, source: str, prefix: str) -> Any:
     where = prefix.rstrip(".") or "top level"
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: {where}: expected a mapping, got {_show(data)}")
+        raise ConfigError(f"{_at(source, where)}: {where}: expected a mapping, got {_show(data)}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     unknown = [key for key in data if key not in fields]
@@ -177,7 +219,8 @@ def _build_dataclass(cls: type, data: Any, source: str, prefix: str) -> Any:
         close = difflib.get_close_matches(str(key), list(fields), n=1)
         hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
         valid = ", ".join(fields)
-        raise ConfigError(f"{source}: unknown key '{prefix}{key}'{hint}; valid keys here: {valid}")
+        raise ConfigError(f"{_at(source, f'{prefix}{key}')}: unknown key '{prefix}{key}'{hint}; "
+                          f"valid keys here: {valid}")
     kwargs = {}
     for name, value in data.items():
         default = _default_of(fields[name])
@@ -193,14 +236,14 @@ def _build_dataclass(cls: type, data: Any, source: str, prefix: str) -> Any:
         and f.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise ConfigError(f"{source}: missing required key '{prefix}{missing[0]}'")
+        raise ConfigError(f"{_at(source, where)}: missing required key '{prefix}{missing[0]}'")
     try:
         return cls(**kwargs)
     except ConfigError:
         raise
     except (ValueError, TypeError) as error:
         # __post_init__ validation: say which file and section it concerns.
-        raise ConfigError(f"{source}: {where}: {error}") from None
+        raise ConfigError(f"{_at(source, where)}: {where}: {error}") from None
 
 
 def _default_of(f: dataclasses.Field) -> Any:
@@ -230,7 +273,8 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
         if value in args:
             return value
         choices = ", ".join(repr(a) for a in args)
-        raise ConfigError(f"{source}: {key}: must be one of {choices}, got {_show(value)}")
+        raise ConfigError(f"{_at(source, key)}: {key}: must be one of {choices}, "
+                          f"got {_show(value)}")
     if dataclasses.is_dataclass(tp):
         return _build_dataclass(tp, value, source, f"{key}.")
     if origin in (list, tuple, Sequence) or tp in (list, tuple):
@@ -238,7 +282,8 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
             raise _type_error(source, key, tp, value)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
-                raise ConfigError(f"{source}: {key}: expected {len(args)} items, got {len(value)}")
+                raise ConfigError(f"{_at(source, key)}: {key}: expected {len(args)} items, "
+                                  f"got {len(value)}")
             items = [_convert(a, v, source, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value))]
         else:
             item_tp = args[0] if args else Any
@@ -284,7 +329,7 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
 
 
 def _type_error(source: str, key: str, tp: Any, value: Any) -> ConfigError:
-    return ConfigError(f"{source}: {key}: expected {_type_name(tp)}, got {_show(value)}")
+    return ConfigError(f"{_at(source, key)}: {key}: expected {_type_name(tp)}, got {_show(value)}")
 
 
 def _type_name(tp: Any) -> str:

@@ -140,6 +140,30 @@ def test_inherit_merges_mappings_and_detects_cycles(tmp_path):
         load_config(tmp_path / "x.yaml", cls=Demo)
 
 
+def test_errors_name_the_file_of_an_inherit_chain_that_holds_the_bad_key(tmp_path):
+    """A typo in a parent is the parent's to fix, even when the child is the file loaded."""
+    write(tmp_path, "grand.yaml", "kind: test-demo\nname: g\noptim: {lr: fast}\n")
+    write(tmp_path, "base.yaml", "inherit: grand.yaml\nstpes: 3\n")
+    child = write(tmp_path, "child.yaml", "inherit: base.yaml\noptim: {betas: [0.5, 0.6]}\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(child)
+    assert str(error.value).startswith(
+        f"{tmp_path / 'base.yaml'} (inherited by {child}): unknown key 'stpes' "
+        "(did you mean 'steps'?)")
+    write(tmp_path, "base.yaml", "inherit: grand.yaml\nsteps: 3\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(child)
+    assert str(error.value) == (f"{tmp_path / 'grand.yaml'} (inherited by {child}): optim.lr: "
+                                "expected float, got str 'fast'")
+    write(tmp_path, "grand.yaml", "kind: test-demo\nname: g\n")
+    write(tmp_path, "child.yaml", "inherit: base.yaml\noptim: {betaz: 1}\n")
+    with pytest.raises(ConfigError, match=rf"^{child}: unknown key 'optim.betaz'"):
+        load_config(child)
+    write(tmp_path, "child.yaml", "inherit: base.yaml\nprecision: fp8\n")
+    with pytest.raises(ConfigError, match=rf"^{child}: precision: must be one of"):
+        load_config(child)
+
+
 def test_kind_mismatch_and_unknown_kind(tmp_path):
     path = write(tmp_path, "a.yaml", "kind: test-demo\nname: x\n")
     with pytest.raises(ConfigError, match="kind is 'test-demo'"):
