@@ -10,6 +10,7 @@ from pathlib import Path
 from galaxy_hpc.cli.output import print_json
 from galaxy_hpc.data.captions import CaptionConfig, Captioner
 from galaxy_hpc.data.vote_table import FRACTION_SUFFIXES, TABLE_ENDINGS, read_vote_table
+from hpc.files import check_writable
 
 NUM_MOST_COMMON = 5
 
@@ -45,9 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     config = CaptionConfig(survey=args.survey, threshold=args.threshold,
                            odd_threshold=args.odd_threshold)
+    out = args.out or default_out(args.votes)
+    check_writable(out, "the captions")
     table = read_vote_table(args.votes, suffix=args.suffix, id_column=args.id_column)
     captions = Captioner(config).captions(table.fractions)
-    out = args.out or default_out(args.votes)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as handle:
         writer = csv.writer(handle)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from collections.abc import Callable
 
 # Module names under galaxy_hpc.cli.evaluations.
 EVALUATIONS: list[str] = [
@@ -32,3 +33,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="evaluation", metavar="EVALUATION", required=True)
     for name in EVALUATIONS:
         importlib.import_module(f"galaxy_hpc.cli.evaluations.{name}").register(actions)
+        command = actions.choices[name]
+        command.set_defaults(func=_checking_out(command.get_default("func")))
+
+
+def _checking_out(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """`run`, after checking that --out RUN_DIR can be written: results are written at the
+    end, so an unwritable folder must stop the evaluation before its work, not after."""
+
+    def checked(args: argparse.Namespace) -> int:
+        from hpc.files import check_writable
+
+        if getattr(args, "out", None):
+            check_writable(args.out, "the results folder (--out)")
+        return run(args)
+
+    return checked

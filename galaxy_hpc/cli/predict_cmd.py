@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from galaxy_hpc.models.vote_predictor import load_vote_predictor
     from hpc.comm import job_comm
     from hpc.dist import resolve_env
+    from hpc.files import check_writable
     from hpc.mpi import split_range
     from hpc.store import open_store
 
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out(store.path)
     if not out.name.lower().endswith(TABLE_ENDINGS):
         raise ValueError(f"--out {out}: write a {' or '.join(TABLE_ENDINGS)} table")
+    check_writable(out, "the predictions table")  # before the model loads, not after the work
     env = resolve_env(cuda_available=False)
     comm = job_comm(env) if env.world_size > 1 else None
     started = time.perf_counter()

@@ -29,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     from hpc.preempt import EXIT_REQUEUE
 
     cfg = load_job_config("train", args.config, list(args.overrides))
+    from hpc.files import check_writable
+
+    check_writable(cfg.run.output_dir, "the training output folder (run.output_dir)")
     result = run_job("train", cfg)
     if resolve_env(cuda_available=False).is_main and (args.json or not result.announced):
         if args.json:

@@ -89,7 +89,9 @@ def run_evaluate(cfg: EvaluateJobConfig, *, show_progress: bool = True) -> Evalu
     from galaxy_hpc.evaluate.physics import run_physics
     from galaxy_hpc.evaluate.results import write_result
     from hpc.comm import job_comm
+    from hpc.files import check_writable
 
+    check_writable(cfg.out, "the results folder (out)")  # every rank, before any work
     comm = job_comm()
     runners = {"fid": run_fid, "physics": run_physics, "morphology": run_morphology,
                "conditioning": run_conditioning}
