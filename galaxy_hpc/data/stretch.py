@@ -228,17 +228,22 @@ def estimate_asinh_stretch(images: np.ndarray, *, softening_sigmas: float = 1.0,
     return AsinhStretch(softening=softening, lower=lower, upper=upper)
 
 
-def sample_store_images(store: Store, max_items: int = DEFAULT_SAMPLE_ITEMS) -> np.ndarray:
+def sample_store_images(store: Store, max_items: int = DEFAULT_SAMPLE_ITEMS,
+                        *, with_indices: bool = False) -> Any:
     """Up to max_items images spread evenly over the store: a slice from the start of up to
-    16 evenly spaced shards (deterministic, shard-sized reads)."""
+    16 evenly spaced shards (deterministic, shard-sized reads). With `with_indices`, also
+    their store indices (to name the items of a bad sample)."""
     num_shards = store.num_shards
     picks = np.unique(np.linspace(0, num_shards - 1, min(16, num_shards)).round().astype(int))
     per_shard = max(1, -(-max_items // len(picks)))
-    parts = []
+    parts, indices = [], []
     for shard in picks.tolist():
         start, stop = store.shard_bounds(shard)
-        parts.append(store.read_images(start, min(stop, start + per_shard)))
-    return np.concatenate(parts)[:max_items]
+        stop = min(stop, start + per_shard)
+        parts.append(store.read_images(start, stop))
+        indices.append(np.arange(start, stop))
+    images = np.concatenate(parts)[:max_items]
+    return (images, np.concatenate(indices)[:max_items]) if with_indices else images
 
 
 def stretch_for_store(store: Store, stretch: Stretch | Mapping[str, Any] | None = None,
@@ -258,5 +263,9 @@ def stretch_for_store(store: Store, stretch: Stretch | Mapping[str, Any] | None 
         return chosen
     if dtype == "uint8":
         return Uint8Stretch()
-    return estimate_asinh_stretch(sample_store_images(store), **estimate)
+    from galaxy_hpc.data.nonfinite import check_read
+
+    images, indices = sample_store_images(store, with_indices=True)
+    check_read(store, images, indices, use="estimating its stretch from a sample")
+    return estimate_asinh_stretch(images, **estimate)
 

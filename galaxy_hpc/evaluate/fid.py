@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from galaxy_hpc.data.nonfinite import check_column
 from galaxy_hpc.evaluate.accumulate import StoreAccumulator, StoreStats
 from galaxy_hpc.evaluate.cache import CacheKey, CacheOutcome, StatsCache
 from galaxy_hpc.evaluate.config import FidConfig, default_cache_dir, require
@@ -82,7 +83,20 @@ def _open_pair(cfg: FidConfig) -> tuple[Store, Store]:
     for store in (real, generated):
         if len(store) < 2:
             raise ValueError(f"{store.path} holds {len(store)} image(s): FID needs at least 2")
+        check_column(store, use="FID")  # ingest counted them: refuse before any work
     return real, generated
+
+
+def size_note(real: Store, generated: Store) -> str | None:
+    """A line for the output when the two stores' images differ in size: the extractor
+    resizes each to its own input, so the distance also measures the resolution gap."""
+    sizes = [tuple(store.spec.image_shape[1:]) for store in (real, generated)]
+    if sizes[0] == sizes[1]:
+        return None
+    (rh, rw), (gh, gw) = sizes
+    return (f"image sizes differ: real {rh}x{rw} px, generated {gh}x{gw} px; the extractor "
+            "resizes both to its input size, so the distances also measure the difference "
+            "in resolution (make the catalog at the real size to compare like with like)")
 
 
 def _feature_dims(module: torch.nn.Module, store: Store, device: torch.device,
@@ -143,11 +157,13 @@ def run_fid(cfg: FidConfig, *, show_progress: bool = True, comm: Comm | None = N
                    show_progress and comm.rank == 0)
     comm.barrier()  # the pass is timed from when every rank is ready
     extract_start, cpu_start = time.perf_counter(), time.process_time()
-    for store, acc, bounds in work:
-        for first, images in read_batches(store, bounds):
-            acc.add(first, extract(module, pixels.to_uint8(images), device))
-            bar.update(len(images))
-    bar.close()
+    try:
+        for store, acc, bounds in work:
+            for first, images in read_batches(store, bounds, use="FID"):
+                acc.add(first, extract(module, pixels.to_uint8(images), device))
+                bar.update(len(images))
+    finally:
+        bar.close()  # cleared before an error's line, not left in front of it
     own_seconds, own_cpu = time.perf_counter() - extract_start, time.process_time() - cpu_start
     summed = comm.allreduce_sum(np.concatenate([acc.packed() for _, acc in todo]))
     gathered = comm.allgather(([acc.local_kept() for _, acc in todo], own_seconds, own_cpu))
@@ -188,6 +204,9 @@ def _result(cfg: FidConfig, real: Store, generated: Store, real_stats: StoreStat
             device: torch.device) -> dict[str, Any]:
     metrics: dict[str, float] = {"fid": fid_from_moments(real_stats.moments, gen_stats.moments)}
     notes = ["FID and IS use every image, through float64 sums combined over ranks."]
+    sizes = size_note(real, generated)
+    if sizes is not None:
+        notes.insert(0, sizes)
     kid = None
     kept = [len(real_stats.kept_index), len(gen_stats.kept_index)]
     if "kid" in layers or "prc" in layers:
@@ -219,6 +238,8 @@ def _result(cfg: FidConfig, real: Store, generated: Store, real_stats: StoreStat
         "evaluation": "fid",
         "metrics": metrics,
         "num_real": len(real), "num_generated": len(generated),
+        "image_sizes": {"real": list(real.spec.image_shape[1:]),
+                        "generated": list(generated.spec.image_shape[1:])},
         "real": store_summary(real), "generated": store_summary(generated),
         "extractor": spec.to_dict(), "extractor_description": spec.describe(),
         "input": pixels.to_dict(), "input_description": pixels.describe(),

@@ -29,9 +29,13 @@ def spread_indices(num_items: int, count: int) -> np.ndarray:
 
 
 def stretched_images(store: Store, stretch: Any, indices: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) float32 in model space, as the dataset feeds them (no augmentation)."""
-    return np.asarray(stretch.forward(store.read_images_at(np.asarray(indices))),
-                      dtype=np.float32)
+    """(N, C, H, W) float32 in model space, as the dataset feeds them (no augmentation);
+    NaN or infinite pixels are refused naming the items, as the dataset refuses them."""
+    from galaxy_hpc.data.nonfinite import check_read
+
+    images = store.read_images_at(np.asarray(indices))
+    check_read(store, images, np.asarray(indices), use="training")
+    return np.asarray(stretch.forward(images), dtype=np.float32)
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
