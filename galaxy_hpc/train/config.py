@@ -78,6 +78,9 @@ class RunSection:
     # "latest": resume from the newest complete checkpoint in output_dir (fresh if none);
     # a checkpoint folder path; or null to always start fresh.
     resume_from_checkpoint: str | None = "latest"
+    # When output_dir holds a run of another config (galaxy_hpc/train/run_dir.py): delete it
+    # and start over, instead of refusing. A run of this same config still resumes.
+    overwrite: bool = False
     gradient_checkpointing: bool = False
     tensorboard: bool = True
 

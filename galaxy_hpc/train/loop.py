@@ -7,7 +7,8 @@ data sharded over ranks with exact mid-epoch resume (StoreLoader), an LR
 schedule, EMA, a JSONL + TensorBoard log with images/s and MFU, sample grids,
 checkpoints that are complete or ignored (hpc.checkpoint), and preemption:
 a Slurm warning signal makes every rank save the same step and requeue the job
-(hpc.preempt).
+(hpc.preempt). What a rerun finds in the output folder (another config, a run
+already complete) is decided in run_dir.py before anything is built.
 
 Randomness is stateless: before each micro-step the global torch RNG is
 seeded from (seed, micro-step, rank), so noise, timesteps and dropout depend
@@ -18,41 +19,21 @@ uninterrupted run would have drawn without saving any RNG state.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as torch_dist
 
+from galaxy_hpc.train import run_dir
 from galaxy_hpc.train.family import ModelFamily, family_for
+from galaxy_hpc.train.metrics import LossWindow
+from galaxy_hpc.train.run_dir import TrainResult
 from hpc.checkpoint import checkpoint_dir, mark_complete, prune, resolve_resume
 from hpc.config import save_config
 from hpc.dist import DistEnv
 from hpc.preempt import PreemptionWatch
-
-
-@dataclass
-class TrainResult:
-    ok: bool
-    output_dir: str
-    step: int
-    max_steps: int
-    preempted: bool
-    artifact: str | None
-    loss: float | None
-    images_per_s: float | None
-    resumed_from: int | None
-    announced: bool = False  # the summary was printed already (before a requeue)
-
-    def summary(self) -> str:
-        if self.preempted:
-            return (f"preempted at step {self.step}/{self.max_steps}: checkpoint saved in "
-                    f"{self.output_dir}/checkpoints; the job resumes from it")
-        rate = f", {self.images_per_s:,.1f} images/s" if self.images_per_s else ""
-        resumed = f" (resumed from step {self.resumed_from})" if self.resumed_from else ""
-        return (f"trained {self.step} steps{resumed}; final loss {self.loss:.4f}{rate}; "
-                f"model in {self.artifact}; log {self.output_dir}/train_log.jsonl")
 
 
 def step_seed(seed: int, micro_step: int, rank: int) -> int:
@@ -66,7 +47,8 @@ def train(cfg: Any) -> TrainResult:
 
     env = init_distributed()
     try:
-        return Trainer(cfg, env).run()
+        done = run_dir.prepare(cfg, is_main=env.is_main, barrier=torch_dist.barrier)
+        return done if done is not None else Trainer(cfg, env).run()
     finally:
         destroy_distributed()
 
@@ -85,9 +67,6 @@ class Trainer:
                        if env.backend == "nccl" else torch.device("cpu"))
         self.out = Path(cfg.run.output_dir)
         self.checkpoints = self.out / "checkpoints"
-        if env.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.out / "config.yaml")
         # Every rank builds the same initial weights (ZeRO-3 partitions each rank's own copy).
         torch.manual_seed(cfg.run.seed)
         self.family: ModelFamily = family_for(cfg, device=self.device,
@@ -124,6 +103,7 @@ class Trainer:
         self.loader = StoreLoader(dataset, num_workers=cfg.data.num_workers)
         self.step = 0
         self.micro_step = 0
+        self.window = LossWindow()
         self.resumed_from: int | None = None
         self._saved_step: int | None = None
         self._resume()
@@ -152,11 +132,23 @@ class Trainer:
                 f"checkpoint {found.path} was written by {info.get('world_size')} ranks, this "
                 f"job has {self.env.world_size}: ZeRO state is sharded per rank, so resume "
                 "with the same number of ranks (or start fresh: resume_from_checkpoint=null)")
-        _, client = self.engine.load_checkpoint(str(found.path.parent), tag=found.path.name,
-                                                load_optimizer_states=True,
-                                                load_lr_scheduler_states=True)
+        try:
+            _, client = self.engine.load_checkpoint(
+                str(found.path.parent), tag=found.path.name, load_optimizer_states=True,
+                load_lr_scheduler_states=True)
+        except RuntimeError as error:
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            if not lines or "state_dict" not in lines[0]:
+                raise
+            # Weights of another model (run_dir refuses a changed config before this; a
+            # checkpoint path from another run can still get here): one line, not pages.
+            raise ValueError(f"checkpoint {found.path} does not fit this model ({lines[-1]}); "
+                             "resume it with the config it was trained with, or use a new "
+                             "run.output_dir") from None
         extra = torch.load(found.path / f"extra-rank-{self.env.rank:05d}.pt", weights_only=False)
         self.loader.load_state_dict(extra["loader"])
+        if extra.get("log_window") is not None:  # checkpoints of older versions have none
+            self.window.load_state_dict(extra["log_window"])
         if self.ema is not None:
             if extra.get("ema") is None:
                 raise ValueError(f"{found.path} has no EMA state but ema.enabled is true")
@@ -172,7 +164,8 @@ class Trainer:
                                     client_state={"step": self.step,
                                                   "micro_step": self.micro_step})
         torch.save({"loader": self.loader.state_dict(),
-                    "ema": self.ema.state_dict() if self.ema else None},
+                    "ema": self.ema.state_dict() if self.ema else None,
+                    "log_window": self.window.state_dict()},
                    path / f"extra-rank-{self.env.rank:05d}.pt")
         torch_dist.barrier()
         if self.env.is_main:
@@ -264,13 +257,19 @@ class Trainer:
 
         cfg, env = self.cfg, self.env
         gas = cfg.zero.gradient_accumulation_steps
-        log = RunLog(self.out, enabled=env.is_main, tensorboard=cfg.run.tensorboard)
+        if env.is_main:  # training really starts: the folder now holds this config's run
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out / run_dir.CONFIG_FILE)
+            run_dir.forget_result(self.out)
+        # A pending window at the resume step means its row (if any) ended a shorter run
+        # with a partial average; this run logs that window in full (metrics.RunLog).
+        log = RunLog(self.out, enabled=env.is_main, tensorboard=cfg.run.tensorboard,
+                     resume_step=self.step, drop_row_at_resume=len(self.window) > 0
+                     and self.step < cfg.run.max_steps)
         meter = Throughput()
         flops_per_image = None
         device_name = torch.cuda.get_device_name() if self.device.type == "cuda" else None
         peak = peak_flops(device_name, cfg.zero.precision)
-        losses: list[float] = []
-        terms: dict[str, list[float]] = {}  # a family's loss terms, when it returns them
         last_loss: float | None = None
         rate: float | None = None
         preempted = False
@@ -289,9 +288,9 @@ class Trainer:
                         loss, parts = _split(self.engine(batch))
                         self.engine.backward(loss)
                         self.engine.step()
-                    losses.append(float(loss.detach().float().item()))
-                    for name, value in parts.items():
-                        terms.setdefault(name, []).append(float(value.float().item()))
+                    self.window.add(float(loss.detach().float().item()),
+                                    {name: float(value.float().item())
+                                     for name, value in parts.items()})
                     self.micro_step += 1
                     meter.add(self.family.images_in(batch) * env.world_size)
                     if self.micro_step % gas:
@@ -300,16 +299,16 @@ class Trainer:
                     bar.update(1)
                     if self.ema is not None and self.step % cfg.ema.update_every == 0:
                         self.ema.update()
-                    if self.step % cfg.run.log_every == 0 or self.step == cfg.run.max_steps:
-                        last_loss = self._mean_over_ranks(sum(losses) / max(len(losses), 1))
-                        losses.clear()
+                    on_grid = self.step % cfg.run.log_every == 0
+                    if on_grid or self.step == cfg.run.max_steps:
+                        means = {name: self._mean_over_ranks(value)
+                                 for name, value in self.window.means().items()}
+                        last_loss = means.pop("loss")
+                        if on_grid:  # an end-of-run window stays open for a longer rerun
+                            self.window.clear()
                         rate, _ = meter.read_and_reset()
                         values = {"loss": last_loss, "lr": self.engine.get_lr()[0],
-                                  "images_per_s": rate, "epoch": self.loader.epoch}
-                        for name in sorted(terms):  # the same names on every rank
-                            values[name] = self._mean_over_ranks(
-                                sum(terms[name]) / len(terms[name]))
-                        terms.clear()
+                                  "images_per_s": rate, "epoch": self.loader.epoch, **means}
                         norm = self.engine.get_global_grad_norm()
                         if norm is not None:
                             values["grad_norm"] = float(norm)
@@ -347,10 +346,24 @@ class Trainer:
         self.write_samples()
         artifact = self.export()
         log.close()
-        if last_loss is None:
-            last_loss = self._mean_over_ranks(sum(losses) / max(len(losses), 1)) if losses else float("nan")
-        return TrainResult(True, str(self.out), self.step, cfg.run.max_steps, False, artifact,
-                           last_loss, rate, self.resumed_from)
+        if last_loss is None:  # resumed at max_steps: nothing trained, the run's last window
+            last_loss = self._final_row(log)
+        result = TrainResult(True, str(self.out), self.step, cfg.run.max_steps, False, artifact,
+                             last_loss, rate, self.resumed_from)
+        if env.is_main:
+            run_dir.write_result(self.out, asdict(result))
+        return result
+
+    def _final_row(self, log: Any) -> float | None:
+        """A run resumed at max_steps (stopped before its export, or preempted exactly
+        there) logs the end-of-run row it may not have written, from the saved window."""
+        if not len(self.window):
+            return run_dir.last_logged_loss(log.path) if self.env.is_main else None
+        means = {name: self._mean_over_ranks(value) for name, value in self.window.means().items()}
+        if log.last_step() != self.step:
+            log.write(self.step, {**means, "lr": self.engine.get_lr()[0],
+                                  "epoch": self.loader.epoch})
+        return means["loss"]
 
     def _counted_micro_step(self, batch: dict[str, Any]) -> tuple[float, torch.Tensor, dict]:
         """One micro-step whose forward and backward FLOP are counted by torch: (FLOP per

@@ -10,6 +10,7 @@ It is reported on GPUs only: a CPU has no meaningful peak to divide by.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -33,18 +34,47 @@ def peak_flops(device_name: str | None, precision: str) -> float | None:
 
 
 class RunLog:
-    """train_log.jsonl (one JSON object per logged step) and TensorBoard, on rank 0 only."""
+    """train_log.jsonl (one JSON object per logged step) and TensorBoard, on rank 0 only.
 
-    def __init__(self, output_dir: str | Path, *, enabled: bool, tensorboard: bool) -> None:
+    `resume_step` is the step the run starts from (0: fresh). Rows past it were written by
+    a run that went on after its last checkpoint (killed, not preempted) and are dropped,
+    so that the continued run's rows follow without duplicates; `drop_row_at_resume`
+    drops the resume step's own row too, when it averaged a partial window (the end of a
+    shorter run: the continued run logs that window in full). TensorBoard drops the same
+    events (purge_step)."""
+
+    def __init__(self, output_dir: str | Path, *, enabled: bool, tensorboard: bool,
+                 resume_step: int = 0, drop_row_at_resume: bool = False) -> None:
         self.enabled = enabled
         self.path = Path(output_dir) / "train_log.jsonl"
         self._writer = None
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            last_kept = resume_step - 1 if drop_row_at_resume else resume_step
+            self._keep_rows_until(last_kept)
             if tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._writer = SummaryWriter(str(Path(output_dir) / "tensorboard"))
+                self._writer = SummaryWriter(str(Path(output_dir) / "tensorboard"),
+                                             purge_step=last_kept + 1)
+
+    def _keep_rows_until(self, step: int) -> None:
+        if not self.path.is_file():
+            return
+        lines = self.path.read_text().splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+        if len(kept) == len(lines):
+            return
+        temporary = self.path.with_name(f".{self.path.name}.tmp")
+        temporary.write_text("".join(line + "\n" for line in kept))
+        os.replace(temporary, self.path)
+
+    def last_step(self) -> int | None:
+        """The step of the log's last row (rank 0; None elsewhere or when empty)."""
+        if not self.enabled or not self.path.is_file():
+            return None
+        rows = [line for line in self.path.read_text().splitlines() if line.strip()]
+        return json.loads(rows[-1])["step"] if rows else None
 
     def write(self, step: int, values: dict[str, Any]) -> None:
         if not self.enabled:
@@ -61,6 +91,44 @@ class RunLog:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+
+
+class LossWindow:
+    """This rank's losses (and a family's loss terms) since the last logged step.
+
+    Saved in every checkpoint: a run resumed between two logged steps then averages the
+    same micro-steps as the uninterrupted run, instead of only those after the resume."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+        self.terms: dict[str, list[float]] = {}
+
+    def add(self, loss: float, terms: dict[str, float]) -> None:
+        self.losses.append(loss)
+        for name, value in terms.items():
+            self.terms.setdefault(name, []).append(value)
+
+    def __len__(self) -> int:
+        return len(self.losses)
+
+    def means(self) -> dict[str, float]:
+        """This rank's means, "loss" first, then the terms by name (the same order on every
+        rank: the caller all-reduces them one by one)."""
+        means = {"loss": sum(self.losses) / max(len(self.losses), 1)}
+        for name in sorted(self.terms):
+            means[name] = sum(self.terms[name]) / len(self.terms[name])
+        return means
+
+    def clear(self) -> None:
+        self.losses.clear()
+        self.terms.clear()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"losses": list(self.losses), "terms": {k: list(v) for k, v in self.terms.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.losses = list(state["losses"])
+        self.terms = {k: list(v) for k, v in state["terms"].items()}
 
 
 class Throughput:
