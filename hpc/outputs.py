@@ -67,37 +67,40 @@ def check_fingerprint(path: str | Path, stored: Any, wanted: Any, *, what: str) 
             f"it to finish it, write to another output, or {OVERWRITE_HINT}")
 
 
-def store_attrs(path: str | Path) -> dict[str, Any] | None:
-    """The attributes of the store at `path`, finished or not; None when nothing (or an
-    empty folder) is there; OutputMismatch when something that is not a store is."""
-    from hpc.store import open_store_for_writing
+def _backend(path: Path) -> Any:
+    """The backend of the store at `path` (an unfinished HDF5 store is only its shard
+    folder: `path` itself need not exist); None when nothing, or an empty folder, is
+    there; OutputMismatch naming what is there otherwise."""
+    from hpc.store.writer import detect_backend
 
-    path = Path(path)
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
-        return None
     try:
-        return dict(open_store_for_writing(path).manifest.attrs)
-    except (ValueError, FileNotFoundError):
-        raise OutputMismatch(f"{path} exists and is not a store; choose another output "
-                             "(--overwrite deletes only stores)") from None
+        backend = detect_backend(path)
+        backend.read_manifest()  # raises unless this is one of our stores
+        return backend
+    except FileNotFoundError:
+        return None
+    except ValueError as error:
+        if path.is_dir() and not any(path.iterdir()):
+            return None
+        raise OutputMismatch(f"{path} exists and is not a store ({error}); choose another "
+                             "output (--overwrite deletes only stores)") from None
+
+
+def store_attrs(path: str | Path) -> dict[str, Any] | None:
+    """The attributes of the store at `path`, finished or not; None when there is none."""
+    backend = _backend(Path(path))
+    return None if backend is None else dict(backend.read_manifest().attrs)
 
 
 def remove_output(path: str | Path, also: Iterable[str | Path] = ()) -> None:
     """Delete the store at `path` (refusing anything else that is there) and the files
     and folders `also` names (what the job writes beside it: tables, rejects, staging)."""
-    from hpc.store.writer import detect_backend
-
     path = Path(path)
-    paths: list[Path] = []
-    if path.exists() and not (path.is_dir() and not any(path.iterdir())):
-        try:
-            backend = detect_backend(path)
-            backend.read_manifest()  # raises unless this is one of our stores
-        except (ValueError, FileNotFoundError) as error:
-            raise OutputMismatch(f"refusing to overwrite {path}: {error}") from None
-        paths = list(backend.paths())
-    elif path.is_dir():
-        paths = [path]
+    try:
+        backend = _backend(path)
+    except OutputMismatch as error:
+        raise OutputMismatch(f"refusing to overwrite {path}: {error}") from None
+    paths = [path] if backend is None else list(backend.paths())
     for item in [*paths, *map(Path, also)]:
         if item.is_dir() and not item.is_symlink():
             shutil.rmtree(item)

@@ -154,21 +154,28 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_a_resumed_run_names_the_shards_it_drew(galaxy_hpc, tmp_path):
+@pytest.mark.parametrize("name", ["s.zarr", "s.h5"])
+def test_a_resumed_run_names_the_shards_it_drew(galaxy_hpc, tmp_path, name):
     import sys
 
-    out = tmp_path / "s.zarr"
+    out = tmp_path / name
     killed = subprocess.run([sys.executable, "-c", KILL_AFTER_TWO_SHARDS, *small(out)],
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == 9
-    (tmp_path / ".s.zarr.creating-0123456789ab").mkdir()  # as a kill mid-create leaves
+    # Half a store (of HDF5, only its shard folder) is another seed's all the same.
+    refused = run_cli(galaxy_hpc, *small(out, "--seed", "3"))
+    assert refused.returncode == 1 and "seed: 0 != 3" in refused.stderr
+    (tmp_path / f".{name}.creating-0123456789ab").mkdir()  # as a kill mid-create leaves
     resumed = run_cli(galaxy_hpc, *small(out))
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.startswith("resumed: drew shards 2 (1 of 3; the others were "
                                      "complete); wrote 24 synthetic galaxies")
-    assert run_cli(galaxy_hpc, *small(tmp_path / "clean.zarr")).returncode == 0
-    assert open_store(out).checksum == open_store(tmp_path / "clean.zarr").checksum
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.zarr", "s.zarr"]
+    clean = tmp_path / f"clean{out.suffix}"
+    assert run_cli(galaxy_hpc, *small(clean)).returncode == 0
+    assert open_store(out).checksum == open_store(clean).checksum
+    parts = {".zarr": [name], ".h5": [name, f"{name}.shards"]}[out.suffix]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("clean")) \
+        == parts
 
 
 def test_an_unwritable_output_is_one_line_before_any_work(galaxy_hpc, tmp_path):
