@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from galaxy_hpc.cli.output import print_json
 
@@ -11,10 +12,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "report", help="HTML report (image grids, metrics, histograms, provenance) of a run",
         description="Read the results `galaxy-hpc evaluate ... --out RUN_DIR` wrote and write "
-        "RUN_DIR/report/index.html with PNGs beside it; it opens from the file system.")
+        "RUN_DIR/report/index.html with PNGs beside it; it opens from the file system. A "
+        "report covers one generated store: when RUN_DIR holds results of several, that of "
+        "the newest result (or --generated), and it says which results it left out.")
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("--per-class", type=int, default=8,
                         help="galaxies shown per class and store (default 8)")
+    parser.add_argument("--generated", metavar="STORE",
+                        help="report on the results of this generated store (path or checksum)")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=run)
 
@@ -24,9 +29,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.per_class < 1:
         raise ValueError(f"--per-class must be >= 1, got {args.per_class}")
-    result = build_report(args.run_dir, per_class=args.per_class)
+    result = build_report(args.run_dir, per_class=args.per_class, generated=args.generated)
     if args.json:
         print_json(result.to_dict())
+        for note in result.notes:  # a mixed folder's warning, where a person sees it
+            if note.startswith("warning:"):
+                print(f"galaxy-hpc report: {note}", file=sys.stderr)
     else:
         print(result.summary(), flush=True)
     return 0

@@ -15,13 +15,14 @@ then are resized to `classifier.image_size` (antialiased) and held in memory as 
 small trains in minutes on a GPU); run it on a GPU node for real catalogs.
 
 Outputs in `output_dir`: augmentation.json (every score of every seed, means and spreads,
-counts per class, the rare classes) and augmentation.png (completeness and purity per
-class, both arms).
+counts per class, the rare classes, both stores and the config) and augmentation.png
+(completeness and purity per class, both arms). The JSON is the result as every
+evaluation writes it (`"evaluation": "augmentation"`, the stores' summaries), so the
+copy `--out RUN_DIR` writes is the same document and `galaxy-hpc report` reads either.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -42,6 +43,7 @@ from galaxy_hpc.data.main_class import (
 from galaxy_hpc.data.stretch import stretch_for_store
 from galaxy_hpc.evaluate.augmentation_config import AugmentationConfig
 from galaxy_hpc.evaluate.classification import class_scores, confusion
+from galaxy_hpc.evaluate.results import store_summary, write_result
 from galaxy_hpc.models.classifier import GalaxyClassifier
 from hpc.store import Store, open_store
 
@@ -59,9 +61,12 @@ class AugmentationResult:
     arms: dict[str, dict[str, Any]]  # arm -> {"seeds": [scores...], "mean": ..., "std": ...}
     steps: int
     seconds: float
+    real: dict[str, Any] | None = None  # results.store_summary of each store
+    generated: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"evaluation": "augmentation", **asdict(self)}
 
     def summary(self) -> str:
         real, aug = (self.arms[a]["mean"] for a in ARMS)
@@ -281,18 +286,19 @@ def run_augmentation(cfg: AugmentationConfig, *, show_progress: bool = True
         {"real_train": _counts(real_labels[~held], classes),
          "real_test": _counts(real_labels[held], classes),
          "generated": _counts(gen_labels, classes)},
-        arms, steps, time.perf_counter() - start)
+        arms, steps, time.perf_counter() - start, store_summary(real),
+        store_summary(generated), asdict(cfg))
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    record = {"evaluation": "augmentation", **result.to_dict(), "config": asdict(cfg)}
-    (out / "augmentation.json").write_text(json.dumps(record, indent=1, allow_nan=True))
+    write_result(out, "augmentation", result.to_dict())
     plot_scores(result, out / "augmentation.png")
     return result
 
 
 def result_from_dict(data: dict[str, Any]) -> AugmentationResult:
-    """The result as augmentation.json holds it (for the report)."""
-    return AugmentationResult(**{f: data[f] for f in AugmentationResult.__dataclass_fields__})
+    """The result as augmentation.json holds it (for the report); files written before the
+    stores and config were recorded have none."""
+    return AugmentationResult(**{f: data[f] for f in AugmentationResult.__dataclass_fields__
+                                 if f in data or f not in ("real", "generated", "config")})
 
 
 def plot_scores(result: AugmentationResult, path: Path) -> Path:
@@ -306,8 +312,11 @@ def plot_scores(result: AugmentationResult, path: Path) -> Path:
     x = np.arange(len(result.classes))
     for ax, key in zip(axes, ("completeness", "purity")):
         for k, (arm, label) in enumerate(zip(ARMS, ("real only", "real + generated"))):
-            mean = [result.arms[arm]["mean"]["per_class"][c][key] for c in result.classes]
-            std = [result.arms[arm]["std"]["per_class"][c][key] for c in result.classes]
+            # float arrays: a score JSON holds as null (NaN, e.g. no support) becomes NaN
+            mean = np.asarray([result.arms[arm]["mean"]["per_class"][c][key]
+                               for c in result.classes], dtype=float)
+            std = np.asarray([result.arms[arm]["std"]["per_class"][c][key]
+                              for c in result.classes], dtype=float)
             ax.bar(x + (k - 0.5) * 0.38, np.nan_to_num(mean), 0.38, yerr=np.nan_to_num(std),
                    label=label, capsize=2)
         ax.set_xticks(x, [c + (" *" if c in result.rare_classes else "")

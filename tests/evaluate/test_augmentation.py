@@ -83,13 +83,17 @@ def test_generated_rare_class_raises_its_completeness(stores, galaxy_hpc, tmp_pa
         f"kind: augmentation\nreal_store: {real}\ngenerated_store: {generated}\n"
         f"output_dir: {out}\nnum_seeds: 1\ndevice: cpu\nholdout_fraction: 0.5\n"
         "classifier: {image_size: 32, width: 16, epochs: 12, batch_size: 32}\n")
-    run = subprocess.run([galaxy_hpc, "evaluate", "augmentation", str(config), "--json"],
-                         capture_output=True, text=True, timeout=600,
+    run_dir = tmp_path / "evaluations"  # --out: the run folder `galaxy-hpc report` reads
+    run = subprocess.run([galaxy_hpc, "evaluate", "augmentation", str(config), "--json",
+                          "--out", str(run_dir)], capture_output=True, text=True, timeout=600,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout)
     written = json.loads((out / "augmentation.json").read_text())
     assert written["counts"] == result["counts"] and written["config"]["num_seeds"] == 1
+    copy = json.loads((run_dir / "augmentation.json").read_text())
+    assert copy == written and copy["evaluation"] == "augmentation"  # one document, both places
+    assert copy["generated"]["checksum"] == open_store(generated).checksum
     assert (out / "augmentation.png").stat().st_size > 5000
     assert result["label_source"] == "gz2"
     assert "edge_on" in result["rare_classes"]
@@ -109,6 +113,7 @@ def test_generated_rare_class_raises_its_completeness(stores, galaxy_hpc, tmp_pa
     assert gain > 0.3, (real_arm["per_class"]["edge_on"], aug_arm["per_class"]["edge_on"])
     from galaxy_hpc.evaluate.report import build_report
 
+    assert "augmentation" in build_report(run_dir).sections
     report = build_report(out)
     assert "augmentation" in report.sections and "augmentation.png" in report.images
     page = Path(report.html).read_text()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -56,3 +58,51 @@ def test_report_shows_metrics_counts_and_provenance(run_dir):
 def test_report_of_an_empty_folder_is_a_one_line_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 1
     assert "holds no evaluation results" in capsys.readouterr().err
+
+
+def test_a_folder_mixing_catalogs_is_reported_one_catalog_at_a_time(run_dir, float_stores,
+                                                                    tmp_path, capsys):
+    """Another catalog's conditioning evaluated into a copy of the run folder (it replaces
+    conditioning.json; fid, physics and morphology stay those of the first catalog): the
+    report covers the newest result's catalog, names it, warns and lists what it left out;
+    --generated reports on the other."""
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for path in run_dir.glob("*.json"):
+        shutil.copy2(path, mixed / path.name)
+    other = float_stores["real"]  # evaluated as if it were a second generated catalog
+    assert main(["evaluate", "conditioning", str(other), "--out", str(mixed), "--json"]) == 0
+    capsys.readouterr()
+
+    assert main(["report", str(mixed), "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert Path(result["generated"]["path"]) == other.resolve()
+    assert result["sections"] == ["conditioning"]
+    assert sorted(entry.split(" ")[0] for entry in result["left_out"]) == \
+        ["fid", "morphology", "physics"]
+    assert all(str(float_stores["generated"].resolve()) in e for e in result["left_out"])
+    assert "galaxy-hpc report: warning:" in captured.err and "mixes results of 2" in captured.err
+    page = Path(result["html"]).read_text()
+    assert f"<title>Evaluation of {other.name}</title>" in page
+    assert f"This report covers the generated store {other.resolve()}" in page
+    assert "Distribution metrics" not in page  # the other catalog's FID is not shown
+
+    generated = float_stores["generated"]
+    assert main(["report", str(mixed), "--generated", str(generated)]) == 0
+    out = capsys.readouterr().out
+    assert f"covers generated store {generated.resolve()}" in out
+    assert "leaves out conditioning (of" in out
+    page = (mixed / "report" / "index.html").read_text()
+    assert f"<title>Evaluation of {generated.name}</title>" in page
+    fid = json.loads((mixed / "fid.json").read_text())
+    assert f"{fid['metrics']['fid']:.4g}" in page and "Conditioning" not in page
+
+
+def test_report_of_one_catalog_names_it_and_warns_of_nothing(run_dir, capsys):
+    assert main(["report", str(run_dir), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    fid = json.loads((run_dir / "fid.json").read_text())
+    assert result["generated"] == {"path": fid["generated"]["path"],
+                                   "checksum": fid["generated"]["checksum"]}
+    assert result["left_out"] == [] and not any(n.startswith("warning") for n in result["notes"])

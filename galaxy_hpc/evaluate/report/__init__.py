@@ -1,7 +1,9 @@
 """`galaxy-hpc report RUN_DIR`: one HTML page from the evaluation results in a run folder.
 
-Reads RUN_DIR/{fid,physics,morphology,conditioning}.json (whichever exist; `evaluate ...
---out RUN_DIR` writes them), and writes RUN_DIR/report/index.html with its PNGs beside it:
+Reads RUN_DIR/{fid,physics,morphology,conditioning,augmentation}.json (whichever exist;
+`evaluate ... --out RUN_DIR` writes them) of one generated store (selection.py: a folder
+mixing catalogs gets a warning and a page per catalog with `--generated`), and writes
+RUN_DIR/report/index.html with its PNGs beside it:
 real vs generated image grids per class, the metric table with the extractor and image
 counts, histograms of the physical parameters, per-question morphology scores, the
 conditioning correlations, and the provenance of both stores (their attributes, counts,

@@ -1,4 +1,8 @@
-"""Assemble the report: each section from the result that feeds it, skipped when absent."""
+"""Assemble the report: each section from the result that feeds it, skipped when absent.
+
+A report covers the results of one generated store (selection.py): its title, the page's
+first line and the JSON summary name it, and a folder that mixes catalogs gets a warning.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import galaxy_hpc
 from galaxy_hpc.evaluate.report import html
 from galaxy_hpc.evaluate.report.grids import write_grids
 from galaxy_hpc.evaluate.report.plots import morphology_chart, physics_histograms
+from galaxy_hpc.evaluate.report.selection import select
 from galaxy_hpc.evaluate.results import read_results
 from hpc.store import open_store
 
@@ -22,25 +27,20 @@ class ReportResult:
     images: list[str]
     sections: list[str]
     notes: list[str]
+    generated: dict[str, Any] | None = None  # {"path", "checksum"} of the store covered
+    left_out: list[str] | None = None  # results of other generated stores in the folder
 
     def to_dict(self) -> dict[str, Any]:
         return {"html": self.html, "images": self.images, "sections": self.sections,
-                "notes": self.notes}
+                "notes": self.notes, "generated": self.generated,
+                "left_out": self.left_out or []}
 
     def summary(self) -> str:
+        covers = (f"; covers generated store {self.generated['path']}" if self.generated
+                  else "")
         lines = [f"wrote {self.html} ({len(self.images)} PNG(s) beside it; sections: "
-                 f"{', '.join(self.sections)})"]
+                 f"{', '.join(self.sections)}){covers}"]
         return "\n".join(lines + self.notes)
-
-
-def _stores(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The real and generated store summaries the results name (first found wins)."""
-    found: dict[str, dict[str, Any]] = {}
-    for result in results.values():
-        for side in ("real", "generated"):
-            if isinstance(result.get(side), dict) and side not in found:
-                found[side] = result[side]
-    return found
 
 
 def _fid_section(fid: dict[str, Any]) -> str:
@@ -139,18 +139,28 @@ def _augmentation_section(result: dict[str, Any], folder: Path, images: list[str
             + html.image(chart, "completeness and purity per class", "plots"))
 
 
-def build_report(run_dir: str | Path, *, per_class: int = 8) -> ReportResult:
+def build_report(run_dir: str | Path, *, per_class: int = 8,
+                 generated: str | None = None) -> ReportResult:
+    """RUN_DIR/report/index.html from the results of one generated store: `generated`
+    (a path or checksum), or by default the store of the newest result."""
     run_dir = Path(run_dir)
     results = read_results(run_dir)
     if not results:
         raise ValueError(f"{run_dir} holds no evaluation results: run `galaxy-hpc evaluate ... "
                          f"--out {run_dir}` first")
+    chosen = select(run_dir, results, generated)
+    results = chosen.results
     folder = run_dir / "report"
     if folder.exists():
         shutil.rmtree(folder)  # no PNG of an earlier report may linger beside this one
     folder.mkdir(parents=True)
-    stores = _stores(results)
-    sections, names, images, notes = [], [], [], []
+    stores = {side: store for side, store in (("real", chosen.real),
+                                               ("generated", chosen.generated)) if store}
+    sections, names, images, notes = [], [], [], list(chosen.notes)
+    if "generated" in stores:
+        covered = stores["generated"]
+        sections.append(html.notes([f"This report covers the generated store {covered['path']}"
+                                    f" (checksum {covered.get('checksum')})."] + notes))
     if {"real", "generated"} <= set(stores):
         try:
             real, generated = (open_store(stores[s]["path"]) for s in ("real", "generated"))
@@ -184,4 +194,7 @@ def build_report(run_dir: str | Path, *, per_class: int = 8) -> ReportResult:
         else "Evaluation"
     page = folder / "index.html"
     page.write_text(html.page(title, sections, footer))
-    return ReportResult(str(page), images, names, notes)
+    covered = ({"path": stores["generated"]["path"],
+                "checksum": stores["generated"].get("checksum")} if "generated" in stores
+               else None)
+    return ReportResult(str(page), images, names, notes, covered, chosen.left_out)
