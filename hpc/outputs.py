@@ -111,8 +111,9 @@ def remove_output(path: str | Path, also: Iterable[str | Path] = ()) -> None:
 def remove_leftovers(paths: Iterable[str | Path]) -> list[Path]:
     """Delete the hidden temporary siblings of `paths` (`.NAME.creating-3f2a...`,
     `.NAME.1234.tmp`) that a writer killed mid-rename leaves behind, and those inside
-    the folders among `paths` (a store counts with all its parts). Call it once the output is complete, when no writer of
-    this job is still running. Returns what was removed."""
+    the folders among `paths` (a store counts with all its parts). Call it once the
+    output is complete, when no writer of this job is still running. Returns what was
+    removed."""
     removed = []
     for path in [item for path in paths for item in _with_store_parts(Path(path))]:
         folders = [path.parent]

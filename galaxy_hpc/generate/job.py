@@ -77,8 +77,8 @@ class GenerateSummary:
         if self.preempted and not self.ok:
             return (f"{resumed}preempted: {made}; {self.out} is not complete yet, run the same "
                     "command again to finish it")
-        return (f"{resumed}wrote a catalog of {self.num_objects:,} objects to {self.out} and {self.table}: "
-                f"{made}; checksum {self.checksum}")
+        return (f"{resumed}wrote a catalog of {self.num_objects:,} objects to {self.out} and "
+                f"{self.table}: {made}; checksum {self.checksum}")
 
     def line(self) -> str:
         return self.summary()
