@@ -192,9 +192,9 @@ def check_written_shards(backend: Backend, manifest: Manifest) -> None:
     except StoreDamaged as error:
         shard = (error.items[0] // manifest.spec.shard_size) if error.items else None
         redo = (
-            "restore the file or start over (overwrite)" if manifest.complete or shard is None
+            "restore the file or start over (--overwrite)" if manifest.complete or shard is None
             else f"restore the file, or delete {backend.record_name(shard)} so that the job "
-            "writes the shard again, or start over (overwrite)"
+            "writes the shard again, or start over (--overwrite)"
         )
         raise damaged(backend.path, error.file or "", error.items, error.reason, redo) from None
 
