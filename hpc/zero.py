@@ -34,6 +34,13 @@ class ZeroConfig:
     offload_params: bool = False  # parameters in CPU memory (stage 3)
     overlap_comm: bool = True
     reduce_bucket_size: int = 200_000_000
+    # Stage 3: how many parameters may stay gathered at once, and how soon a gathered
+    # one must be used again to be kept. DeepSpeed's defaults (1e9 each) keep all of
+    # SD-1.5 gathered through a step: fastest, but then every rank holds the whole
+    # model for the step. 1e8 each cut a 2-rank SD-1.5 LoRA's peak per rank from 8.8
+    # to 6.7 GB on CPU at the same loss.
+    max_live_parameters: int = 1_000_000_000
+    max_reuse_distance: int = 1_000_000_000
 
     def __post_init__(self) -> None:
         if self.gradient_accumulation_steps < 1:
@@ -63,6 +70,8 @@ def deepspeed_config(cfg: ZeroConfig, *, micro_batch_size: int, on_gpu: bool) ->
     if cfg.stage == 3:
         # Lets rank 0 write a consolidated 16-bit model at the end of training.
         zero["stage3_gather_16bit_weights_on_model_save"] = True
+        zero["stage3_max_live_parameters"] = cfg.max_live_parameters
+        zero["stage3_max_reuse_distance"] = cfg.max_reuse_distance
     config: dict[str, Any] = {
         "train_micro_batch_size_per_gpu": micro_batch_size,
         "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
@@ -255,3 +264,23 @@ def load_partitioned(module: Any, folder: Any) -> None:
         raise ValueError(f"{folder}: no weights for {len(missing)} parameter(s) of the model, "
                          f"e.g. {', '.join(missing[:3])}: is it the right folder?")
     regather_available(list(module.parameters()))
+
+
+def expected_state_bytes(*, trainable: int, frozen: int, precision: str, stage: int,
+                         world_size: int, ema: bool) -> int:
+    """Bytes of model state one rank should hold under ZeRO `stage` with AdamW: the
+    module's parameters in the training precision, float32 master weights and gradients,
+    Adam's two moments, and an EMA's float32 shadow; each divided over the ranks where
+    the stage partitions it (1: optimizer state, 2: + gradients, 3: + parameters).
+    Activations, frozen parts outside the module (a VAE) and the framework are not in it."""
+    width = 2 if precision in ("bf16", "fp16") else 4
+
+    def split(count: float, from_stage: int) -> float:
+        return count / world_size if stage >= from_stage else count
+
+    total = split((trainable + frozen) * width, 3)
+    total += split(trainable * 4, 1) + split(trainable * 8, 1)  # master weights, Adam
+    total += split(trainable * 4, 2)  # gradients
+    if ema:
+        total += split(trainable * 4, 3)
+    return int(total)

@@ -74,6 +74,9 @@ class Trainer:
         self.family.partition = partitioned_build(cfg.zero, micro_batch_size=cfg.run.micro_batch_size)
         module = self.family.build()
         trainable = [p for p in module.parameters() if p.requires_grad]
+        self.num_params = {kind: sum(getattr(p, "ds_numel", p.numel()) for p in module.parameters()
+                                     if p.requires_grad == (kind == "trainable"))
+                           for kind in ("trainable", "frozen")}
         if not trainable:
             raise ValueError(f"{self.family.describe()}: the model has no trainable parameters")
         optimizer = torch.optim.AdamW(self.family.parameter_groups(module), lr=cfg.optim.lr,
@@ -253,7 +256,7 @@ class Trainer:
     def run(self) -> TrainResult:
         from tqdm import tqdm
 
-        from galaxy_hpc.train.metrics import RunLog, Throughput, peak_flops
+        from galaxy_hpc.train.metrics import RunLog, Throughput, memory_report, peak_flops
 
         cfg, env = self.cfg, self.env
         gas = cfg.zero.gradient_accumulation_steps
@@ -349,7 +352,9 @@ class Trainer:
         if last_loss is None:  # resumed at max_steps: nothing trained, the run's last window
             last_loss = self._final_row(log)
         result = TrainResult(True, str(self.out), self.step, cfg.run.max_steps, False, artifact,
-                             last_loss, rate, self.resumed_from)
+                             last_loss, rate, self.resumed_from,
+                             memory=memory_report(self.env, self.device, self.num_params, cfg.zero,
+                                                  ema=self.ema is not None))
         if env.is_main:
             run_dir.write_result(self.out, asdict(result))
         return result

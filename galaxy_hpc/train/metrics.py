@@ -147,3 +147,22 @@ class Throughput:
         rate = self._images / elapsed
         self._start, self._images = now, 0
         return rate, elapsed
+
+
+def memory_report(env: Any, device: Any, num_params: dict[str, int], zero: Any, *,
+                  ema: bool) -> dict[str, Any]:
+    """Every rank's peak resident memory (a collective) beside the ZeRO model state
+    expected per rank, in GB, with the parameter counts it was computed from."""
+    import torch
+    import torch.distributed as torch_dist
+
+    from hpc.memory import peak_rss_bytes
+    from hpc.zero import expected_state_bytes
+
+    peaks = torch.zeros(env.world_size, dtype=torch.float64, device=device)
+    peaks[env.rank] = peak_rss_bytes() / 1e9
+    torch_dist.all_reduce(peaks)
+    expected = expected_state_bytes(**num_params, precision=zero.precision, stage=zero.stage,
+                                    world_size=env.world_size, ema=ema)
+    return {"peak_rss_gb": [round(float(v), 3) for v in peaks],
+            "zero_state_gb_per_rank": round(expected / 1e9, 3), **num_params}

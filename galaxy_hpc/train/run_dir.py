@@ -56,6 +56,9 @@ class TrainResult:
     resumed_from: int | None
     announced: bool = False  # the summary was printed already (before a requeue)
     already_complete: bool = False  # a rerun found the run trained and exported: did nothing
+    # Peak resident memory of each rank, and the model state ZeRO should hold per rank
+    # (hpc.zero.expected_state_bytes), in GB.
+    memory: dict | None = None
 
     def summary(self) -> str:
         if self.already_complete:

@@ -75,11 +75,13 @@ class SDFamily(ModelFamily):
             parts.vae.to(self.dtype)
         unet, text_encoder = parts.unet, parts.text_encoder
         text_encoder.requires_grad_(False)
-        # The frozen text encoder's weights, for exports that write it; a partitioned one
-        # (trained under ZeRO-3) has no whole weights here, and its export gathers them.
-        self._text_base_state = (None if hasattr(next(text_encoder.parameters()), "ds_tensor")
-                                 else {k: v.detach().clone()
-                                       for k, v in text_encoder.state_dict().items()})
+        # The frozen text encoder's weights, for exports that write it (0.5 GB for SD-1.5's);
+        # None where no export needs it: a partitioned one (trained under ZeRO-3; its
+        # export gathers it) or a LoRA's over a base the user has (adapters only).
+        needed = not (hasattr(next(text_encoder.parameters()), "ds_tensor")
+                      or (model.method == "lora" and parts.path is not None))
+        self._text_base_state = ({k: v.detach().clone() for k, v in text_encoder.state_dict().items()}
+                                 if needed else None)
         if model.method == "lora":
             from peft import LoraConfig
 
