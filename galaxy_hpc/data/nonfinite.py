@@ -90,9 +90,10 @@ def fix_for(store: Any) -> str:
 def refuse(store: Any, indices: Sequence[int], *, use: str, total: int | None = None,
            ) -> NonFinitePixels:
     """The error for `use` ('training', 'FID', ...) meeting these items of `store`."""
+    total = len(indices) if total is None else total
     return NonFinitePixels(
-        f"{store.path}: {name_items(store, indices, total)} hold NaN or infinite pixels; "
-        f"{use} needs finite pixels: {fix_for(store)}")
+        f"{store.path}: {name_items(store, indices, total)} hold{'s' * (total == 1)} NaN or "
+        f"infinite pixels; {use} needs finite pixels: {fix_for(store)}")
 
 
 def check_column(store: Any, *, use: str) -> None:

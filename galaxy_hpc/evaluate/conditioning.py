@@ -22,7 +22,8 @@ import numpy as np
 
 from galaxy_hpc.data.photometry import consistency, measure
 from galaxy_hpc.evaluate.config import MEASURED, ConditioningConfig, require
-from galaxy_hpc.evaluate.passes import progress, rank_batches, read_batches
+from galaxy_hpc.data.nonfinite import NonFinitePixels
+from galaxy_hpc.evaluate.passes import progress, rank_batches, read_batches, shared_failure
 from galaxy_hpc.evaluate.results import store_summary
 from hpc.comm import Comm, job_comm
 from hpc.store import Store, open_store
@@ -43,12 +44,18 @@ def _pairs(cfg: ConditioningConfig, store: Store) -> list[tuple[str, str]]:
 
 def _measure(store: Store, cfg: ConditioningConfig, comm: Comm, bar) -> np.ndarray:
     """(N, 2) total flux and half-light radius of every image, on every rank."""
-    parts = []
-    for first, images in read_batches(store, rank_batches(len(store), cfg.batch_size,
-                                                          comm.rank, comm.size)):
-        photometry = measure(images)
-        parts.append((first, np.stack([photometry.total_flux, photometry.half_light_radius], 1)))
-        bar.update(len(images))
+    parts, failure = [], None
+    try:
+        for first, images in read_batches(store, rank_batches(len(store), cfg.batch_size,
+                                                              comm.rank, comm.size),
+                                          use="the conditioning evaluation"):
+            photometry = measure(images)
+            parts.append((first, np.stack([photometry.total_flux,
+                                           photometry.half_light_radius], 1)))
+            bar.update(len(images))
+    except NonFinitePixels as error:
+        failure = error
+    shared_failure(comm, failure)
     gathered = [part for rank_parts in comm.allgather(parts) for part in rank_parts]
     gathered.sort(key=lambda part: part[0])
     return np.concatenate([values for _, values in gathered]) if gathered \

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from galaxy_hpc.data.nonfinite import check_column
+from galaxy_hpc.data.nonfinite import NonFinitePixels, check_column
 from galaxy_hpc.evaluate.accumulate import StoreAccumulator, StoreStats
 from galaxy_hpc.evaluate.cache import CacheKey, CacheOutcome, StatsCache
 from galaxy_hpc.evaluate.config import FidConfig, default_cache_dir, require
@@ -31,7 +31,13 @@ from galaxy_hpc.evaluate.metrics import (
     kernel_inception_distance,
     precision_recall,
 )
-from galaxy_hpc.evaluate.passes import progress, rank_batches, read_batches
+from galaxy_hpc.evaluate.passes import (
+    on_root,
+    progress,
+    rank_batches,
+    read_batches,
+    shared_failure,
+)
 from galaxy_hpc.evaluate.results import store_summary
 from hpc.comm import Comm, job_comm
 from hpc.dist import resolve_env
@@ -117,11 +123,9 @@ def run_fid(cfg: FidConfig, *, show_progress: bool = True, comm: Comm | None = N
     comm = comm or job_comm(env)
     real, generated = _open_pair(cfg)
     feats = cfg.features
-    pixels = None
-    if comm.rank == 0:  # one rank reads the stretch sample; the rest get the result
-        pixels = extractor_input(real, generated, stretch_file=feats.stretch,
-                                 rgb_bands=feats.rgb_bands)
-    pixels = comm.bcast(pixels)
+    # One rank reads the stretch sample; the rest get the result (or its error).
+    pixels = on_root(comm, lambda: extractor_input(real, generated, stretch_file=feats.stretch,
+                                                   rgb_bands=feats.rgb_bands))
     device = pick_device(feats.device, env.local_rank)
     module, spec = build_extractor(feats.extractor, cfg.metrics, weights=feats.weights,
                                    extractor_module=feats.extractor_module, device=device)
@@ -157,13 +161,17 @@ def run_fid(cfg: FidConfig, *, show_progress: bool = True, comm: Comm | None = N
                    show_progress and comm.rank == 0)
     comm.barrier()  # the pass is timed from when every rank is ready
     extract_start, cpu_start = time.perf_counter(), time.process_time()
+    failure = None
     try:
         for store, acc, bounds in work:
             for first, images in read_batches(store, bounds, use="FID"):
                 acc.add(first, extract(module, pixels.to_uint8(images), device))
                 bar.update(len(images))
+    except NonFinitePixels as error:
+        failure = error
     finally:
         bar.close()  # cleared before an error's line, not left in front of it
+    shared_failure(comm, failure)
     own_seconds, own_cpu = time.perf_counter() - extract_start, time.process_time() - cpu_start
     summed = comm.allreduce_sum(np.concatenate([acc.packed() for _, acc in todo]))
     gathered = comm.allgather(([acc.local_kept() for _, acc in todo], own_seconds, own_cpu))

@@ -27,7 +27,14 @@ from galaxy_hpc.data.stretch import Stretch, stretch_for_store
 from galaxy_hpc.evaluate.config import MorphologyConfig, require
 from galaxy_hpc.evaluate.extractors import pick_device
 from galaxy_hpc.evaluate.inputs import load_stretch, model_pixels
-from galaxy_hpc.evaluate.passes import progress, rank_batches, read_batches
+from galaxy_hpc.data.nonfinite import NonFinitePixels
+from galaxy_hpc.evaluate.passes import (
+    on_root,
+    progress,
+    rank_batches,
+    read_batches,
+    shared_failure,
+)
 from galaxy_hpc.evaluate.results import store_summary
 from hpc.comm import Comm, job_comm
 from hpc.dist import resolve_env
@@ -118,7 +125,7 @@ def _predict_sums(store: Store, predictor: Any, stretch: Stretch, cfg: Morpholog
         return sums
     offset = bounds[0][0]
     requested = requested_fractions(store, cfg.vote_suffix, offset, bounds[-1][1])
-    for first, images in read_batches(store, bounds):
+    for first, images in read_batches(store, bounds, use="the morphology evaluation"):
         pixels = model_pixels(images, stretch, predictor.image_size)
         with torch.no_grad():
             predicted = predictor.predict_fractions(pixels).detach().cpu().double().numpy()
@@ -147,15 +154,20 @@ def run_morphology(cfg: MorphologyConfig, *, show_progress: bool = True,
     stretch = load_stretch(cfg.stretch)
     # One stretch for both stores when there is a real one (as training saw real galaxies).
     reference = {name: real if real is not None else store for name, store in stores}
-    stretches = comm.bcast({name: stretch_for_store(reference[name], stretch)
-                            for name, _ in stores} if comm.rank == 0 else None)
+    stretches = on_root(comm, lambda: {name: stretch_for_store(reference[name], stretch)
+                                       for name, _ in stores})
     predictor = load_vote_predictor(cfg.predictor, device=pick_device(cfg.device, env.local_rank))
     bar = progress(sum(b - a for _, s in stores
                        for a, b in rank_batches(len(s), cfg.batch_size, comm.rank, comm.size)),
                    f"vote fractions (rank 0 of {comm.size})", show_progress and comm.rank == 0)
-    local = [_predict_sums(store, predictor, stretches[name], cfg, comm, bar)
-             for name, store in stores]
+    local, failure = [], None
+    try:
+        for name, store in stores:
+            local.append(_predict_sums(store, predictor, stretches[name], cfg, comm, bar))
+    except NonFinitePixels as error:
+        failure = error
     bar.close()
+    shared_failure(comm, failure)
     summed = comm.allreduce_sum(np.stack(local)).reshape(len(stores), NUM_ANSWERS, _SUMS)
     result = {
         "evaluation": "morphology", "predictor": str(cfg.predictor),

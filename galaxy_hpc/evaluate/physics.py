@@ -20,7 +20,8 @@ from scipy.stats import wasserstein_distance
 
 from galaxy_hpc.evaluate.config import PhysicsConfig, require
 from galaxy_hpc.evaluate.morphometry import PARAMETERS, UNITS, measure
-from galaxy_hpc.evaluate.passes import progress, read_at, spaced_indices
+from galaxy_hpc.data.nonfinite import NonFinitePixels
+from galaxy_hpc.evaluate.passes import progress, read_at, shared_failure, spaced_indices
 from galaxy_hpc.evaluate.results import store_summary
 from hpc.comm import Comm, job_comm
 from hpc.mpi import split_range
@@ -62,10 +63,15 @@ def _measure_store(store: Store, cfg: PhysicsConfig, comm: Comm, bar) -> tuple[n
     mine = chosen[share.start:share.stop]
     values = np.empty((0, len(PARAMETERS)))
     flags = np.empty(0, dtype=np.int64)
-    for _, images in read_at(store, mine, BATCH):
-        v, f = measure(images, band=cfg.band, threshold_sigmas=cfg.threshold_sigmas)
-        values, flags = np.concatenate([values, v]), np.concatenate([flags, f])
-        bar.update(len(images))
+    failure = None
+    try:
+        for _, images in read_at(store, mine, BATCH, use="the physics evaluation"):
+            v, f = measure(images, band=cfg.band, threshold_sigmas=cfg.threshold_sigmas)
+            values, flags = np.concatenate([values, v]), np.concatenate([flags, f])
+            bar.update(len(images))
+    except NonFinitePixels as error:
+        failure = error
+    shared_failure(comm, failure)
     parts = comm.allgather((mine, values, flags))
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
 

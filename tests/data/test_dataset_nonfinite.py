@@ -41,7 +41,7 @@ def test_a_batch_with_nonfinite_pixels_names_store_and_items(tmp_path):
     assert next(batches)["index"].tolist() == [0, 1, 2, 3]  # clean batches go through
     with pytest.raises(NonFinitePixels) as caught:
         next(batches)
-    assert str(caught.value) == (f"{store}: item 6 (id obj6) hold NaN or infinite pixels; "
+    assert str(caught.value) == (f"{store}: item 6 (id obj6) holds NaN or infinite pixels; "
                                  "training needs finite pixels: replace or drop those items "
                                  "in the store")
 

@@ -85,7 +85,7 @@ def test_nonfinite_real_pixels_are_named(galaxy_hpc, subprocess_env, float_store
     done = evaluate(galaxy_hpc, subprocess_env, *FID, holes["ingested"],
                     float_stores["generated"])
     assert one_line_error(done).endswith(
-        f"{holes['ingested']}: item 5 (id synth-3-5) hold NaN or infinite pixels; FID needs "
+        f"{holes['ingested']}: item 5 (id synth-3-5) holds NaN or infinite pixels; FID needs "
         "finite pixels: re-ingest it with nonfinite=zero (set them to 0, still counted) or "
         "nonfinite=reject (set those images aside), adding --overwrite")
 
@@ -119,3 +119,18 @@ def test_an_unwritable_out_stops_before_the_work(galaxy_hpc, subprocess_env, sto
     done = evaluate(galaxy_hpc, subprocess_env, "evaluate", "all", config)
     assert one_line_error(done).startswith("galaxy-hpc evaluate: error: cannot write the "
                                            f"results folder (out) {blocker / 'run'}")
+
+
+@pytest.mark.mpi
+def test_on_two_ranks_the_rank_that_meets_them_stops_every_rank(galaxy_hpc, mpiexec,
+                                                                subprocess_env, float_stores,
+                                                                holes, tmp_path):
+    """Item 40 of the generated store is read by rank 1 alone: its error becomes every
+    rank's (rank 0 prints it) instead of rank 1 leaving and rank 0 waiting for ever."""
+    gen = with_holes(float_stores["generated"], tmp_path / "gen40.zarr", [40])
+    done = subprocess.run([mpiexec, "-n", "2", galaxy_hpc, *FID, "--batch-size", "8",
+                           float_stores["real"], gen], capture_output=True, timeout=300,
+                          env=subprocess_env, cwd=tmp_path)
+    assert done.returncode != 0
+    assert (f"galaxy-hpc evaluate: error: {gen}: item 40 (id synth-4-40) holds NaN or "
+            "infinite pixels; FID needs finite pixels") in done.stderr.decode()
