@@ -11,9 +11,11 @@ MAX_OPEN at a time, lets each be checked the first time a process opens it:
   half-replaced shard folder);
 - `images` of the wrong shape;
 
-and a read that fails (fletcher32 mismatch of a flipped byte in stores that have it, a
-torn chunk) is narrowed to the items that fail. Each raises `StoreDamaged` naming the
-store, the shard file and its items. Columns and digests come from the master.
+and every image read is checked against the crc32c its writer stored beside it
+(`images_crc32c`, in stores written since), and a read that fails (a torn or
+undecodable chunk) is narrowed to the items that fail. Each raises `StoreDamaged`
+naming the store, the shard file and its items. Columns and digests come from the
+master (numeric ones with HDF5's fletcher32).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import h5py
 import numpy as np
 
 from hpc.store.damage import damaged, read_checks_enabled, short_error
-from hpc.store.hdf5_backend import DIGESTS, STORE_ID_KEY, shard_file
+from hpc.store.hdf5_backend import CRC_DATASET, DIGESTS, STORE_ID_KEY, image_crcs, shard_file
 from hpc.store.manifest import Manifest
 
 
@@ -81,6 +83,7 @@ class Hdf5Reader:
         self._manifest = manifest
         self._checks = read_checks_enabled()
         self._open: OrderedDict[int, h5py.File] = OrderedDict()
+        self._crcs: dict[int, np.ndarray | None] = {}  # per shard, loaded when first opened
 
     def _rel(self, shard: int) -> str:
         return f"{self._shard_dir.name}/{shard_file(shard)}"
@@ -92,6 +95,8 @@ class Hdf5Reader:
             if len(self._open) >= self.MAX_OPEN:
                 _, oldest = self._open.popitem(last=False)
                 oldest.close()
+            if self._checks and shard not in self._crcs:
+                self._crcs[shard] = self._stored_crcs(shard, handle)
         self._open[shard] = handle
         return handle["images"]
 
@@ -99,6 +104,16 @@ class Hdf5Reader:
         if not self._checks:
             return h5py.File(self._shard_dir / shard_file(shard), "r", locking=False)
         return open_checked_shard(self._path, self._shard_dir, self._manifest, shard)
+
+    def _stored_crcs(self, shard: int, handle: h5py.File) -> np.ndarray | None:
+        crcs = handle.get(CRC_DATASET)
+        if crcs is None:
+            return None  # written before image checksums
+        start, stop = self._manifest.shard_bounds(shard)
+        if not isinstance(crcs, h5py.Dataset) or crcs.shape != (stop - start,):
+            raise damaged(self._path, self._rel(shard), (start, stop),
+                          f"has a damaged {CRC_DATASET} dataset")
+        return crcs[:]
 
     def read_images(self, start: int, stop: int) -> np.ndarray:
         spec = self._manifest.spec
@@ -121,17 +136,29 @@ class Hdf5Reader:
         except (OSError, ValueError) as error:
             if not self._checks:
                 raise
-            bad = []
-            for item in range(a, b):
-                try:
-                    images[item - base]
-                except (OSError, ValueError):
-                    bad.append(item)
-            items = (bad[0], bad[-1] + 1) if bad else (a, b)
-            reason = f"cannot be read ({short_error(error)})"
-            if images.fletcher32 and "filter returned failure" in str(error):
-                reason = "fails its fletcher32 check (a byte of the image changed)"
-            raise damaged(self._path, self._rel(shard), items, reason) from None
+            self._fail_part(shard, images, a, b, error)
+        crcs = self._crcs.get(shard) if self._checks else None
+        if crcs is not None:
+            found = image_crcs(out[a - start : b - start])
+            bad = np.flatnonzero(found != crcs[a - base : b - base])
+            if bad.size:
+                item = a + int(bad[0])
+                raise damaged(self._path, self._rel(shard), (item, item + 1),
+                              "fails its crc32c check (a byte of the image changed)")
+
+    def _fail_part(self, shard: int, images: h5py.Dataset, a: int, b: int,
+                   error: Exception) -> None:
+        """A read of items [a, b) raised: name the items that do not read."""
+        base = shard * self._manifest.spec.shard_size
+        bad = []
+        for item in range(a, b):
+            try:
+                images[item - base]
+            except (OSError, ValueError):
+                bad.append(item)
+        items = (bad[0], bad[-1] + 1) if bad else (a, b)
+        raise damaged(self._path, self._rel(shard), items,
+                      f"cannot be read ({short_error(error)})") from None
 
     def read_column(self, name: str, start: int, stop: int) -> np.ndarray:
         try:

@@ -129,7 +129,8 @@ class ZarrReader:
         for k in written:
             offset, nbytes = int(picked[k, 0]) - low, int(picked[k, 1])
             chunk = blob[offset : offset + nbytes]
-            if nbytes < 4 or google_crc32c.value(chunk[:-4]) != int.from_bytes(chunk[-4:], "little"):
+            stored = int.from_bytes(chunk[-4:], "little")
+            if nbytes < 4 or google_crc32c.value(chunk[:-4]) != stored:
                 item = start + int(k)
                 raise damaged(self._path, rel, (item, item + 1),
                               "fails its crc32c check (a byte of the image changed)")
@@ -279,9 +280,10 @@ class ZarrReader:
         try:
             images = self._images_array().read(start, stop)[positions]
             columns = {
-                name: zarr.open_array(self._path / "columns" / name, mode="r")[start:stop][positions]
+                name: zarr.open_array(self._path / "columns" / name, mode="r")[start:stop]
                 for name in spec.columns
             }
+            columns = {name: values[positions] for name, values in columns.items()}
             stored = self._stored_digests(shard)[positions]
             images, columns = coerce_items(spec, images, columns)
             found = item_digests(spec, images, columns)
@@ -292,7 +294,8 @@ class ZarrReader:
             ) from None
         bad = positions[(found != stored).any(axis=1)]
         if bad.size:
-            listed = ", ".join(str(start + int(p)) for p in bad[:8]) + (", ..." if bad.size > 8 else "")
+            listed = ", ".join(str(start + int(p)) for p in bad[:8])
+            listed += ", ..." if bad.size > 8 else ""
             holes = "" if what == "is missing" else f" items {listed}"
             raise damaged(
                 self._path, rel, (start + int(bad[0]), start + int(bad[-1]) + 1),

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 import pytest
-from damage_kit import FLIPPED, IMAGE_KINDS, KINDS, NUM_ITEMS, SHARD, SHARD_SIZE, damage
+from damage_kit import FLIPPED, IMAGE_KINDS, NUM_ITEMS, SHARD, SHARD_SIZE, damage
 
 from hpc.store import StoreDamaged, create_store, finalize_store, open_store
 from hpc.store.verify import verify_shard
