@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast slurm-start slurm-stop slurm-status clean
+.PHONY: install demo test test-fast test-real slurm-start slurm-stop slurm-status clean
 
 install: $(STAMP)
 
@@ -17,11 +17,16 @@ demo: install
 	$(VENV)/bin/galaxy-hpc demo
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not real"
+
+# The published model sizes (SD-1.5, dinov2-base) on 2 CPU ranks, with their memory per
+# rank: ~15 minutes and ~15 GB; not part of `make test`.
+test-real: install
+	$(PY) -m pytest -q -s -m real tests/real
 
 # Without the Slurm/MPI integration tests (they still run in `make test` and CI).
 test-fast: install
-	$(PY) -m pytest -q -m "not slurm and not mpi"
+	$(PY) -m pytest -q -m "not slurm and not mpi and not real"
 
 slurm-start:
 	tests/cluster/local_slurm.sh start
