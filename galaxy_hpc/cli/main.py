@@ -83,6 +83,8 @@ def _main(argv: list[str]) -> int:
         return EXIT_ERROR
     _gather_overrides(parser, args, rest)
     rank_log = _redirect_rank_output() if getattr(args, "distributed", False) else None
+    raised = True  # cleared when the command returns its own status (all ranks agree on it)
+    reason = ""  # the one-line error, for the terminal when this rank's output is in a log
     try:
         if getattr(args, "json", False):
             from galaxy_hpc.cli.output import json_mode
@@ -91,9 +93,11 @@ def _main(argv: list[str]) -> int:
                 status = int(args.func(args) or 0)
         else:
             status = int(args.func(args) or 0)
+        raised = False
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         # User mistakes: one line that says what to change, no traceback.
         print(f"galaxy-hpc {args.command}: error: {error}", file=sys.stderr)
+        reason = f": {error}"
         status = EXIT_ERROR
     except BrokenPipeError:
         # `galaxy-hpc ... | head`: the reader left; stop quietly, as Unix tools do.
@@ -115,8 +119,23 @@ def _main(argv: list[str]) -> int:
     elif rank_log is not None and status not in (EXIT_OK, EXIT_REJECTS):
         from hpc.logs import tell_terminal
 
-        tell_terminal(f"galaxy-hpc {args.command}: failed on this rank; see {rank_log}")
+        tell_terminal(f"galaxy-hpc {args.command}: failed on this rank{reason}; see {rank_log}")
+    if raised and status != EXIT_OK:
+        _leave_the_world(status)
     return status
+
+
+def _leave_the_world(status: int) -> None:
+    """An error raised on some ranks only (a damaged shard that one rank read) leaves the
+    others waiting in a collective, and MPI_Finalize then waits for them: the job hangs.
+    A rank that raised in a world of several ends its process here, so that the launcher
+    (mpiexec, srun, torchrun) ends the job, as generate's workers do."""
+    from hpc.dist import resolve_env
+
+    if resolve_env(cuda_available=False).world_size > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
 
 
 def _gather_overrides(parser: argparse.ArgumentParser, args: argparse.Namespace,

@@ -5,7 +5,8 @@ Runs on one process or under mpiexec/srun: rank r verifies shards r, r + world, 
 gather their findings (a count and at most --limit records each) and rank 0 checks the
 digests against the store checksum, prints, records the outcome in the store and, for a
 renamed HDF5 store found intact, points the master's virtual dataset at its own folder.
-Exit status 0 when intact, 1 (one line on stderr) when anything is damaged.
+Exit status 0 when intact, 1 (one line on stderr, from every rank) when anything is
+damaged.
 """
 
 from __future__ import annotations
@@ -63,7 +64,11 @@ def run_verify(args: argparse.Namespace) -> int:
             verdict = f"{store.path} is damaged: {what}"
     verdict = comm.bcast(verdict)
     if verdict:
-        raise ValueError(verdict + ("; listed above" if comm.rank == 0 else "; rank 0 lists them"))
+        # Every rank knows the verdict: returned, not raised (a raised error ends a rank
+        # at once, for errors that strike only some ranks; cli/main.py).
+        where = "listed above" if comm.rank == 0 else "rank 0 lists them"
+        print(f"galaxy-hpc store: error: {verdict}; {where}", file=sys.stderr)
+        return 1
     return 0
 
 

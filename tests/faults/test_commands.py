@@ -133,6 +133,21 @@ def test_evaluate_fid(damaged, galaxies, backend, kind):
     assert_fails_naming(done, store, file)
 
 
+@pytest.mark.mpi
+def test_evaluate_fid_on_two_ranks_ends_when_one_rank_meets_damage(damaged, galaxies, mpiexec,
+                                                                    galaxy_hpc):
+    """The damaged item is read by one rank: that rank's error ends the job (the other
+    would wait in its all-reduce, and the failed one in MPI_Finalize, for ever), and the
+    terminal names the damage whichever rank met it."""
+    store, file = damaged("zarr", "flip")
+    done = subprocess.run(
+        [mpiexec, "-n", "2", galaxy_hpc, "evaluate", "fid", galaxies["other"], store,
+         "--extractor", "tiny-test", "--extractor-module", "eval_tiny_extractor",
+         "--metrics", "fid", "--batch-size", "8"],
+        capture_output=True, text=True, env=ENV, cwd=store.parent, timeout=240)
+    assert_fails_naming(done, store, file)
+
+
 @pytest.mark.parametrize("backend, kind", quick(
     CASES, {("zarr", "empty"), ("zarr", "flip"), ("zarr", "column"), ("hdf5", "delete"),
             ("hdf5", "truncate"), ("hdf5", "column")}))
