@@ -27,6 +27,13 @@ The four throughput measurements run in --repeats interleaved rounds (default 3)
 figure is the best of its rounds, with all of them printed beside it: on a shared machine
 single runs of a few seconds differ by 10-30%, and the best run is the least disturbed.
 
+--extractor inception-v3-compat measures the real Inception architecture at 299 px instead
+(torch-fidelity's FeatureExtractorInceptionV3, which resizes every image to 299): with
+--weights FILE, or random weights written to a temporary file (throughput does not depend on
+the weights; nothing is downloaded). --device cuda runs both sides on the GPU, and
+--throughput-only keeps step 2's torch-fidelity and 1-rank figures (no pair, no 2 ranks, no
+memory): what benchmarks/gpu_check.sh runs, target 1 rank >= 1.5x torch-fidelity on a GPU.
+
 Figures are printed with their ratios (and --out FILE.json); --check exits 1 when a target
 is missed. Both cores are used by the 2-rank run: on a busy machine the scaling figure is
 the machine's, not the code's.
@@ -53,6 +60,10 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
 EXTRACTOR = "bench-cnn"
+# What the measured processes use, set by main() and passed to the children in their env.
+SETTINGS = {"extractor": os.environ.get("BENCH_FID_EXTRACTOR", EXTRACTOR),
+            "weights": os.environ.get("BENCH_FID_WEIGHTS") or None,
+            "device": os.environ.get("BENCH_FID_DEVICE", "cpu")}
 
 
 class BenchCNN(FeatureExtractorBase):
@@ -124,13 +135,37 @@ def make_store(path: Path, num_images: int, size: int, seed: int) -> Path:
 def child_env() -> dict[str, str]:
     path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
     return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1",
-            "HPC_STORE_READ_THREADS": "1"}  # zarrs decodes on every core unless told
+            "HPC_STORE_READ_THREADS": "1",  # zarrs decodes on every core unless told
+            "BENCH_FID_EXTRACTOR": SETTINGS["extractor"],
+            "BENCH_FID_WEIGHTS": SETTINGS["weights"] or "",
+            "BENCH_FID_DEVICE": SETTINGS["device"]}
+
+
+def random_inception_weights(path: Path) -> Path:
+    """torch-fidelity's InceptionV3 with its layers' default random init, saved as the .pth
+    file it loads (its constructor would otherwise download the published weights)."""
+    import torch_fidelity.feature_extractor_inceptionv3 as inception
+
+    cls = inception.FeatureExtractorInceptionV3
+    saved = cls.load_state_dict, inception.load_state_dict_from_url
+    cls.load_state_dict = lambda self, *a, **k: None
+    inception.load_state_dict_from_url = lambda *a, **k: {}
+    try:
+        torch.manual_seed(0)
+        module = cls("inception-v3-compat", ["2048"])
+    finally:
+        cls.load_state_dict, inception.load_state_dict_from_url = saved
+    torch.save(module.state_dict(), path)
+    return path
 
 
 def ours(real: Path, generated: Path, ranks: int, metrics: str = "fid") -> dict:
     command = [str(BIN / "mpiexec"), "-n", str(ranks), str(BIN / "galaxy-hpc"), "evaluate", "fid",
-               str(real), str(generated), "--extractor", EXTRACTOR, "--extractor-module",
-               "bench_fid", "--metrics", metrics, "--no-cache", "--json", "--device", "cpu"]
+               str(real), str(generated), "--extractor", SETTINGS["extractor"],
+               "--extractor-module", "bench_fid", "--metrics", metrics, "--no-cache", "--json",
+               "--device", SETTINGS["device"]]
+    if SETTINGS["weights"]:
+        command += ["--weights", SETTINGS["weights"]]
     done = subprocess.run(command, capture_output=True, text=True, env=child_env(),
                           cwd=real.parent)
     if done.returncode != 0:
@@ -151,7 +186,9 @@ def child(mode: str, real: str, generated: str) -> None:
 
         keep_freed_memory()  # as the galaxy-hpc command does
         cfg = FidConfig(real=real, generated=generated, metrics=["fid", "isc"], cache=False,
-                        features=FeatureSettings(extractor=EXTRACTOR, device="cpu"))
+                        features=FeatureSettings(extractor=SETTINGS["extractor"],
+                                                 weights=SETTINGS["weights"],
+                                                 device=SETTINGS["device"]))
         out["fid"] = run_fid(cfg, show_progress=False).to_dict()["metrics"]["fid"]
     else:
         import torch_fidelity
@@ -180,9 +217,14 @@ def child(mode: str, real: str, generated: str) -> None:
         else:
             inputs = [Images(generated), Images(real)]
         start, cpu_start = time.perf_counter(), time.process_time()
+        cuda = SETTINGS["device"] == "cuda"
         metrics = torch_fidelity.calculate_metrics(
-            input1=inputs[0], input2=inputs[1], cuda=False, fid=True, isc=mode != "torch-fidelity-rate",
-            feature_extractor=EXTRACTOR, cache=False, verbose=False, save_cpu_ram=True)
+            input1=inputs[0], input2=inputs[1], cuda=cuda, fid=True,
+            isc=mode != "torch-fidelity-rate", feature_extractor=SETTINGS["extractor"],
+            feature_extractor_weights_path=SETTINGS["weights"],
+            cache=False, verbose=False, save_cpu_ram=True)
+        if cuda:
+            torch.cuda.synchronize()
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         num = len(inputs[0]) + len(inputs[1])
         out["fid"] = metrics["frechet_inception_distance"]
@@ -249,6 +291,31 @@ def best(rounds: list[dict[str, dict]], key: str) -> dict:
     return {**fastest, "all_rates": rates}
 
 
+def throughput_only(args, root: Path) -> int:
+    """torch-fidelity in one process against `galaxy-hpc evaluate fid` on one rank, best of
+    --repeats interleaved rounds."""
+    real = make_store(root / "real.zarr", args.num_images, args.size, 11)
+    generated = make_store(root / "gen.zarr", args.num_images, args.size, 21)
+    rounds = [{"tf": in_child("torch-fidelity-rate", real, generated),
+               "one": ours(real, generated, 1)} for _ in range(args.repeats)]
+    baseline, one = best(rounds, "tf"), best(rounds, "one")
+    ratio = one["features_per_second"] / baseline["features_per_second"]
+    figures = {"conditions": {"num_images_per_store": args.num_images, "size": args.size,
+                              "extractor": SETTINGS["extractor"], "device": SETTINGS["device"],
+                              "weights": args.weights or "random", "repeats": args.repeats},
+               "features_per_second": {"torch_fidelity": baseline["features_per_second"],
+                                       "ours_1_rank": one["features_per_second"]},
+               "ratios": {"one_rank_over_torch_fidelity": ratio}}
+    print(f"FID features/s ({2 * args.num_images:,} images of {args.size}x{args.size}, "
+          f"{SETTINGS['extractor']} ({figures['conditions']['weights']} weights) on "
+          f"{SETTINGS['device']}, best of {args.repeats}): torch-fidelity "
+          f"{baseline['features_per_second']:,.1f}, galaxy-hpc 1 rank "
+          f"{one['features_per_second']:,.1f} ({ratio:.2f}x; target >= 1.5x on a GPU)")
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=1))
+    return 1 if args.check and ratio < 1.5 else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--num-images", type=int, default=1000, help="N: images per store")
@@ -257,6 +324,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3,
                         help="rounds of the throughput measurements; the best of each is used")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--extractor", default=EXTRACTOR,
+                        help="bench-cnn (default) or inception-v3-compat (299 px)")
+    parser.add_argument("--weights", help="the extractor's weights (inception: random if none)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="torch-fidelity against 1 rank only (no pair, 2 ranks, memory)")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "REAL", "GEN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -265,6 +338,11 @@ def main() -> int:
     n, size = args.num_images, args.size
     with tempfile.TemporaryDirectory(prefix="bench-fid-") as tmp:
         root = Path(tmp)
+        SETTINGS.update(extractor=args.extractor, weights=args.weights, device=args.device)
+        if args.extractor == "inception-v3-compat" and not args.weights:
+            SETTINGS["weights"] = str(random_inception_weights(root / "inception-random.pth"))
+        if args.throughput_only:
+            return throughput_only(args, root)
         stores = {k: (make_store(root / f"real{k}.zarr", k * n, size, 10 + k),
                       make_store(root / f"gen{k}.zarr", k * n, size, 20 + k)) for k in (1, 2, 4)}
         real, generated = stores[1]
@@ -275,7 +353,8 @@ def main() -> int:
                       "torch_fidelity": in_child("torch-fidelity-memory", *stores[k])}
                   for k in (1, 2, 4)}
     figures = {
-        "conditions": {"num_images_per_store": n, "size": size, "extractor": EXTRACTOR,
+        "conditions": {"num_images_per_store": n, "size": size,
+                       "extractor": SETTINGS["extractor"],
                        "batch_size": 64, "threads_per_process": 1, "cpus": os.cpu_count(),
                        "load_average": os.getloadavg(), "repeats": args.repeats},
         "all_rates": {"torch_fidelity": baseline["all_rates"],
@@ -314,7 +393,8 @@ def main() -> int:
               "torch_fidelity_memory_4N_over_N": rss["4N"]["torch_fidelity"]
               / rss["1N"]["torch_fidelity"]}
     figures["ratios"] = ratios
-    print(f"FID features/s ({2 * n:,} images of {size}x{size}, {EXTRACTOR}, batch 64, 1 thread "
+    print(f"FID features/s ({2 * n:,} images of {size}x{size}, {SETTINGS['extractor']}, "
+          "batch 64, 1 thread "
           f"per process, load {figures['conditions']['load_average'][0]:.1f}; best of "
           f"{args.repeats} interleaved rounds, all rounds in brackets):")
     spread = {k: "[" + " ".join(f"{r:,.0f}" for r in v) + "]"

@@ -9,6 +9,9 @@ One run measures, on the same model (random weights of the shape, or --model), t
 sampler (DPM-Solver++), steps and guidance (7.5), the same GalaxySD-style captions:
 - reference: StableDiffusionPipeline as a user loads it (default dtype, fp32), called one
   prompt at a time: pipe(prompt, num_inference_steps, height, width, generator);
+- batched reference: the same pipeline loaded in the precision galaxy-hpc uses (bf16 on
+  GPU, fp32 on CPU) and called with --batch prompts per call: the fair baseline, since
+  batching alone explains most of the gain over one prompt per call;
 - galaxy-hpc: the catalog job's loop (Catalog.make_shard + the store's write_shard) on one
   process: batches of --batch objects, text embeddings once per distinct caption, bf16
   and a channels-last UNet on GPU (fp32 on CPU);
@@ -17,8 +20,10 @@ both after one warm-up call, model loading left out, timed --repeats times inter
 default: what each rank of a job gets). Then `galaxy-hpc generate` itself under mpiexec
 with 1 and 2 ranks (one thread each) on 8x as many objects, its objects/s while
 generating, best of --repeats launches.
-Prints images/s, the ratios, and the process-hours (GPU-hours on a GPU) that 1,000,000
-objects take at the measured rate per process.
+Prints images/s, the ratios, galaxy-hpc's MFU in the sampling loop (FLOP per image counted
+with torch's FlopCounterMode over one batch, as bench_train counts them, over the device's
+dense peak for the precision; GPUs only), and the process-hours (GPU-hours on a GPU) that
+1,000,000 objects take at the measured rate per process.
 """
 
 from __future__ import annotations
@@ -101,23 +106,31 @@ def timed(work) -> float:
     return time.perf_counter() - start
 
 
-def reference_loop(model: Path, prompts: list[str], args):
-    """diffusers as documented: load, pick the sampler, one prompt per call."""
+def reference_loop(model: Path, prompts: list[str], args, per_call: int = 1,
+                   dtype: torch.dtype | None = None):
+    """diffusers as documented: load, pick the sampler, `per_call` prompts per call."""
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    extra = {"torch_dtype": dtype} if dtype is not None else {}
     pipe = StableDiffusionPipeline.from_pretrained(model, safety_checker=None,
-                                                   requires_safety_checker=False).to(device)
+                                                   requires_safety_checker=False,
+                                                   **extra).to(device)
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config,
                                                              algorithm_type="dpmsolver++")
     pipe.set_progress_bar_config(disable=True)
 
     def work(count: int | None = None) -> None:
-        for i, prompt in enumerate(prompts[:count]):
-            pipe(prompt, num_inference_steps=args.steps, height=args.size, width=args.size,
-                 guidance_scale=7.5, generator=torch.Generator(device).manual_seed(i)).images
+        chosen = prompts[:count]
+        for first in range(0, len(chosen), per_call):
+            batch = chosen[first:first + per_call]
+            generators = [torch.Generator(device).manual_seed(first + i)
+                          for i in range(len(batch))]
+            pipe(batch if per_call > 1 else batch[0], num_inference_steps=args.steps,
+                 height=args.size, width=args.size, guidance_scale=7.5,
+                 generator=generators if per_call > 1 else generators[0]).images
 
-    work(1)  # warm-up
+    work(per_call)  # warm-up
     return work
 
 
@@ -161,7 +174,18 @@ def galaxy_hpc_loop(config: Path):
             writer.write_shard(shard, *catalog.make_shard(first, stop))
 
     catalog.make(np.arange(min(cfg.batch_size, catalog.num_objects)))  # warm-up
-    return work, catalog.num_objects, catalog.runtime.precision
+    return work, catalog.num_objects, catalog.runtime.precision, catalog
+
+
+def flop_per_image(catalog, batch: int) -> float:
+    """FLOP of one batch of the job's loop (text encoder, sampler, VAE decoder) per image."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    count = min(batch, catalog.num_objects)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        catalog.make(np.arange(count))
+    return counter.get_total_flops() / count
 
 
 def ranks_rate(config: Path, ranks: int) -> float:
@@ -206,15 +230,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
         folder = Path(tmp)
         model = Path(args.model) if args.model else write_model(shape, args.size, folder / "model")
-        loops = {"reference": (reference_loop(model, prompts, args), len(prompts))}
-        work, count, precision = galaxy_hpc_loop(
+        work, count, precision, catalog = galaxy_hpc_loop(
             write_catalog_inputs(model, prompts, folder, args, None if on_gpu else args.threads))
-        loops["ours"] = (work, count)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+        loops = {"reference": (reference_loop(model, prompts, args), len(prompts)),
+                 "reference_batched": (reference_loop(model, prompts, args, args.batch, dtype),
+                                       len(prompts)),
+                 "ours": (work, count)}
         best = {name: 0.0 for name in loops}
         for _ in range(args.repeats):
             for name, (loop, images) in loops.items():
                 best[name] = max(best[name], images / timed(loop))
         reference, ours = best["reference"], best["ours"]
+        batched = best["reference_batched"]
+        flop = flop_per_image(catalog, args.batch)
+        del loops, catalog
         scaling = {}
         if ranks:  # a longer catalog: a launch's start-up is not timed, its queue is
             config = write_catalog_inputs(model, prompts * 8, folder, args, 1)
@@ -223,6 +253,10 @@ def main() -> int:
                 for n in ranks:
                     scaling[n] = max(scaling[n], ranks_rate(config, n))
     hours = 1_000_000 / ours / 3600
+    from galaxy_hpc.train.metrics import peak_flops
+
+    peak = peak_flops(device, precision) if on_gpu else None
+    mfu = ours * flop / peak if peak else None
     report = {"device": device, "model": args.model or shape, "size": args.size,
               "steps": args.steps, "sampler": "dpm_solver++", "guidance_scale": 7.5,
               "images": args.num, "batch": args.batch, "torch": torch.__version__,
@@ -230,6 +264,8 @@ def main() -> int:
               "load_average": os.getloadavg()[0],
               "reference_img_per_s": reference, "galaxy_hpc_img_per_s": ours,
               "galaxy_hpc_precision": precision, "ratio": ours / reference,
+              "reference_batched_img_per_s": batched, "ratio_batched": ours / batched,
+              "gflop_per_image": flop / 1e9, "mfu": mfu,
               "ranks_img_per_s": scaling, "hours_per_million_per_process": hours}
     if args.json:
         print(json.dumps(report))
@@ -240,8 +276,12 @@ def main() -> int:
           f"{args.steps} steps; guidance 7.5; {args.num} images, best of {args.repeats}; "
           f"load average {report['load_average']:.1f}; torch {torch.__version__}")
     print(f"  diffusers, one prompt per call (fp32):             {reference:8.2f} img/s")
+    print(f"  diffusers, {args.batch} prompts per call ({precision}):          "
+          f"{batched:8.2f} img/s")
+    mfu_text = f"; MFU {mfu:.1%}" if mfu is not None else ""
     print(f"  galaxy-hpc generate loop (batch {args.batch}, {precision}):        {ours:8.2f} img/s"
-          f"   x{ours / reference:.2f}")
+          f"   x{ours / reference:.2f} one prompt, x{ours / batched:.2f} batched "
+          f"(target >= 1.5x; {flop / 1e9:.1f} GFLOP/image{mfu_text})")
     for n, rate in scaling.items():
         base = scaling[min(scaling)]
         print(f"  galaxy-hpc generate, mpiexec -n {n} (1 thread each): {rate:8.2f} img/s"

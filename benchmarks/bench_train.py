@@ -31,6 +31,9 @@ SHAPES = {
     # The same layout at 1/5 of the width: something a laptop CPU steps through.
     "small": dict(block_out_channels=(64, 128, 256, 256), cross_attention_dim=128,
                   layers_per_block=1, attention_head_dim=8, context_tokens=16),
+    # Smallest of the layout: proves the benchmark runs (gpu_check.sh --dry-run), no figure.
+    "tiny": dict(block_out_channels=(32, 32, 64, 64), cross_attention_dim=32,
+                 layers_per_block=1, attention_head_dim=8, context_tokens=8),
 }
 
 

@@ -1,0 +1,42 @@
+"""benchmarks/gpu_check.sh --dry-run: the one-shot GPU check runs end to end on CPU, so the
+script is known to work when a GPU is lent (rarely, for one call)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PARTS = ("bench_train", "bench_generate", "bench_fid", "bench_data")
+
+
+@pytest.mark.slow
+def test_dry_run_prints_every_row_with_a_figure_or_a_reason(tmp_path):
+    done = subprocess.run([str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    env = report["environment"]
+    assert env["dry_run"] and env["device"] and env["torch"] and env["date"]
+    rows = report["rows"]
+    assert len(rows) == 6  # train 2 sizes, generate 1-prompt and batched, fid, data
+    for part in PARTS:
+        assert any(r["part"].startswith(part) for r in rows), part
+    for r in rows:
+        # A figure beside its baseline, or an explicit reason (FAILED ..., no nvJPEG path yet).
+        assert (r["ours"] is not None and r["baseline"] is not None) or r["failed"] or r["note"], r
+    # Every part but bench_data (no nvJPEG path yet) gives figures on CPU.
+    for r in rows:
+        if not r["part"].startswith("bench_data"):
+            assert not r["failed"] and r["ratio"] > 0, r
+    generate = [r for r in rows if r["part"].startswith("bench_generate")]
+    assert {r["baseline_name"].split(",")[1].strip() for r in generate} == {"1 prompt/call",
+                                                                            "2 prompts/call"}
+    markdown = (tmp_path / "gpu_check.md").read_text()
+    assert markdown in done.stdout
+    assert markdown.count("\n| bench_") == len(rows)
+    assert all((tmp_path / f"{name}.log").exists()
+               for name in ("train-256", "train-512", "generate", "fid"))
