@@ -158,19 +158,40 @@ def data_rows(dry: bool, cap: float, out: Path) -> list[dict]:
                 failed="" if figures else "no nvJPEG figure in bench_data's output")]
 
 
+# What the parts import or launch; a lent GPU machine's image may lack some (named in the
+# table's heading, so that a FAILED row's cause is plain at once).
+NEEDED_MODULES = ("diffusers", "transformers", "deepspeed", "torch_fidelity", "zarr", "mpi4py",
+                  "galaxy_hpc", "hpc")
+NEEDED_PROGRAMS = ("mpiexec", "galaxy-hpc")
+
+
+def missing() -> list[str]:
+    import importlib.util
+    import shutil
+
+    names = [m for m in NEEDED_MODULES if importlib.util.find_spec(m) is None]
+    bin_dir = Path(sys.executable).parent
+    return names + [p for p in NEEDED_PROGRAMS if not (bin_dir / p).exists()
+                    and shutil.which(p) is None]
+
+
 def environment(dry: bool) -> dict:
+    import importlib.metadata
+
     import torch
 
     on_gpu = torch.cuda.is_available()
     if not on_gpu and not dry:
         raise SystemExit("gpu_check: torch sees no GPU; use --dry-run to check the script on CPU")
-    import diffusers
-
+    try:
+        diffusers = importlib.metadata.version("diffusers")
+    except importlib.metadata.PackageNotFoundError:
+        diffusers = "-"
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "device": torch.cuda.get_device_name() if on_gpu else f"CPU ({os.cpu_count()} cores)",
             "torch": torch.__version__, "cuda": torch.version.cuda or "-",
             "cudnn": str(torch.backends.cudnn.version()) if on_gpu else "-",
-            "diffusers": diffusers.__version__, "dry_run": dry,
+            "diffusers": diffusers, "dry_run": dry, "missing": missing(),
             "load_average": round(os.getloadavg()[0], 2)}
 
 
@@ -183,7 +204,8 @@ def _fmt(value, percent=False) -> str:
 def table(env: dict, rows: list[dict], seconds: float) -> str:
     lines = [f"# gpu_check {env['date']}: {env['device']}; torch {env['torch']}, CUDA "
              f"{env['cuda']}, cuDNN {env['cudnn']}, diffusers {env['diffusers']}; load "
-             f"{env['load_average']}; {seconds:.0f} s" + ("; DRY RUN (CPU, tiny sizes: no "
+             f"{env['load_average']}; {seconds:.0f} s"
+             + (f"; MISSING: {', '.join(env['missing'])}" if env["missing"] else "") + ("; DRY RUN (CPU, tiny sizes: no "
                                                           "figure means anything)" if
                                                           env["dry_run"] else ""),
              "",
@@ -205,14 +227,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="folder for gpu_check.md/.json and the logs "
                         "(default: a new temporary folder)")
     parser.add_argument("--budget", type=float, default=None,
-                        help="seconds for all parts together (default 450 on GPU, 110 dry)")
+                        help="seconds for all parts together (default 450 on GPU, 170 dry)")
     parser.add_argument("--fid-weights", help="torch-fidelity's Inception .pth (default: random)")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="gpu-check-"))
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     env = environment(args.dry_run)
-    budget = args.budget or (110 if args.dry_run else 450)
+    budget = args.budget or (170 if args.dry_run else 450)
 
     def cap(name: str) -> float:
         left = budget - (time.perf_counter() - start)
