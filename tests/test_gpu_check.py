@@ -40,3 +40,17 @@ def test_dry_run_prints_every_row_with_a_figure_or_a_reason(tmp_path):
     assert markdown.count("\n| bench_") == len(rows)
     assert all((tmp_path / f"{name}.log").exists()
                for name in ("train-256", "train-512", "generate", "fid"))
+
+
+def test_parts_out_of_time_are_rows_with_the_reason(tmp_path):
+    """A spent --budget skips the parts; each still has its row, saying FAILED and why."""
+    done = subprocess.run([str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run", "--budget",
+                           "1", "--out", str(tmp_path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads((tmp_path / "gpu_check.json").read_text())["rows"]
+    assert len(rows) == 6
+    for r in rows[:5]:
+        assert r["ours"] is None and r["failed"].startswith("skipped: the run's --budget"), r
+        assert f"FAILED: {r['failed']}" in done.stdout
+    assert rows[5]["part"].startswith("bench_data") and (rows[5]["failed"] or rows[5]["note"])
