@@ -202,12 +202,14 @@ def _fmt(value, percent=False) -> str:
 
 
 def table(env: dict, rows: list[dict], seconds: float) -> str:
-    lines = [f"# gpu_check {env['date']}: {env['device']}; torch {env['torch']}, CUDA "
-             f"{env['cuda']}, cuDNN {env['cudnn']}, diffusers {env['diffusers']}; load "
-             f"{env['load_average']}; {seconds:.0f} s"
-             + (f"; MISSING: {', '.join(env['missing'])}" if env["missing"] else "") + ("; DRY RUN (CPU, tiny sizes: no "
-                                                          "figure means anything)" if
-                                                          env["dry_run"] else ""),
+    heading = (f"# gpu_check {env['date']}: {env['device']}; torch {env['torch']}, CUDA "
+               f"{env['cuda']}, cuDNN {env['cudnn']}, diffusers {env['diffusers']}; load "
+               f"{env['load_average']}; {seconds:.0f} s")
+    if env["missing"]:
+        heading += f"; MISSING: {', '.join(env['missing'])}"
+    if env["dry_run"]:
+        heading += "; DRY RUN (CPU, tiny sizes: no figure means anything)"
+    lines = [heading,
              "",
              "| part | ours img/s | baseline img/s | baseline | ratio | MFU | target | met | "
              "note |", "|---|---|---|---|---|---|---|---|---|"]
