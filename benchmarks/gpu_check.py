@@ -31,13 +31,20 @@ CAPS = {"train-256": (90, 60), "train-512": (120, 60), "generate": (170, 90),
         "fid": (90, 90), "data": (60, 30)}
 
 
-def run_part(name: str, command: list[str], cap: float, out: Path) -> tuple[str, str]:
+# --dry-run: one thread a process. The tiny shapes gain nothing from more, and on a shared
+# CPU machine two spinning torch threads per process made a 10 s part take over 60 s.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run_part(name: str, command: list[str], cap: float, out: Path,
+             env: dict[str, str] | None = None) -> tuple[str, str]:
     """(stdout, "") on success, ("", reason) on failure; the output goes to out/NAME.log."""
     if cap < 5:
         return "", "skipped: the run's --budget was spent"
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=HERE.parent, start_new_session=True)
+                               text=True, cwd=HERE.parent, start_new_session=True,
+                               env={**os.environ, **(env or {})})
     try:
         stdout, stderr = process.communicate(timeout=cap)
     except subprocess.TimeoutExpired:
@@ -72,7 +79,8 @@ def train_rows(px: int, dry: bool, cap: float, out: Path) -> list[dict]:
     label = f"bench_train {shape} {size} px (batch {batch})"
     stdout, reason = run_part(f"train-{px}", [PY, str(HERE / "bench_train.py"), "--shape", shape,
                                               "--resolution", str(size), "--batch", str(batch),
-                                              "--steps", str(steps)], cap, out)
+                                              "--steps", str(steps)], cap, out,
+                              ONE_THREAD if dry else None)
     target = "MFU >= 45% (H100/H200)" if px == 512 else "ratio >= 1.0x"
     if reason:
         return [row(label, target=target, failed=reason)]
