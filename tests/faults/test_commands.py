@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -60,10 +61,18 @@ def damaged(galaxies, tmp_path):
     return make
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def run(*args, cwd) -> subprocess.CompletedProcess:
+    """The command as users run it; a port of its own for torch.distributed (a job of
+    another test on the default port would hold this one's rendezvous up)."""
     galaxy_hpc = str(Path(sys.executable).parent / "galaxy-hpc")
     return subprocess.run([galaxy_hpc, *map(str, args)], capture_output=True, text=True,
-                          env=ENV, cwd=cwd, timeout=300)
+                          env={**ENV, "MASTER_PORT": str(free_port())}, cwd=cwd, timeout=300)
 
 
 def assert_fails_naming(done, store, file):
@@ -149,11 +158,12 @@ def test_evaluate_fid_on_two_ranks_ends_when_one_rank_meets_damage(damaged, gala
 
 
 @pytest.mark.parametrize("backend, kind", quick(
-    CASES, {("zarr", "empty"), ("zarr", "flip"), ("zarr", "column"), ("hdf5", "delete"),
-            ("hdf5", "truncate"), ("hdf5", "column")}))
+    CASES, {("zarr", "flip"), ("zarr", "column"), ("hdf5", "delete"), ("hdf5", "truncate"),
+            ("hdf5", "column")}))
 def test_train(damaged, backend, kind):
     """One epoch (3 steps of 8) of the tiny DINOv2 head reads every image and the vote
-    columns."""
+    columns. Damage met at the first batch costs a whole start-up (DeepSpeed included):
+    one such case per backend by default."""
     store, file = damaged(backend, kind)
     done = run("train", TINY_DINO, f"data.store={store}", f"run.output_dir={store}.run",
                "run.max_steps=3", "run.micro_batch_size=8", "--json", cwd=store.parent)
