@@ -7,29 +7,16 @@ checking a config does not import torch or diffusers.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from galaxy_hpc.train.registry import FAMILIES
+from galaxy_hpc.registry import MODELS  # also registers every config kind
 from hpc.allocator import keep_freed_memory
-from hpc.config import kind_class, kind_of, load_config, register_kind
+from hpc.config import kind_class, kind_of, load_config
+from hpc.imports import import_target
 from hpc.launch import Resubmittable
 from hpc.provenance import adopt_command, command_line
-
-# Config kinds by import string, so that listing jobs or checking a config imports
-# neither torch nor GalSim (the modules register the same strings when imported).
-for _kind, _target in {
-    "cluster": "hpc.launch.profiles:ClusterProfile",
-    "selftest": "hpc.selftest:SelfTestConfig",
-    "synth": "galaxy_hpc.data.synth_job:SynthJobConfig",
-    "ingest": "galaxy_hpc.data.ingest.config:IngestConfig",
-    "evaluate": "galaxy_hpc.evaluate.job:EvaluateJobConfig",
-    "generate": "galaxy_hpc.generate.config:GenerateConfig",
-    "augmentation": "galaxy_hpc.evaluate.augmentation_config:AugmentationConfig",
-}.items():
-    register_kind(_kind, _target)
 
 
 @dataclass(frozen=True)
@@ -47,7 +34,7 @@ JOBS: dict[str, JobSpec] = {
                 "all-reduce over every rank with torch.distributed and MPI"),
         JobSpec("synth", ("synth",), "galaxy_hpc.data.synth_job:run_synth",
                 "draw synthetic galaxies with known truth into a store"),
-        JobSpec("train", tuple(FAMILIES), "galaxy_hpc.train.loop:train",
+        JobSpec("train", tuple(MODELS), "galaxy_hpc.train.loop:train",
                 "train a model family under DeepSpeed ZeRO (kind: train_sd, ...)"),
         JobSpec("ingest", ("ingest",), "galaxy_hpc.data.ingest.pipeline:run_ingest",
                 "images (+ captions, votes, properties) of a seed project's format into a store"),
@@ -85,8 +72,7 @@ def load_job_config(name: str, config_path: str | Path | None, overrides: list[s
 
 
 def run_job(name: str, cfg: Any) -> Any:
-    module, _, function = job_spec(name).entry.partition(":")
-    return getattr(importlib.import_module(module), function)(cfg)
+    return import_target(job_spec(name).entry, f"job {name!r}")(cfg)
 
 
 class JobCall(Resubmittable):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
 import yaml
+
+from hpc.imports import check_target, import_target
 
 T = TypeVar("T")
 
@@ -40,9 +41,7 @@ class ConfigError(ValueError):
 
 def register_kind(name: str, target: str) -> None:
     """Register a config kind as "package.module:DataclassName" (imported on first use)."""
-    if ":" not in target:
-        raise ValueError(f"config kind {name!r}: target must be 'module:Class', got {target!r}")
-    _KINDS[name] = target
+    _KINDS[name] = check_target(target, f"config kind {name!r}")
 
 
 def registered_kinds() -> list[str]:
@@ -53,8 +52,7 @@ def kind_class(name: str) -> type:
     if name not in _KINDS:
         known = ", ".join(registered_kinds()) or "none registered"
         raise ConfigError(f"unknown config kind {name!r} (known kinds: {known})")
-    module, _, attr = _KINDS[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return import_target(_KINDS[name], f"config kind {name!r}")
 
 
 def kind_of(cls: type) -> str | None:

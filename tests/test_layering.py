@@ -2,7 +2,10 @@
 
 - hpc/ never imports galaxy_hpc (cluster machinery knows nothing of galaxies);
 - model code never imports distributed machinery (torch.distributed, deepspeed,
-  mpi4py, submitit): a model never knows how many ranks exist.
+  mpi4py, submitit): a model never knows how many ranks exist;
+- model code never imports the jobs that drive it (the trainer, the catalog job, the
+  evaluations, the CLI, the registry): they come to the models through the contracts in
+  galaxy_hpc/models/contract.py, never the other way round.
 """
 
 from __future__ import annotations
@@ -44,11 +47,31 @@ def test_hpc_knows_nothing_of_galaxies():
 @pytest.mark.parametrize("folder", ["galaxy_hpc/models"])
 def test_models_import_no_distributed_machinery(folder):
     forbidden = ("torch.distributed", "deepspeed", "mpi4py", "submitit", "hpc.dist", "hpc.mpi",
-                 "hpc.launch")
+                 "hpc.launch", "hpc.comm", "hpc.zero")
     assert offending(folder, forbidden) == {}
+
+
+def test_models_import_none_of_the_jobs_that_drive_them():
+    forbidden = ("galaxy_hpc.train", "galaxy_hpc.generate", "galaxy_hpc.evaluate",
+                 "galaxy_hpc.cli", "galaxy_hpc.jobs", "galaxy_hpc.registry", "galaxy_hpc.demo")
+    assert offending("galaxy_hpc/models", forbidden) == {}
+
+
+def test_registry_and_contracts_import_no_torch():
+    """`galaxy-hpc config` and the CLI read them on login nodes: no torch, no diffusers."""
+    import subprocess
+    import sys
+
+    code = ("import sys, galaxy_hpc.registry, galaxy_hpc.models.contract, galaxy_hpc.jobs\n"
+            "heavy = sorted(m for m in ('torch', 'diffusers', 'transformers', 'deepspeed')"
+            " if m in sys.modules)\nprint(','.join(heavy))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, cwd=REPO).stdout.strip()
+    assert found == ""
 
 
 def test_the_checker_sees_imports(tmp_path):
     sample = tmp_path / "m.py"
-    sample.write_text("import torch.distributed as d\nfrom deepspeed import zero\n")
-    assert imported_modules(sample) >= {"torch.distributed", "deepspeed"}
+    sample.write_text("import torch.distributed as d\nfrom deepspeed import zero\n"
+                      "def f():\n    from galaxy_hpc.train.loop import train\n")
+    assert imported_modules(sample) >= {"torch.distributed", "deepspeed", "galaxy_hpc.train.loop"}

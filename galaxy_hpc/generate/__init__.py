@@ -2,10 +2,8 @@
 table, MPI-parallel, resumable, deterministic per object.
 
     config.py       the typed config (`kind: generate`)
-    registry.py     generators by model kind (sd, sd_lora, ldm; a GAN plugs in with a line)
-    sd_backend.py   Stable Diffusion / LoRA: captions -> RGB, text-to-image and img2img
-    ldm_backend.py  latent diffusion: numeric conditions -> images in the store's units
-    samplers.py     DDIM, DPM-Solver++, Euler ancestral from the model's scheduler config
+    loader.py       the generator for `model.kind`, as galaxy_hpc/registry.py names it
+                    (each family's own generation.py under galaxy_hpc/models/)
     conditions/     where conditions come from: CSV/FITS tables, stores (oversampled, img2img)
     seeds.py        per-object seeds and the fixed batches objects are made in
     catalog.py      the store layout, the rows, provenance; makes any batch of objects

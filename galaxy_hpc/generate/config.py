@@ -14,9 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hpc.config import register_kind
-
-register_kind("generate", "galaxy_hpc.generate.config:GenerateConfig")
 
 SAMPLERS = ("ddim", "dpm_solver++", "euler_ancestral")
 
@@ -25,7 +22,7 @@ SAMPLERS = ("ddim", "dpm_solver++", "euler_ancestral")
 class ModelSection:
     """Which generator, from which local folder (nothing is downloaded).
 
-    kind (see galaxy_hpc/generate/registry.py GENERATORS):
+    kind: a generator galaxy_hpc/registry.py names (each family's generation.py):
     - sd: a StableDiffusionPipeline folder (a full fine-tune's `pipeline/`, or SD-1.5).
     - sd_lora: `base` a StableDiffusionPipeline folder, `path` the LoRA folder (or its
       pytorch_lora_weights.safetensors) that `pipe.load_lora_weights` takes.
@@ -44,13 +41,19 @@ class ModelSection:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from galaxy_hpc.registry import GENERATORS, generator_spec
+
         if not self.kind:
-            raise ValueError("model.kind is empty: name a generator (sd, sd_lora, ldm, gan)")
-        if self.kind == "sd_lora" and not self.base:
-            raise ValueError("model.base: a sd_lora model needs the base pipeline folder the "
-                             "LoRA was trained on (model.path is the LoRA itself)")
-        if self.kind != "sd_lora" and self.base:
-            raise ValueError(f"model.base is only for kind sd_lora, not {self.kind!r}")
+            raise ValueError(f"model.kind is empty: name a generator "
+                             f"({', '.join(sorted(GENERATORS))})")
+        spec = generator_spec(self.kind)
+        if spec.needs_base and not self.base:
+            raise ValueError(f"model.base: a {self.kind} model needs the base pipeline folder "
+                             "it was trained on (model.path is the adapter itself)")
+        if not spec.needs_base and self.base:
+            needing = ", ".join(sorted(n for n, g in GENERATORS.items() if g.needs_base))
+            raise ValueError(f"model.base is only for kinds that load onto a base ({needing}), "
+                             f"not {self.kind!r}")
         if not self.lora_scale > 0:
             raise ValueError(f"model.lora_scale must be > 0, got {self.lora_scale}")
 

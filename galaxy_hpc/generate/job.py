@@ -103,7 +103,7 @@ def build_catalog(cfg: GenerateConfig, local_rank: int = 0) -> Any:
     """Model, conditions and runtime of `cfg` on this process (every rank calls it)."""
     from galaxy_hpc.generate.catalog import Catalog
     from galaxy_hpc.generate.conditions import build_conditions
-    from galaxy_hpc.generate.registry import load_generator
+    from galaxy_hpc.generate.loader import load_generator
     from galaxy_hpc.generate.runtime import resolve_runtime
 
     runtime = resolve_runtime(cfg.runtime, local_rank)

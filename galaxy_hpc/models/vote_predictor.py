@@ -19,12 +19,13 @@ as it saw real ones.
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
+
+from hpc.imports import import_target
 
 MANIFEST = "predictor.json"
 
@@ -66,5 +67,5 @@ def load_vote_predictor(folder: str | Path, *, device: str | torch.device = "cpu
     if kind not in PREDICTOR_KINDS:
         raise ValueError(f"{manifest}: unknown predictor kind {kind!r}; "
                          f"known: {', '.join(sorted(PREDICTOR_KINDS)) or 'none'}")
-    module, _, function = PREDICTOR_KINDS[kind].partition(":")
-    return getattr(importlib.import_module(module), function)(folder, torch.device(device))
+    load = import_target(PREDICTOR_KINDS[kind], f"{manifest}: predictor kind {kind!r}")
+    return load(folder, torch.device(device))

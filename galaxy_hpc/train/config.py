@@ -1,34 +1,28 @@
-"""The sections every training config shares; each model family adds its `model:` section.
+"""Training configs: the sections every family shares, composed with a family's `model:`.
 
-A family's config is `TrainConfig` with its own model dataclass (see
-galaxy_hpc/train/families.py): `kind: train_sd`, `train_ldm_vae`, ... The
-loop reads only these shared sections, so a new family changes nothing here.
+A training config of kind K (`kind: train_sd`, `train_ldm_vae`, ...) is `TrainConfig`
+with K's model section (galaxy_hpc/registry.py names it) and the data section that model
+starts from. The classes are composed here on first use, one per registered kind, and
+are this module's attributes (`SDTrain...` by kind: `TrainSdConfig`), so configs pickle
+and `kind:` round-trips. The loop reads only the shared sections, and a model section
+never imports them: a new family changes nothing here.
+
+A model section may define
+- `default_data()` (a staticmethod): the DataSection its configs start from (a caption
+  column, condition columns);
+- `check_config(self, cfg)`: called with the whole config once built, to fill what the
+  data section left to the model and to refuse combinations it cannot train, with the
+  offending key in the message.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from galaxy_hpc.data.section import DataSection
 from hpc.zero import ZeroConfig
-
-
-@dataclass
-class DataSection:
-    store: str = ""  # training store (galaxy-hpc ingest / synth output)
-    caption_column: str | None = None  # e.g. "caption" for text-conditioned models
-    condition_columns: list[str] = field(default_factory=list)  # numeric conditions, in order
-    caption_dropout: float = 0.0  # probability of an empty caption (classifier-free guidance)
-    shuffle_caption_tags: bool = True  # GalaxySD shuffles tags after the survey prefix
-    augment: bool = True  # rotations by any angle and flips (galaxies have no "up")
-    num_workers: int = 2
-    shuffle_shards: int = 4  # shards shuffled together per worker
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.caption_dropout <= 1.0:
-            raise ValueError(f"caption_dropout must be in [0, 1], got {self.caption_dropout}")
-        if self.num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
 
 
 @dataclass
@@ -94,11 +88,49 @@ class RunSection:
 
 
 @dataclass
-class TrainSections:
-    """Mixed into every family's config: run, data, optim, zero, ema."""
+class TrainConfig:
+    """Every training config: run, data, optim, zero, ema, and the family's `model`."""
 
     run: RunSection = field(default_factory=RunSection)
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)
     zero: ZeroConfig = field(default_factory=ZeroConfig)
     ema: EmaSection = field(default_factory=EmaSection)
+    model: Any = None
+
+    def __post_init__(self) -> None:
+        check = getattr(self.model, "check_config", None)
+        if check is not None:
+            check(self)
+
+
+_COMPOSED: dict[str, type] = {}
+
+
+def train_config_class(kind: str) -> type:
+    """The training config of a registered model kind, composed once."""
+    from galaxy_hpc.registry import model_spec
+    from hpc.imports import import_target
+
+    spec = model_spec(kind)
+    name = spec.config_class_name
+    if name not in _COMPOSED:
+        model_cls = import_target(spec.model_config, f"model {kind!r}: model_config")
+        data = getattr(model_cls, "default_data", DataSection)
+        _COMPOSED[name] = dataclasses.make_dataclass(
+            name, [("model", model_cls, field(default_factory=model_cls)),
+                   ("data", DataSection, field(default_factory=data))],
+            bases=(TrainConfig,), namespace={"__module__": __name__,
+                                             "__doc__": f"`kind: {kind}`: {spec.summary}"})
+    return _COMPOSED[name]
+
+
+def __getattr__(name: str) -> type:
+    """`galaxy_hpc.train.config.TrainSdConfig` and the like: what config kinds and pickles
+    name. Composed on first access."""
+    from galaxy_hpc.registry import MODELS
+
+    for kind, spec in MODELS.items():
+        if spec.config_class_name == name:
+            return train_config_class(kind)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,14 +26,25 @@ from typing import Any
 import torch
 import torch.distributed as torch_dist
 
+from galaxy_hpc.models.contract import DataFacts, ModelFamily
 from galaxy_hpc.train import run_dir
-from galaxy_hpc.train.family import ModelFamily, family_for
 from galaxy_hpc.train.metrics import LossWindow
 from galaxy_hpc.train.run_dir import TrainResult
 from hpc.checkpoint import checkpoint_dir, mark_complete, prune, resolve_resume
 from hpc.config import save_config
 from hpc.dist import DistEnv
 from hpc.preempt import PreemptionWatch
+
+
+def family_for(cfg: Any, *, data: DataFacts, device: torch.device,
+               dtype: torch.dtype) -> ModelFamily:
+    """The registered family that trains `cfg` (galaxy_hpc/registry.py), found by its kind."""
+    from galaxy_hpc.registry import spec_for_config
+    from hpc.imports import import_target
+
+    spec = spec_for_config(cfg)
+    family = import_target(spec.family, f"model {spec.kind!r}: family")
+    return family(cfg, data=data, device=device, dtype=dtype)
 
 
 def step_seed(seed: int, micro_step: int, rank: int) -> int:
@@ -48,9 +59,21 @@ def train(cfg: Any) -> TrainResult:
     env = init_distributed()
     try:
         done = run_dir.prepare(cfg, is_main=env.is_main, barrier=torch_dist.barrier)
-        return done if done is not None else Trainer(cfg, env).run()
+        if done is not None:
+            return done
+        trainer = Trainer(cfg, env)
+        result = trainer.run()
     finally:
         destroy_distributed()
+    if result.ok:
+        # The artifact is judged after the process group is gone, on rank 0 alone: no
+        # rank waits on it under a collective timeout. The result is written only then,
+        # so a run killed while judging is judged again when rerun.
+        if env.is_main:
+            result.evaluation = trainer.family.evaluate_export(Path(result.artifact),
+                                                               trainer.out)
+            run_dir.write_result(trainer.out, asdict(result))
+    return result
 
 
 class Trainer:
@@ -67,9 +90,21 @@ class Trainer:
                        if env.backend == "nccl" else torch.device("cpu"))
         self.out = Path(cfg.run.output_dir)
         self.checkpoints = self.out / "checkpoints"
+        # The data side first: the family is handed what the dataset found (store, stretch,
+        # columns) instead of re-deriving it.
+        dataset = StoreDataset(
+            cfg.data.store, rank=env.rank, world_size=env.world_size, seed=cfg.run.seed,
+            shuffle=True, drop_last=True, batch_size=cfg.run.micro_batch_size,
+            shuffle_shards=cfg.data.shuffle_shards,
+            augment=GalaxyAugment() if cfg.data.augment else None,
+            caption_column=cfg.data.caption_column,
+            shuffle_caption_tags=cfg.data.shuffle_caption_tags,
+            caption_dropout=cfg.data.caption_dropout,
+            condition_columns=cfg.data.condition_columns)
+        facts = DataFacts.of(dataset, cfg.data)
         # Every rank builds the same initial weights (ZeRO-3 partitions each rank's own copy).
         torch.manual_seed(cfg.run.seed)
-        self.family: ModelFamily = family_for(cfg, device=self.device,
+        self.family: ModelFamily = family_for(cfg, data=facts, device=self.device,
                                               dtype=torch_dtype(cfg.zero.precision))
         self.family.partition = partitioned_build(cfg.zero, micro_batch_size=cfg.run.micro_batch_size)
         module = self.family.build()
@@ -94,15 +129,6 @@ class Trainer:
         self.ema = (ParameterEMA([p for _, p in averaged], names=[n for n, _ in averaged],
                                  decay=cfg.ema.decay, warmup=cfg.ema.warmup)
                     if cfg.ema.enabled else None)
-        dataset = StoreDataset(
-            cfg.data.store, rank=env.rank, world_size=env.world_size, seed=cfg.run.seed,
-            shuffle=True, drop_last=True, batch_size=cfg.run.micro_batch_size,
-            shuffle_shards=cfg.data.shuffle_shards,
-            augment=GalaxyAugment() if cfg.data.augment else None,
-            caption_column=cfg.data.caption_column,
-            shuffle_caption_tags=cfg.data.shuffle_caption_tags,
-            caption_dropout=cfg.data.caption_dropout,
-            condition_columns=cfg.data.condition_columns)
         self.loader = StoreLoader(dataset, num_workers=cfg.data.num_workers)
         self.step = 0
         self.micro_step = 0
@@ -355,8 +381,6 @@ class Trainer:
                              last_loss, rate, self.resumed_from,
                              memory=memory_report(self.env, self.device, self.num_params, cfg.zero,
                                                   ema=self.ema is not None))
-        if env.is_main:
-            run_dir.write_result(self.out, asdict(result))
         return result
 
     def _final_row(self, log: Any) -> float | None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
-import galaxy_hpc.train.registry  # noqa: F401  (the train kinds, to read config.yaml)
+import galaxy_hpc.registry  # noqa: F401  (the train kinds, to read config.yaml)
 from hpc.checkpoint import list_checkpoints, resolve_resume
 from hpc.config import ConfigError, load_config, to_dict
 
@@ -59,6 +59,9 @@ class TrainResult:
     # Peak resident memory of each rank, and the model state ZeRO should hold per rank
     # (hpc.zero.expected_state_bytes), in GB.
     memory: dict | None = None
+    # What the family's evaluate_export found on the exported artifact (held-out metrics,
+    # a consistency report), when it judges one.
+    evaluation: dict | None = None
 
     def summary(self) -> str:
         if self.already_complete:

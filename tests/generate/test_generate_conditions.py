@@ -263,7 +263,7 @@ def test_an_object_is_what_diffusers_draws_for_its_caption_and_seed(models, capt
 
     from galaxy_hpc.generate.config import GenerateConfig
     from galaxy_hpc.generate.job import build_catalog
-    from galaxy_hpc.generate.samplers import build_scheduler
+    from galaxy_hpc.models.samplers import build_scheduler
     from hpc.config import load_config
 
     config = write_config(tmp_path / "one.yaml", {

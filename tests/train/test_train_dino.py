@@ -317,9 +317,18 @@ def test_metrics_on_hand_made_fractions():
         np.abs(smooth - smooth.mean()).mean() * 2 / 3)
 
 
-def test_heldout_split_and_batches_without_it(store32):
-    from galaxy_hpc.models.dino.config import DinoTrainConfig
+def dino_family(cfg):
+    """The family as the loop makes it: handed what the dataset found in the store."""
+    from galaxy_hpc.data.dataset import StoreDataset
+    from galaxy_hpc.models.contract import DataFacts
     from galaxy_hpc.models.dino.family import DinoFamily
+
+    facts = DataFacts.of(StoreDataset(cfg.data.store, shuffle=False), cfg.data)
+    return DinoFamily(cfg, data=facts, device=torch.device("cpu"), dtype=torch.float32)
+
+
+def test_heldout_split_and_batches_without_it(store32):
+    from galaxy_hpc.train.config import TrainDinoConfig
     from galaxy_hpc.models.dino.targets import heldout_mask
     from hpc.config import load_config
 
@@ -328,8 +337,8 @@ def test_heldout_split_and_batches_without_it(store32):
     assert np.array_equal(mask[:500], heldout_mask(500, fraction=0.1, seed=0))
     assert not np.array_equal(mask[:500], heldout_mask(500, fraction=0.1, seed=1))
     cfg = load_config(HEAD_TINY, [f"data.store={store32}"])
-    assert isinstance(cfg, DinoTrainConfig)
-    family = DinoFamily(cfg, device=torch.device("cpu"), dtype=torch.float32)
+    assert isinstance(cfg, TrainDinoConfig)
+    family = dino_family(cfg)
     torch.manual_seed(0)
     module = family.build()
     held = np.flatnonzero(family.heldout)
@@ -347,7 +356,6 @@ def test_heldout_split_and_batches_without_it(store32):
 
 
 def test_configs_refuse_mistakes_and_sbatch_script(store32):
-    from galaxy_hpc.models.dino.family import DinoFamily
     from hpc.config import ConfigError, load_config
 
     with pytest.raises(ConfigError, match="backbone and tiny"):
@@ -358,14 +366,14 @@ def test_configs_refuse_mistakes_and_sbatch_script(store32):
         load_config(HEAD_TINY, ["data.condition_columns=[redshift]"])
     cfg = load_config(HEAD_TINY, [f"data.store={store32}", "model.tiny=null"])
     with pytest.raises(ValueError, match="exactly one source"):
-        DinoFamily(cfg, device=torch.device("cpu"), dtype=torch.float32).build()
+        dino_family(cfg).build()
     cfg = load_config(HEAD_TINY, [f"data.store={store32}", "model.loss=dirichlet_multinomial"])
     with pytest.raises(ValueError, match="needs vote counts"):
-        DinoFamily(cfg, device=torch.device("cpu"), dtype=torch.float32).build()
+        dino_family(cfg).build()
     cfg = load_config(HEAD_TINY, [f"data.store={store32}", "model.tiny=null",
                                   f"model.backbone={store32}"])
     with pytest.raises(ValueError, match="not a transformers model folder"):
-        DinoFamily(cfg, device=torch.device("cpu"), dtype=torch.float32).build()
+        dino_family(cfg).build()
     script = REPO / "slurm" / "train_dino.sbatch"
     assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
     assert os.access(script, os.X_OK) and "ghpc_srun train" in script.read_text()

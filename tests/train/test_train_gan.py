@@ -309,13 +309,13 @@ def test_networks_at_50_and_128_px_resize_without_transposed_convolutions():
 
 
 def test_configs_reject_bad_fields_and_sbatch_script():
-    from galaxy_hpc.models.gan.config import GanTrainConfig
+    from galaxy_hpc.train.config import TrainGanConfig
     from hpc.config import ConfigError, load_config
 
     cfg = load_config(TINY)
-    assert isinstance(cfg, GanTrainConfig) and cfg.data.condition_columns == NAMES
-    assert isinstance(load_config(REPO / "configs" / "train" / "gan.yaml"), GanTrainConfig)
-    assert isinstance(load_config(REPO / "configs" / "train" / "gan_cpu.yaml"), GanTrainConfig)
+    assert isinstance(cfg, TrainGanConfig) and cfg.data.condition_columns == NAMES
+    assert isinstance(load_config(REPO / "configs" / "train" / "gan.yaml"), TrainGanConfig)
+    assert isinstance(load_config(REPO / "configs" / "train" / "gan_cpu.yaml"), TrainGanConfig)
     for override, field in [("model.consistency.requested=bulge_fraction", "consistency.requested"),
                             ("model.discriminator_channels=[8,16]", "discriminator_channels"),
                             ("model.generator_channels=[30,16,8,8]", "norm_groups"),

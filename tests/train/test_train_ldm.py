@@ -91,15 +91,12 @@ def flux_stage1(galaxy_hpc, flux_store, tmp_path_factory):
 
 
 def stretched(store, count=32):
-    from galaxy_hpc.models.ldm.images import (
-        spread_indices,
-        store_stretch,
-        stretched_images,
-    )
-    from hpc.store import open_store
+    from galaxy_hpc.data.dataset import StoreDataset
+    from galaxy_hpc.models.ldm.images import spread_indices, stretched_images
 
-    opened = open_store(store)
-    return stretched_images(opened, store_stretch(opened), spread_indices(len(opened), count))
+    dataset = StoreDataset(store, shuffle=False)  # the stretch the training loop applied
+    return stretched_images(dataset.store, dataset.stretch,
+                            spread_indices(len(dataset.store), count))
 
 
 @torch.no_grad()
@@ -323,11 +320,11 @@ def test_shared_diffusion_loss_is_the_sd_family_loss(prediction_type, snr_gamma,
 
 
 def test_configs_and_sbatch_script():
-    from galaxy_hpc.models.ldm.config import LDMUNetTrainConfig
+    from galaxy_hpc.train.config import TrainLdmUnetConfig
     from hpc.config import ConfigError, load_config
 
     cfg = load_config(UNET_TINY)
-    assert isinstance(cfg, LDMUNetTrainConfig) and len(cfg.data.condition_columns) == 37
+    assert isinstance(cfg, TrainLdmUnetConfig) and len(cfg.data.condition_columns) == 37
     with pytest.raises(ConfigError, match="sample_conditions"):
         load_config(UNET_TINY, ["model.sample_conditions=[[0.1, 0.2]]"])
     with pytest.raises(ConfigError, match="head_channels"):

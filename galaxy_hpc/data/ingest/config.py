@@ -11,9 +11,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hpc.config import register_kind
-
-register_kind("ingest", "galaxy_hpc.data.ingest.config:IngestConfig")
 
 SOURCE_KINDS = ("folder", "jsonl", "fits", "npy", "votes")
 FLUX_RULES = ("total", "surface_brightness")

@@ -22,7 +22,7 @@ import numpy as np
 from galaxy_hpc.data.gz2 import ANSWERS, column_name, parse_column
 from galaxy_hpc.generate.conditions.classes import Oversampling, oversampling, row_classes
 from galaxy_hpc.generate.conditions.rows import Rows
-from galaxy_hpc.generate.registry import ConditionBatch
+from galaxy_hpc.models.contract import ConditionBatch
 from galaxy_hpc.generate.seeds import condition_uniforms
 
 GZ2_FRACTIONS = [column_name(answer) for answer in ANSWERS]

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from galaxy_hpc.train.config import DataSection, TrainSections
+from galaxy_hpc.data.section import DataSection
 
 TARGET_SUFFIXES = ("fraction", "weighted_fraction", "debiased")
 SOURCES_HINT = ("the backbone needs exactly one source: model.backbone (a local transformers "
@@ -134,18 +134,13 @@ class DinoModelConfig:
             raise ValueError(f"target_suffix must be one of {', '.join(TARGET_SUFFIXES)}, "
                              f"got {self.target_suffix!r}")
 
+    @staticmethod
+    def default_data() -> DataSection:
+        return DataSection(caption_column=None, condition_columns=[])
 
-def _image_data() -> DataSection:
-    return DataSection(caption_column=None, condition_columns=[])
-
-
-@dataclass
-class DinoTrainConfig(TrainSections):
-    model: DinoModelConfig = field(default_factory=DinoModelConfig)
-    data: DataSection = field(default_factory=_image_data)
-
-    def __post_init__(self) -> None:
-        if self.data.caption_column is not None or self.data.condition_columns:
+    def check_config(self, cfg: Any) -> None:
+        """The whole training config, once built (galaxy_hpc/train/config.py)."""
+        if cfg.data.caption_column is not None or cfg.data.condition_columns:
             raise ValueError("data.caption_column / data.condition_columns: the regressor "
                              "reads its targets itself (the 37 GZ2 columns named by "
                              "model.target_suffix, and vote counts when present); leave "

@@ -11,8 +11,9 @@ A later stage starts from an earlier one's predictor folder (model.init_from).
 Batches come from the loop's StoreDataset (rotations by any angle and flips when
 data.augment is on); targets are looked up by store index (targets.py). Held-out
 items (model.heldout) are dropped from every batch here, so the model never learns
-from them; at the end `export` writes the predictor folder, loads it back through
-load_vote_predictor and evaluates it on them (metrics.json, a PNG per question).
+from them; at the end `export` writes the predictor folder, and once training is over
+`evaluate_export` loads it back through load_vote_predictor and evaluates it on them
+(metrics.json, a PNG per question).
 
 Export: `<output_dir>/predictor` (predictor.py), and `<output_dir>/eval/`.
 """
@@ -45,8 +46,7 @@ from galaxy_hpc.models.dino.tree import (
     tree_cross_entropy,
     tree_softmax,
 )
-from galaxy_hpc.train.family import ModelFamily
-from hpc.store import open_store
+from galaxy_hpc.models.contract import ModelFamily
 
 
 class VoteTrainModule(torch.nn.Module):
@@ -90,13 +90,11 @@ def _input_size(model: Any, store_side: int, patch: int) -> int:
 class DinoFamily(ModelFamily):
     def build(self) -> torch.nn.Module:
         cfg, model = self.cfg, self.cfg.model
-        self.store = open_store(cfg.data.store)
         channels, height, width = self.store.spec.image_shape
         if height != width:
             raise ValueError(f"{self.store.path}: images are {height}x{width}; the regressor "
                              "needs square images (ingest with --size S)")
         self.image_size = height
-        self.stretch = _dataset_stretch(self.store)
         self.targets = read_targets(self.store, suffix=model.target_suffix, loss=model.loss)
         self.heldout = heldout_mask(len(self.store), fraction=model.heldout.fraction,
                                     seed=model.heldout.seed)
@@ -240,13 +238,13 @@ class DinoFamily(ModelFamily):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # rank 0's terminal: the loop's bar only
-        folder = save_predictor(Path(output_dir) / "predictor", self._regressor(state_dict),
-                                manifest)
-        self.evaluate(folder, Path(output_dir) / "eval")
-        return folder
+        return save_predictor(Path(output_dir) / "predictor", self._regressor(state_dict),
+                              manifest)
 
-    def evaluate(self, folder: Path, eval_dir: Path) -> dict[str, Any]:
-        """Held-out metrics of the exported folder, opened as any user opens it."""
+    def evaluate_export(self, artifact: Path, output_dir: Path) -> dict[str, Any]:
+        """Held-out metrics of the exported folder, opened as any user opens it: its
+        metrics.json, and predictions and a plot per question in <output_dir>/eval."""
+        folder, eval_dir = Path(artifact), Path(output_dir) / "eval"
         from galaxy_hpc.models.dino.metrics import (
             mean_fractions,
             plot_true_vs_predicted,
@@ -280,16 +278,10 @@ class DinoFamily(ModelFamily):
         plot_true_vs_predicted(true, predicted, eval_dir / "true_vs_predicted.png",
                                min_reach=settings.min_reach, title=self.describe())
         print(f"{summary_line(metrics)}; {folder / METRICS_FILE}", flush=True)
-        return metrics
+        return {"metrics": str(folder / METRICS_FILE), "overall": metrics.get("overall")}
 
     def describe(self) -> str:
         model = self.cfg.model
         loss = getattr(getattr(self, "targets", None), "loss", model.loss)
         return f"dino-{model.stage} ({loss}, held out {model.heldout.fraction:g})"
 
-
-def _dataset_stretch(store: Any) -> Any:
-    """The stretch the loop's StoreDataset applies to this store (deterministic)."""
-    from galaxy_hpc.data.dataset import StoreDataset
-
-    return StoreDataset(store, shuffle=False).stretch

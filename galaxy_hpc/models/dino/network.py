@@ -130,7 +130,9 @@ class VoteRegressor(torch.nn.Module):
 
 def add_lora(backbone: Any, lora: Any) -> Any:
     """The backbone wrapped by peft with LoRA adapters; only the adapters train."""
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
+
+    from galaxy_hpc.models.lora import lora_config
 
     names = {name.rsplit(".", 1)[-1] for name, _ in backbone.named_modules()}
     missing = [t for t in lora.target_modules if t not in names]
@@ -138,9 +140,7 @@ def add_lora(backbone: Any, lora: Any) -> Any:
         raise ValueError(f"lora.target_modules {missing} are not modules of the backbone; "
                          "DINOv2's attention has q_proj, k_proj, v_proj, o_proj and its MLP "
                          "mlp.fc1, mlp.fc2")
-    config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=list(lora.target_modules))
-    return get_peft_model(backbone, config)
+    return get_peft_model(backbone, lora_config(lora))
 
 
 def plain_backbone(backbone: Any) -> Any:

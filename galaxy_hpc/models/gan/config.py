@@ -4,8 +4,9 @@ reads it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from galaxy_hpc.train.config import DataSection, TrainSections
+from galaxy_hpc.data.section import DataSection
 
 # galaxyCGAN's conditions, and what the GAN is conditioned on unless told otherwise.
 DEFAULT_CONDITIONS = ("redshift", "log_stellar_mass")
@@ -93,28 +94,23 @@ class GanModelConfig:
         if not self.d_lr_ratio > 0:
             raise ValueError(f"model.d_lr_ratio must be > 0, got {self.d_lr_ratio}")
 
+    @staticmethod
+    def default_data() -> DataSection:
+        return DataSection(caption_column=None, condition_columns=list(DEFAULT_CONDITIONS))
 
-def _gan_data() -> DataSection:
-    return DataSection(caption_column=None, condition_columns=list(DEFAULT_CONDITIONS))
-
-
-@dataclass
-class GanTrainConfig(TrainSections):
-    model: GanModelConfig = field(default_factory=GanModelConfig)
-    data: DataSection = field(default_factory=_gan_data)
-
-    def __post_init__(self) -> None:
+    def check_config(self, cfg: Any) -> None:
+        """The whole training config, once built (galaxy_hpc/train/config.py)."""
         # A `data:` section in YAML builds a DataSection with its own (empty) default: an
         # empty list means the GAN's default conditions.
-        if not self.data.condition_columns:
-            self.data.condition_columns = list(DEFAULT_CONDITIONS)
-        if self.data.caption_column is not None:
+        if not cfg.data.condition_columns:
+            cfg.data.condition_columns = list(DEFAULT_CONDITIONS)
+        if cfg.data.caption_column is not None:
             raise ValueError("data.caption_column: the GAN conditions on numeric columns "
                              "(data.condition_columns), not captions")
-        columns = self.data.condition_columns
+        columns = cfg.data.condition_columns
         if len(set(columns)) != len(columns):
             raise ValueError(f"data.condition_columns has duplicates: {columns}")
-        check = self.model.consistency
+        check = self.consistency
         for name in ("requested", "by"):
             value = getattr(check, name)
             if value is not None and value not in columns:
@@ -123,7 +119,7 @@ class GanTrainConfig(TrainSections):
                                  "be null)")
         if check.by is not None and check.by == check.requested:
             raise ValueError("model.consistency.by must differ from model.consistency.requested")
-        if self.zero.stage == 3:
+        if cfg.zero.stage == 3:
             raise ValueError(
                 "zero.stage 3 is not supported by the GAN: its generator loss runs the "
                 "discriminator with frozen parameters (galaxy_hpc/models/gan/family.py), "

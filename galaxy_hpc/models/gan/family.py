@@ -82,8 +82,7 @@ from galaxy_hpc.models.gan.networks import (
     Discriminator,
     generator_from_spec,
 )
-from galaxy_hpc.train.family import ModelFamily
-from hpc.store import open_store
+from galaxy_hpc.models.contract import ModelFamily
 
 MONITOR_BATCH = 64
 
@@ -189,14 +188,9 @@ class GanTrainModule(torch.nn.Module):
 
 class GanFamily(ModelFamily):
     def build(self) -> torch.nn.Module:
-        from galaxy_hpc.data.stretch import stretch_for_store
-
         cfg, model = self.cfg, self.cfg.model
-        self.store = open_store(cfg.data.store)
         self.names = list(cfg.data.condition_columns)
         self.values = self._condition_values()
-        self.flux = self.store.spec.image_dtype != "uint8"
-        self.stretch = stretch_for_store(self.store)
         self.scaler = ConditionScaler.from_values(self.values)
         shape = [int(v) for v in self.store.spec.image_shape]
         self.spec = {
@@ -286,7 +280,7 @@ class GanFamily(ModelFamily):
         images = generator(z.to(self.device), c, maps.to(self.device)).float().cpu().numpy()
         if self.monitor is not None:
             self._log_consistency(module)
-        return to_display(images, flux=self.flux)
+        return to_display(images, flux=self.data.flux)
 
     def _log_consistency(self, module: torch.nn.Module) -> None:
         """With each sample grid: the consistency of the generator the grid comes from (the
@@ -306,16 +300,22 @@ class GanFamily(ModelFamily):
         prefix = "generator."
         network.load_state_dict({k[len(prefix):]: v.float() for k, v in state_dict.items()
                                  if k.startswith(prefix)}, strict=True)
-        generator = GalaxyGenerator(network, self.spec, self.device)
-        target = generator.save(output_dir / "generator")
+        return GalaxyGenerator(network, self.spec, self.device).save(output_dir / "generator")
+
+    def evaluate_export(self, artifact: Path, output_dir: Path) -> dict[str, Any]:
+        """The conditioning-consistency report of the exported generator, loaded as
+        `generate` loads it, on store rows: consistency.json beside it."""
+        from galaxy_hpc.models.gan.generator import load_generator
+
+        generator = load_generator(artifact, self.device)
         check = self.cfg.model.consistency
         found = consistency.report(generator.generate, self.store, self.names,
                                    requested=check.requested, by=check.by,
                                    num_samples=check.report_num_samples,
                                    num_bins=check.num_bins)
-        (target / "consistency.json").write_text(json.dumps(found, indent=2) + "\n")
+        (artifact / "consistency.json").write_text(json.dumps(found, indent=2) + "\n")
         print(consistency.summary_line(found), file=sys.stderr, flush=True)
-        return target
+        return {"consistency": str(artifact / "consistency.json")}
 
     def describe(self) -> str:
         model = self.cfg.model

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from galaxy_hpc.data.gz2 import GZ2_TREE, column_name
-from galaxy_hpc.train.config import DataSection, TrainSections
+from galaxy_hpc.data.section import DataSection
 
 
 def gz2_fraction_columns() -> list[str]:
@@ -91,15 +91,9 @@ class VaeModelConfig:
         if self.kl_weight < 0:
             raise ValueError(f"kl_weight must be >= 0, got {self.kl_weight}")
 
-
-def _image_data() -> DataSection:
-    return DataSection(caption_column=None, condition_columns=[])
-
-
-@dataclass
-class LDMVaeTrainConfig(TrainSections):
-    model: VaeModelConfig = field(default_factory=VaeModelConfig)
-    data: DataSection = field(default_factory=_image_data)
+    @staticmethod
+    def default_data() -> DataSection:
+        return DataSection(caption_column=None, condition_columns=[])
 
 
 # ---------------------------------------------------------------- stage 2: the latent UNet
@@ -179,26 +173,21 @@ class LatentUNetModelConfig:
         if self.sample_conditions is not None and not self.sample_conditions:
             raise ValueError("sample_conditions must be null or a non-empty list of vectors")
 
+    @staticmethod
+    def default_data() -> DataSection:
+        return DataSection(caption_column=None, condition_columns=gz2_fraction_columns())
 
-def _condition_data() -> DataSection:
-    return DataSection(caption_column=None, condition_columns=gz2_fraction_columns())
-
-
-@dataclass
-class LDMUNetTrainConfig(TrainSections):
-    model: LatentUNetModelConfig = field(default_factory=LatentUNetModelConfig)
-    data: DataSection = field(default_factory=_condition_data)
-
-    def __post_init__(self) -> None:
+    def check_config(self, cfg: Any) -> None:
+        """The whole training config, once built (galaxy_hpc/train/config.py)."""
         # A `data:` section in YAML builds a DataSection with its own (empty) default;
         # an empty list means the default conditions here, the 37 GZ2 fractions.
-        if not self.data.condition_columns:
-            self.data.condition_columns = gz2_fraction_columns()
-        if self.data.caption_column is not None:
+        if not cfg.data.condition_columns:
+            cfg.data.condition_columns = gz2_fraction_columns()
+        if cfg.data.caption_column is not None:
             raise ValueError("data.caption_column: the latent UNet conditions on numeric "
                              "columns (data.condition_columns); captions are not supported yet")
-        num = len(self.data.condition_columns)
-        vectors = self.model.sample_conditions or []
+        num = len(cfg.data.condition_columns)
+        vectors = self.sample_conditions or []
         if any(len(v) != num for v in vectors):
             raise ValueError(f"model.sample_conditions: every vector needs {num} values, one per "
                              "entry of data.condition_columns")

@@ -14,14 +14,6 @@ from hpc.store import Store
 VAE_INFO = "galaxy_hpc_vae.json"  # beside config.json in stage 1's vae/ folder
 
 
-def store_stretch(store: Store) -> Any:
-    """The stretch the training loop's StoreDataset applies to this store (the same
-    default: x/127.5 - 1 for uint8, an asinh stretch estimated from a sample for flux)."""
-    from galaxy_hpc.data.dataset import StoreDataset
-
-    return StoreDataset(store, shuffle=False).stretch
-
-
 def spread_indices(num_items: int, count: int) -> np.ndarray:
     """`count` item indices spread evenly over the store (deterministic)."""
     count = min(count, num_items)

@@ -30,10 +30,9 @@ from galaxy_hpc.models.ldm.condition import (
     unet_inputs,
 )
 from galaxy_hpc.models.display import to_display
-from galaxy_hpc.models.ldm.images import read_vae_info, store_stretch
-from galaxy_hpc.train.family import ModelFamily
+from galaxy_hpc.models.ldm.images import read_vae_info
+from galaxy_hpc.models.contract import ModelFamily
 from hpc.files import follow_umask
-from hpc.store import open_store
 
 
 class LatentUNetTrainModule(torch.nn.Module):
@@ -138,9 +137,6 @@ class LDMUNetFamily(ModelFamily):
         if not columns:
             raise ValueError("data.condition_columns is empty: list the store columns to "
                              "condition on (default: the 37 GZ2 vote fractions)")
-        self.store = open_store(cfg.data.store)
-        self.flux = self.store.spec.image_dtype != "uint8"
-        self.stretch = store_stretch(self.store)
         vae, info = load_frozen_vae(model.vae_path, self.store)
         _check_stretch(info, self.stretch, self.store.path)
         self.vae = vae.requires_grad_(False).to(self.device).eval()
@@ -200,7 +196,7 @@ class LDMUNetFamily(ModelFamily):
         result = pipeline(conditions, num_inference_steps=model.sample_steps,
                           guidance_scale=model.guidance_scale,
                           generator=torch.Generator().manual_seed(seed))
-        return to_display(result.stretched, flux=self.flux)
+        return to_display(result.stretched, flux=self.data.flux)
 
     def export(self, state_dict: dict[str, torch.Tensor], output_dir: Path) -> Path:
         from diffusers import AutoencoderKL, UNet2DConditionModel

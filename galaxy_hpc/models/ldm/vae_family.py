@@ -33,14 +33,12 @@ from galaxy_hpc.models.display import to_display
 from galaxy_hpc.models.ldm.images import (
     side_by_side,
     spread_indices,
-    store_stretch,
     stretched_images,
     write_vae_info,
 )
 from galaxy_hpc.models.ldm.perceptual import build_perceptual
-from galaxy_hpc.train.family import ModelFamily
+from galaxy_hpc.models.contract import ModelFamily
 from hpc.files import follow_umask
-from hpc.store import open_store
 
 ENCODE_BATCH = 32  # images per forward pass when measuring the latents at export
 
@@ -134,9 +132,6 @@ def latent_statistics(vae: Any, images: np.ndarray, *, device: torch.device,
 class LDMVaeFamily(ModelFamily):
     def build(self) -> torch.nn.Module:
         model = self.cfg.model
-        self.store = open_store(self.cfg.data.store)
-        self.flux = self.store.spec.image_dtype != "uint8"
-        self.stretch = store_stretch(self.store)
         vae = build_vae(model, tuple(self.store.spec.image_shape))
         self.vae_config = dict(vae.config)
         vae.train()
@@ -157,7 +152,7 @@ class LDMVaeFamily(ModelFamily):
         vae = module.vae
         x = torch.from_numpy(images).to(self.device, vae.dtype)
         decoded = vae.decode(vae.encode(x).latent_dist.mode()).sample.float().cpu().numpy()
-        return side_by_side(to_display(images, flux=self.flux), to_display(decoded, flux=self.flux))
+        return side_by_side(to_display(images, flux=self.data.flux), to_display(decoded, flux=self.data.flux))
 
     def export(self, state_dict: dict[str, torch.Tensor], output_dir: Path) -> Path:
         from diffusers import AutoencoderKL

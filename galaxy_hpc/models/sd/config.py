@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from galaxy_hpc.train.config import DataSection, TrainSections
+from galaxy_hpc.data.section import DataSection
 
 DEFAULT_PROMPTS = [
     "sdss, spiral galaxy, obvious bulge prominence, tightly wound spiral arms, 2 spiral arms",
@@ -66,12 +66,7 @@ class SDModelConfig:
         if not self.sample_prompts:
             raise ValueError("sample_prompts must not be empty")
 
+    @staticmethod
+    def default_data() -> DataSection:
+        return DataSection(caption_column="caption", caption_dropout=0.1)
 
-def _caption_data() -> DataSection:
-    return DataSection(caption_column="caption", caption_dropout=0.1)
-
-
-@dataclass
-class SDTrainConfig(TrainSections):
-    model: SDModelConfig = field(default_factory=SDModelConfig)
-    data: DataSection = field(default_factory=_caption_data)

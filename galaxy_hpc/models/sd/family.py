@@ -18,15 +18,15 @@ import numpy as np
 import torch
 
 from galaxy_hpc.models.diffusion_loss import diffusion_loss
+from galaxy_hpc.models.lora import lora_config
 from galaxy_hpc.models.sd.components import (
     SDComponents,
     load_components,
     save_pipeline,
     tiny_components,
 )
-from galaxy_hpc.train.family import ModelFamily
+from galaxy_hpc.models.contract import ModelFamily
 from hpc.files import follow_umask
-from hpc.store import open_store
 
 
 class SDTrainModule(torch.nn.Module):
@@ -58,7 +58,6 @@ class SDTrainModule(torch.nn.Module):
 class SDFamily(ModelFamily):
     def build(self) -> torch.nn.Module:
         model = self.cfg.model
-        self.store = open_store(self.cfg.data.store)
         if model.tiny:
             captions = list(self.store.read_column(self.cfg.data.caption_column))
             parts = tiny_components(captions=captions, image_size=self.store.spec.image_shape[-1],
@@ -83,17 +82,8 @@ class SDFamily(ModelFamily):
         self._text_base_state = ({k: v.detach().clone() for k, v in text_encoder.state_dict().items()}
                                  if needed else None)
         if model.method == "lora":
-            from peft import LoraConfig
-
             unet.requires_grad_(False)
-            unet.add_adapter(LoraConfig(r=model.lora.rank, lora_alpha=model.lora.alpha,
-                                        lora_dropout=model.lora.dropout, init_lora_weights="gaussian",
-                                        target_modules=list(model.lora.target_modules)))
-            if model.train_text_encoder:
-                text_encoder.add_adapter(LoraConfig(
-                    r=model.lora.rank, lora_alpha=model.lora.alpha, lora_dropout=model.lora.dropout,
-                    init_lora_weights="gaussian",
-                    target_modules=list(model.lora.text_encoder_target_modules)))
+            self._add_adapters(unet, text_encoder)
         else:
             unet.requires_grad_(True)
             if model.train_text_encoder:
@@ -226,17 +216,15 @@ class SDFamily(ModelFamily):
             text_encoder.load_state_dict({k: v.float().cpu() for k, v in
                                           self._frozen_text_state().items()}, assign=True)
         if adapters and model.method == "lora":
-            from peft import LoraConfig
-
-            unet.add_adapter(LoraConfig(r=model.lora.rank, lora_alpha=model.lora.alpha,
-                                        lora_dropout=model.lora.dropout,
-                                        target_modules=list(model.lora.target_modules)))
-            if model.train_text_encoder:
-                text_encoder.add_adapter(LoraConfig(
-                    r=model.lora.rank, lora_alpha=model.lora.alpha,
-                    lora_dropout=model.lora.dropout,
-                    target_modules=list(model.lora.text_encoder_target_modules)))
+            self._add_adapters(unet, text_encoder)
         return unet.float(), text_encoder.float()
+
+    def _add_adapters(self, unet: Any, text_encoder: Any) -> None:
+        """The run's LoRA adapters: on the UNet, and on the text encoder when it trains."""
+        lora = self.cfg.model.lora
+        unet.add_adapter(lora_config(lora))
+        if self.cfg.model.train_text_encoder:
+            text_encoder.add_adapter(lora_config(lora, lora.text_encoder_target_modules))
 
     def _frozen_text_state(self) -> dict[str, torch.Tensor]:
         """The text encoder's base weights (without LoRA layers), saved at build time."""

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from galaxy_hpc.generate.registry import ConditionBatch
-from galaxy_hpc.generate.samplers import build_scheduler, scheduler_provenance
+from galaxy_hpc.models.contract import ConditionBatch
+from galaxy_hpc.models.samplers import build_scheduler, scheduler_provenance
 
 
 class LDMGenerator:
@@ -77,7 +77,7 @@ class LDMGenerator:
 
 
 def load_ldm(model: Any, sampler: Any, runtime: Any, *, size: int | None) -> LDMGenerator:
-    from galaxy_hpc.generate.sd_backend import quiet_loading
+    from galaxy_hpc.models.sd.generation import quiet_loading
     from galaxy_hpc.models.ldm.pipeline import GalaxyLDMPipeline
 
     folder = Path(model.path) if model.path else None

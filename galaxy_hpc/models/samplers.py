@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from galaxy_hpc.generate.config import SamplerSection
 
-
-def build_scheduler(sampler: SamplerSection, model_scheduler_config: Any) -> Any:
+def build_scheduler(sampler: Any, model_scheduler_config: Any) -> Any:
     from diffusers import (
         DDIMScheduler,
         DPMSolverMultistepScheduler,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from galaxy_hpc.generate.registry import ConditionBatch
+from galaxy_hpc.models.contract import ConditionBatch
 
 
 class GANGenerator:

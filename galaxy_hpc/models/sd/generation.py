@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from galaxy_hpc.generate.registry import ConditionBatch
-from galaxy_hpc.generate.samplers import build_scheduler, scheduler_provenance
+from galaxy_hpc.models.contract import ConditionBatch
+from galaxy_hpc.models.samplers import build_scheduler, scheduler_provenance
 
 GROUP = 8  # distinct captions encoded per text-encoder call
 CACHE_GROUPS = 256  # groups kept (SD-1.5 in bf16: 8 x 77 x 768 x 2 B = 0.9 MiB per group)

@@ -1,0 +1,28 @@
+"""The `data:` section of a training config: which store a model trains on, and how.
+
+It lives with the data, not the trainer: a model family states the data it needs by
+giving this section's defaults (a caption column, condition columns), and the loop
+builds the dataset from it before it builds the model (galaxy_hpc/train/loop.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class DataSection:
+    store: str = ""  # training store (galaxy-hpc ingest / synth output)
+    caption_column: str | None = None  # e.g. "caption" for text-conditioned models
+    condition_columns: list[str] = field(default_factory=list)  # numeric conditions, in order
+    caption_dropout: float = 0.0  # probability of an empty caption (classifier-free guidance)
+    shuffle_caption_tags: bool = True  # GalaxySD shuffles tags after the survey prefix
+    augment: bool = True  # rotations by any angle and flips (galaxies have no "up")
+    num_workers: int = 2
+    shuffle_shards: int = 4  # shards shuffled together per worker
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.caption_dropout <= 1.0:
+            raise ValueError(f"caption_dropout must be in [0, 1], got {self.caption_dropout}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
