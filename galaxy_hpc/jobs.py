@@ -23,7 +23,7 @@ from hpc.provenance import adopt_command, command_line
 for _kind, _target in {
     "cluster": "hpc.launch.profiles:ClusterProfile",
     "selftest": "hpc.selftest:SelfTestConfig",
-    "synth": "galaxy_hpc.data.synth_job:SynthJobConfig",
+    "synth": "galaxy_hpc.data.synth.job:SynthJobConfig",
     "ingest": "galaxy_hpc.data.ingest.config:IngestConfig",
     "evaluate": "galaxy_hpc.evaluate.job:EvaluateJobConfig",
     "generate": "galaxy_hpc.generate.config:GenerateConfig",
@@ -45,7 +45,7 @@ JOBS: dict[str, JobSpec] = {
     for spec in [
         JobSpec("selftest", ("selftest",), "hpc.selftest:run_selftest",
                 "all-reduce over every rank with torch.distributed and MPI"),
-        JobSpec("synth", ("synth",), "galaxy_hpc.data.synth_job:run_synth",
+        JobSpec("synth", ("synth",), "galaxy_hpc.data.synth.job:run_synth",
                 "draw synthetic galaxies with known truth into a store"),
         JobSpec("train", tuple(FAMILIES), "galaxy_hpc.train.loop:train",
                 "train a model family under DeepSpeed ZeRO (kind: train_sd, ...)"),
