@@ -52,7 +52,7 @@ def make_folder(folder: Path, num_images: int, size: int, seed: int = 0) -> floa
 
     from galaxy_hpc.data.captions import CaptionConfig, Captioner
     from galaxy_hpc.data.synth import VOTE_COLUMNS, draw_galaxies
-    from galaxy_hpc.data.synth_config import SynthConfig
+    from galaxy_hpc.data.synth.config import SynthConfig
 
     start = time.perf_counter()
     folder.mkdir(parents=True)

@@ -52,7 +52,7 @@ def _local_profile(ctx: DemoContext):
 def step_synth(ctx: DemoContext) -> str:
     """Draw synthetic galaxies with known truth into a store, on the local executor's tasks."""
     from galaxy_hpc.data.synth import render_preview
-    from galaxy_hpc.data.synth_job import SynthJobConfig
+    from galaxy_hpc.data.synth.job import SynthJobConfig
     from galaxy_hpc.jobs import JobCall
     from hpc.launch import submit, wait
     from hpc.store import open_store

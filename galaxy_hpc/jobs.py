@@ -32,7 +32,7 @@ JOBS: dict[str, JobSpec] = {
     for spec in [
         JobSpec("selftest", ("selftest",), "hpc.selftest:run_selftest",
                 "all-reduce over every rank with torch.distributed and MPI"),
-        JobSpec("synth", ("synth",), "galaxy_hpc.data.synth_job:run_synth",
+        JobSpec("synth", ("synth",), "galaxy_hpc.data.synth.job:run_synth",
                 "draw synthetic galaxies with known truth into a store"),
         JobSpec("train", tuple(MODELS), "galaxy_hpc.train.loop:train",
                 "train a model family under DeepSpeed ZeRO (kind: train_sd, ...)"),

@@ -128,7 +128,7 @@ for _spec in [
 
 # The galaxy jobs' config kinds (the hpc layer registers its own, imported above).
 for _kind, _target in {
-    "synth": "galaxy_hpc.data.synth_job:SynthJobConfig",
+    "synth": "galaxy_hpc.data.synth.job:SynthJobConfig",
     "ingest": "galaxy_hpc.data.ingest.config:IngestConfig",
     "evaluate": "galaxy_hpc.evaluate.job:EvaluateJobConfig",
     "generate": "galaxy_hpc.generate.config:GenerateConfig",

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build_config(args: argparse.Namespace):
     from hpc.config import apply_overrides, from_dict, load_config
-    from galaxy_hpc.data.synth_job import SynthJobConfig
+    from galaxy_hpc.data.synth.job import SynthJobConfig
 
     flags = [f"{key}={json.dumps(value)}" for key, value in {
         "out": args.out, "num_galaxies": args.num_galaxies, "seed": args.seed,
@@ -54,7 +54,7 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from galaxy_hpc.data.synth_job import run_synth
+    from galaxy_hpc.data.synth.job import run_synth
     from hpc.dist import resolve_env
 
     if args.config and "=" in args.config:

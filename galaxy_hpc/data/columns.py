@@ -85,7 +85,7 @@ _EXACT: dict[str, ColumnInfo] = {
     "source": ColumnInfo(None, "file (and HDU or row) the image came from"),
     "crop_size": ColumnInfo("pix", "side of the centred crop, in source pixels"),
     "nonfinite_pixels": ColumnInfo(None, "NaN or infinite values in the stored image"),
-    # synthetic truth (data.synth_physics, data.synth_population)
+    # synthetic truth (data.synth.physics, data.synth.population)
     "redshift": ColumnInfo("", "redshift of the galaxy"),
     "log_stellar_mass": ColumnInfo("log(solMass)", "log10 of the stellar mass in solar masses"),
     "half_light_radius_arcsec": ColumnInfo("arcsec", "circularized half-light radius, pre-PSF"),

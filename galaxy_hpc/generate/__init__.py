@@ -3,7 +3,7 @@ table, MPI-parallel, resumable, deterministic per object.
 
     config.py       the typed config (`kind: generate`)
     loader.py       the generator for `model.kind`, as galaxy_hpc/registry.py names it
-                    (each family's own generation.py under galaxy_hpc/models/)
+                    (each family's own, e.g. galaxy_hpc/models/sd/generation.py)
     conditions/     where conditions come from: CSV/FITS tables, stores (oversampled, img2img)
     seeds.py        per-object seeds and the fixed batches objects are made in
     catalog.py      the store layout, the rows, provenance; makes any batch of objects

@@ -22,7 +22,7 @@ SAMPLERS = ("ddim", "dpm_solver++", "euler_ancestral")
 class ModelSection:
     """Which generator, from which local folder (nothing is downloaded).
 
-    kind: a generator galaxy_hpc/registry.py names (each family's generation.py):
+    kind: a generator galaxy_hpc/registry.py names (e.g. galaxy_hpc/models/sd/generation.py):
     - sd: a StableDiffusionPipeline folder (a full fine-tune's `pipeline/`, or SD-1.5).
     - sd_lora: `base` a StableDiffusionPipeline folder, `path` the LoRA folder (or its
       pytorch_lora_weights.safetensors) that `pipe.load_lora_weights` takes.

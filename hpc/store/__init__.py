@@ -1,8 +1,8 @@
 """Sharded array stores: images (N, C, H, W) + per-item columns + attributes + checksum.
 
-Two backends behind one interface: Zarr v3 (default; one directory plain zarr opens) and
-HDF5 (one file per shard plus a master file with a virtual `images` dataset that plain
-h5py opens). Every read checks the files it needs; damage is a `StoreDamaged` naming the
+Two backends behind one interface (backend.py: `StoreBackend`, `StoreReader`, and the
+steps they share): Zarr v3 (default; one directory plain zarr opens) and HDF5 (one file
+per shard plus a master file with a virtual `images` dataset that plain h5py opens). Every read checks the files it needs; damage is a `StoreDamaged` naming the
 store, the file and its items (damage.py, zarr_reader.py, hdf5_reader.py, verify.py).
 Disjoint whole shards can be written by different processes at once without locks;
 barriers between the steps are the caller's. See writer.py for the protocol,

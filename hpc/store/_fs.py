@@ -8,8 +8,9 @@ import json
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def temp_sibling(path: Path, tag: str = "tmp") -> Path:
@@ -18,16 +19,23 @@ def temp_sibling(path: Path, tag: str = "tmp") -> Path:
     return path.with_name(f".{path.name}.{tag}-{uuid.uuid4().hex[:12]}")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Readers see either the old file or the whole new one, never a torn write."""
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temp sibling to write `path` into: renamed onto `path` when the block succeeds,
+    deleted when it raises. Readers see either the old file or the whole new one, never a
+    torn write, and a killed writer leaves only a hidden temp file."""
     tmp = temp_sibling(path)
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:

@@ -27,16 +27,17 @@ reading shard files directly with a few open at a time and checking they all exi
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import google_crc32c
 import h5py
 import numpy as np
 
-from hpc.store._fs import atomic_write_json, dir_size, publish_dir, temp_sibling
+from hpc.store._fs import atomic_write_json, replacing
+from hpc.store.backend import StoreBackend, StoreReader
 from hpc.store.checksum import DIGEST_SIZE
 from hpc.store.damage import chunk_checksums_enabled, damaged, short_error
 from hpc.store.manifest import MANIFEST_KEY, Manifest
@@ -46,7 +47,6 @@ DIGESTS = "item_digests"
 SHARD_DIR_KEY = "hpc_store_shard_dir"  # the folder the master was written beside
 STORE_ID_KEY = "hpc_store_id"  # attribute of every shard file: the manifest's store_id
 STAMP_FILE = "verified.json"  # in the shard folder: the last `store verify`
-_RECORD = re.compile(r"^shard-(\d+)\.done\.json$")
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Every file we open is either private to one writer (a temp file renamed when done) or
 # immutable once renamed, so HDF5's flock buys nothing - and fails on many parallel file
@@ -82,11 +82,13 @@ def _h5_dtype(dtype: str):
     return h5py.string_dtype("utf-8") if dtype == "str" else np.dtype(dtype)
 
 
-class Hdf5Backend:
+class Hdf5Backend(StoreBackend):
     name = "hdf5"
+    RECORD_NAME = "shard-{shard:06d}.done.json"
+    RECORD_PATTERN = re.compile(r"^shard-(\d+)\.done\.json$")
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        super().__init__(path)
         # Always the folder named after the master as it is called now: a renamed pair
         # finds its own folder, and a copied master never reads the original's shards.
         self.shard_dir = path.with_name(path.name + ".shards")
@@ -105,8 +107,19 @@ class Hdf5Backend:
                 return handle.read(8) == _HDF5_SIGNATURE
         return path.with_name(path.name + ".shards").joinpath("manifest.json").is_file()
 
-    def exists(self) -> bool:
-        return self.path.exists() or self.shard_dir.exists()
+    @property
+    def folder(self) -> Path:
+        return self.shard_dir
+
+    @property
+    def records_dir(self) -> Path:
+        return self.shard_dir
+
+    def paths(self) -> list[Path]:
+        return [self.path, self.shard_dir]
+
+    def record_name(self, shard: int) -> str:
+        return f"{self.shard_dir.name}/{self.RECORD_NAME.format(shard=shard)}"
 
     def read_manifest(self) -> Manifest:
         if self.path.is_file():
@@ -131,31 +144,16 @@ class Hdf5Backend:
                 f"{self.path}: not a store (neither the file nor {self.shard_dir.name}/ exists)"
             ) from None
 
-    def create(self, manifest: Manifest) -> bool:
-        tmp = temp_sibling(self.shard_dir, "creating")
+    def _build(self, tmp: Path, manifest: Manifest) -> None:
+        """The shard folder with the manifest: the master is written at finalize."""
         tmp.mkdir()
-        try:
-            atomic_write_json(tmp / "manifest.json", manifest.to_dict())
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return publish_dir(tmp, self.shard_dir)
+        atomic_write_json(tmp / "manifest.json", manifest.to_dict())
 
-    def write_shard(
-        self,
-        manifest: Manifest,
-        shard: int,
-        images: np.ndarray,
-        columns: dict[str, np.ndarray],
-        digests: np.ndarray,
+    def _write_data(
+        self, manifest: Manifest, shard: int, images: np.ndarray, columns: dict[str, np.ndarray]
     ) -> None:
         spec = manifest.spec
-        start, stop = manifest.shard_bounds(shard)
-        record = self.shard_dir / f"shard-{shard:06d}.done.json"
-        record.unlink(missing_ok=True)  # a rewrite is pending until its new record lands
-        final = self.shard_dir / shard_file(shard)
-        tmp = temp_sibling(final)
-        try:
+        with replacing(self.shard_dir / shard_file(shard)) as tmp:
             with h5py.File(tmp, "w", locking=False) as handle:
                 if manifest.store_id is not None:
                     handle.attrs[STORE_ID_KEY] = manifest.store_id
@@ -167,32 +165,23 @@ class Hdf5Backend:
                 group = handle.create_group("columns")
                 for name, values in columns.items():
                     group.create_dataset(name, data=values, dtype=_h5_dtype(spec.columns[name]))
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+
+    def _write_record(self, manifest: Manifest, shard: int, digests: np.ndarray) -> None:
+        start, stop = manifest.shard_bounds(shard)
         atomic_write_json(
-            record,
+            self.record_path(shard),
             {
                 "shard": shard,
                 "start": start,
                 "stop": stop,
-                "file": final.name,
+                "file": shard_file(shard),
                 "item_sha256": [bytes(row).hex() for row in digests],
             },
         )
 
-    def completed_shards(self, manifest: Manifest) -> set[int]:
-        try:
-            names = os.listdir(self.shard_dir)
-        except FileNotFoundError:
-            return set()
-        found = (_RECORD.match(name) for name in names)
-        return {int(m.group(1)) for m in found if m and int(m.group(1)) < manifest.num_shards}
-
     def read_digests(self, manifest: Manifest, shard: int) -> np.ndarray:
         start, stop = manifest.shard_bounds(shard)
-        record = json.loads((self.shard_dir / f"shard-{shard:06d}.done.json").read_text())
+        record = json.loads(self.record_path(shard).read_text())
         hexes = record["item_sha256"]
         if len(hexes) != stop - start:
             raise ValueError(
@@ -204,30 +193,24 @@ class Hdf5Backend:
 
     def finalize(self, manifest: Manifest, digests: np.ndarray) -> None:
         spec, n = manifest.spec, manifest.num_items
-        tmp = temp_sibling(self.path)
-        try:
-            with h5py.File(tmp, "w", locking=False) as master:
-                self._write_images_vds(master, manifest)
-                columns = master.create_group("columns")
-                # Numeric columns and digests checksummed too (HDF5 cannot checksum the
-                # heap that holds variable-length strings).
-                summed = {"fletcher32": True} if n and chunk_checksums_enabled() else {}
-                for name, dtype in spec.columns.items():
-                    dataset = columns.create_dataset(
-                        name, data=self._gather_column(manifest, name), dtype=_h5_dtype(dtype),
-                        **({} if dtype == "str" else summed),
-                    )
-                    dataset.attrs.update(spec.column_info.get(name, {}))
-                master.create_dataset(
-                    DIGESTS, data=np.asarray(digests, dtype=np.uint8).reshape(n, DIGEST_SIZE),
-                    **summed,
+        with replacing(self.path) as tmp, h5py.File(tmp, "w", locking=False) as master:
+            self._write_images_vds(master, manifest)
+            columns = master.create_group("columns")
+            # Numeric columns and digests checksummed too (HDF5 cannot checksum the
+            # heap that holds variable-length strings).
+            summed = {"fletcher32": True} if n and chunk_checksums_enabled() else {}
+            for name, dtype in spec.columns.items():
+                dataset = columns.create_dataset(
+                    name, data=self._gather_column(manifest, name), dtype=_h5_dtype(dtype),
+                    **({} if dtype == "str" else summed),
                 )
-                master.attrs[MANIFEST_KEY] = json.dumps(manifest.to_dict())
-                master.attrs[SHARD_DIR_KEY] = self.shard_dir.name
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+                dataset.attrs.update(spec.column_info.get(name, {}))
+            master.create_dataset(
+                DIGESTS, data=np.asarray(digests, dtype=np.uint8).reshape(n, DIGEST_SIZE),
+                **summed,
+            )
+            master.attrs[MANIFEST_KEY] = json.dumps(manifest.to_dict())
+            master.attrs[SHARD_DIR_KEY] = self.shard_dir.name
 
     def _write_images_vds(self, master: h5py.File, manifest: Manifest) -> None:
         spec, n = manifest.spec, manifest.num_items
@@ -281,14 +264,15 @@ class Hdf5Backend:
                           manifest.shard_bounds(lost[0]), "is missing" + more * (len(lost) > 1))
 
     def check_shards(self, manifest: Manifest, shards: list[int]) -> None:
-        """The files of written shards, as a reader checks them (StoreDamaged)."""
         from hpc.store.hdf5_reader import open_checked_shard
 
         for shard in shards:
             open_checked_shard(self.path, self.shard_dir, manifest, shard).close()
 
-    def record_name(self, shard: int) -> str:
-        return f"{self.shard_dir.name}/shard-{shard:06d}.done.json"
+    def stale_link(self) -> str | None:
+        """The folder a renamed master's virtual dataset still names."""
+        old = self.written_beside
+        return old if old and old != self.shard_dir.name else None
 
     def relink(self, manifest: Manifest) -> bool:
         """Point the master's virtual `images` at the folder named after it now (after a
@@ -296,37 +280,25 @@ class Hdf5Backend:
         rewritten aside and renamed into place. Returns whether anything changed."""
         if self.written_beside in (None, self.shard_dir.name):
             return False
-        tmp = temp_sibling(self.path)
-        try:
+        with replacing(self.path) as tmp:
             shutil.copyfile(self.path, tmp)
             with h5py.File(tmp, "r+", locking=False) as master:
                 del master["images"]
                 self._write_images_vds(master, manifest)
                 master.attrs[SHARD_DIR_KEY] = self.shard_dir.name
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         self.written_beside = self.shard_dir.name
         return True
 
-    def read_stamp(self) -> dict | None:
+    def read_stamp(self) -> dict[str, Any] | None:
         try:
             return json.loads((self.shard_dir / STAMP_FILE).read_text())
         except (FileNotFoundError, ValueError):
             return None
 
-    def write_stamp(self, stamp: dict) -> None:
+    def write_stamp(self, stamp: dict[str, Any]) -> None:
         atomic_write_json(self.shard_dir / STAMP_FILE, stamp)
 
-    def size_on_disk(self) -> int:
-        size = self.path.stat().st_size if self.path.is_file() else 0
-        return size + dir_size(self.shard_dir)
-
-    def paths(self) -> list[Path]:
-        return [self.path, self.shard_dir]
-
-    def reader(self, manifest: Manifest):
+    def reader(self, manifest: Manifest) -> StoreReader:
         from hpc.store.hdf5_reader import Hdf5Reader
 
         return Hdf5Reader(self.path, self.shard_dir, manifest)

@@ -26,7 +26,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from hpc.store.damage import damaged, read_checks_enabled, short_error
+from hpc.store.backend import StoreReader
+from hpc.store.damage import damaged, short_error
 from hpc.store.hdf5_backend import CRC_DATASET, DIGESTS, STORE_ID_KEY, image_crcs, shard_file
 from hpc.store.manifest import Manifest
 
@@ -68,11 +69,11 @@ def open_checked_shard(path: Path, shard_dir: Path, manifest: Manifest, shard: i
     return handle
 
 
-class Hdf5Reader:
+class Hdf5Reader(StoreReader):
     MAX_OPEN = 16
 
     def __init__(self, path: Path, shard_dir: Path, manifest: Manifest) -> None:
-        self._path = path
+        super().__init__(path, manifest)
         try:
             self._master = h5py.File(path, "r", locking=False)
         except OSError as error:
@@ -80,8 +81,6 @@ class Hdf5Reader:
                 path, path.name, None, f"(the master file) cannot be read ({short_error(error)})"
             ) from None
         self._shard_dir = shard_dir
-        self._manifest = manifest
-        self._checks = read_checks_enabled()
         self._open: OrderedDict[int, h5py.File] = OrderedDict()
         self._crcs: dict[int, np.ndarray | None] = {}  # per shard, loaded when first opened
 

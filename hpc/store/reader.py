@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from hpc.store.backend import StoreBackend, StoreReader, StoreView
 from hpc.store.damage import StoreDamaged
 from hpc.store.manifest import Manifest
-from hpc.store.spec import StoreSpec
-from hpc.store.writer import Backend, backend_for, detect_backend, format_shards
+from hpc.store.writer import backend_for, detect_backend, format_shards
 
 _STRING_DTYPE = getattr(np.dtypes, "StringDType", None)
 
@@ -27,17 +27,16 @@ def as_strings(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=_STRING_DTYPE() if _STRING_DTYPE else object)
 
 
-class Store:
+class Store(StoreView):
     """A finalized store: images (N, C, H, W), columns, attrs, checksum.
 
     One Store per thread: handles are per process and not locked. Open one per
     DataLoader worker or rank, or pickle one to them (see the module docstring)."""
 
-    def __init__(self, backend: Backend, manifest: Manifest) -> None:
+    def __init__(self, backend: StoreBackend, manifest: Manifest) -> None:
         assert manifest.complete
-        self._backend = backend
-        self._manifest = manifest
-        self._reader: Any = None
+        super().__init__(backend, manifest)
+        self._reader: StoreReader | None = None
         self._reader_pid: int | None = None
 
     # -- pickling: path and manifest only; handles are per process -----------------------
@@ -54,7 +53,7 @@ class Store:
             Manifest.from_dict(state["manifest"]),
         )
 
-    def _handles(self) -> Any:
+    def _handles(self) -> StoreReader:
         if self._reader is None or self._reader_pid != os.getpid():
             # After fork the parent's handles are not ours to use (or close).
             self._reader = self._backend.reader(self._manifest)
@@ -80,16 +79,8 @@ class Store:
         return f"Store({str(self.path)!r}, backend={self.backend!r}, count={len(self)})"
 
     @property
-    def path(self) -> Path:
-        return self._backend.path
-
-    @property
     def backend(self) -> str:
         return self._backend.name
-
-    @property
-    def spec(self) -> StoreSpec:
-        return self._manifest.spec
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -109,15 +100,8 @@ class Store:
         return self._manifest.store_id
 
     @property
-    def num_shards(self) -> int:
-        return self._manifest.num_shards
-
-    @property
     def columns(self) -> list[str]:
         return list(self.spec.columns)
-
-    def shard_bounds(self, shard: int) -> tuple[int, int]:
-        return self._manifest.shard_bounds(shard)
 
     def column_info(self, name: str) -> dict[str, str]:
         """{"unit": ..., "description": ...} of a column, as its writer gave them (either
@@ -233,14 +217,11 @@ class Store:
     def relink(self) -> bool:
         """HDF5: point a renamed master's virtual dataset at its own shard folder (plain
         h5py reads it); True if it was rewritten. Zarr stores need nothing."""
-        relink = getattr(self._backend, "relink", None)
-        return bool(relink and relink(self._manifest))
+        return self._backend.relink(self._manifest)
 
     def stale_links(self) -> str | None:
         """HDF5: the folder a renamed master's virtual dataset still names, else None."""
-        old = getattr(self._backend, "written_beside", None)
-        shard_dir = getattr(self._backend, "shard_dir", None)
-        return old if old and shard_dir is not None and old != shard_dir.name else None
+        return self._backend.stale_link()
 
 
 def open_store(path: str | os.PathLike, *, check_present: bool = True) -> Store:
@@ -252,8 +233,7 @@ def open_store(path: str | os.PathLike, *, check_present: bool = True) -> Store:
     backend = detect_backend(path)
     manifest = backend.read_manifest()
     if not manifest.complete:
-        done = backend.completed_shards(manifest)
-        missing = [shard for shard in range(manifest.num_shards) if shard not in done]
+        missing = backend.missing_shards(manifest)
         if missing:
             raise ValueError(
                 f"{backend.path}: store is not finalized; {len(missing)} of "

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from hpc.store._fs import remove_path
+from hpc.store.backend import StoreBackend, StoreView
 from hpc.store.checksum import DIGEST_SIZE, item_digests, store_checksum
 from hpc.store.damage import StoreDamaged, damaged, read_checks_enabled
 from hpc.store.hdf5_backend import Hdf5Backend
@@ -27,24 +28,21 @@ from hpc.store.manifest import Manifest
 from hpc.store.spec import StoreSpec, backend_for_path
 from hpc.store.zarr_backend import ZarrBackend
 
-Backend = ZarrBackend | Hdf5Backend  # the same methods; see either module
-BACKENDS: dict[str, type[ZarrBackend] | type[Hdf5Backend]] = {
-    "zarr": ZarrBackend,
-    "hdf5": Hdf5Backend,
+BACKEND_TYPES: dict[str, type[StoreBackend]] = {
+    backend.name: backend for backend in (ZarrBackend, Hdf5Backend)  # detected in this order
 }
 
 
-def backend_for(path: Path, name: str) -> Backend:
-    return BACKENDS[name](path)
+def backend_for(path: Path, name: str) -> StoreBackend:
+    return BACKEND_TYPES[name](path)
 
 
-def detect_backend(path: str | os.PathLike) -> Backend:
+def detect_backend(path: str | os.PathLike) -> StoreBackend:
     """The backend of the store at `path`; FileNotFoundError/ValueError naming the path."""
     path = Path(path)
-    if ZarrBackend.detect(path):
-        return ZarrBackend(path)
-    if Hdf5Backend.detect(path):
-        return Hdf5Backend(path)
+    for backend in BACKEND_TYPES.values():
+        if backend.detect(path):
+            return backend(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such store (nothing at this path)")
     kind = "a directory" if path.is_dir() else "a file"
@@ -66,39 +64,23 @@ def format_shards(shards: list[int], limit: int = 12) -> str:
     return text + (f", ... ({len(runs) - limit} more runs)" if len(runs) > limit else "")
 
 
-class StoreWriter:
+class StoreWriter(StoreView):
     """Writes whole shards of one store. Cheap to make; one per process."""
 
-    def __init__(self, backend: Backend, manifest: Manifest) -> None:
-        self._backend = backend
-        self.manifest = manifest
-
     @property
-    def path(self) -> Path:
-        return self._backend.path
-
-    @property
-    def spec(self) -> StoreSpec:
-        return self.manifest.spec
+    def manifest(self) -> Manifest:
+        return self._manifest
 
     @property
     def num_items(self) -> int:
-        return self.manifest.num_items
-
-    @property
-    def num_shards(self) -> int:
-        return self.manifest.num_shards
-
-    def shard_bounds(self, shard: int) -> tuple[int, int]:
-        return self.manifest.shard_bounds(shard)
+        return self._manifest.num_items
 
     def completed_shards(self) -> list[int]:
         return sorted(self._backend.completed_shards(self.manifest))
 
     def pending_shards(self) -> list[int]:
         """Shards without a completion record, including half-written ones."""
-        done = self._backend.completed_shards(self.manifest)
-        return [shard for shard in range(self.num_shards) if shard not in done]
+        return self._backend.missing_shards(self._manifest)
 
     def write_shard(
         self, shard: int, images: Any, columns: Mapping[str, Any] | None = None
@@ -154,7 +136,7 @@ def create_store(
     return _reopen(existing, spec, manifest.num_items)
 
 
-def _existing_backend(path: Path) -> Backend | None:
+def _existing_backend(path: Path) -> StoreBackend | None:
     """The store at `path`, None if there is none yet (an empty folder counts as none)."""
     if path.is_dir() and not any(path.iterdir()):
         return None
@@ -166,7 +148,7 @@ def _existing_backend(path: Path) -> Backend | None:
         raise ValueError(f"{path} exists and is not a store; choose another path") from None
 
 
-def _reopen(backend: Backend, spec: StoreSpec, num_items: int) -> StoreWriter:
+def _reopen(backend: StoreBackend, spec: StoreSpec, num_items: int) -> StoreWriter:
     stored = backend.read_manifest()
     diffs = stored.spec.differences(spec)
     if stored.num_items != num_items:
@@ -181,7 +163,7 @@ def _reopen(backend: Backend, spec: StoreSpec, num_items: int) -> StoreWriter:
     return StoreWriter(backend, stored)
 
 
-def check_written_shards(backend: Backend, manifest: Manifest) -> None:
+def check_written_shards(backend: StoreBackend, manifest: Manifest) -> None:
     """A resumed job keeps the shards marked written; their files must still be there and
     whole (a stat and a chunk index each), or the job would finish a store with a hole."""
     if not read_checks_enabled():
@@ -223,8 +205,7 @@ def finalize_store(path: str | os.PathLike, attrs: Mapping[str, Any] | None = No
     and merge `attrs` into its attributes. Idempotent; returns 'sha256:<hex>'."""
     backend = detect_backend(path)
     manifest = backend.read_manifest()
-    done = backend.completed_shards(manifest)
-    missing = [shard for shard in range(manifest.num_shards) if shard not in done]
+    missing = backend.missing_shards(manifest)
     if missing:
         raise ValueError(
             f"cannot finalize {backend.path}: {len(missing)} of {manifest.num_shards} shards "

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,8 @@ import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, GzipCodec, ZstdCodec
 
-from hpc.store._fs import atomic_write_bytes, dir_size, publish_dir, temp_sibling
+from hpc.store._fs import atomic_write_bytes
+from hpc.store.backend import StoreBackend, StoreReader
 from hpc.store.checksum import DIGEST_SIZE
 from hpc.store.damage import chunk_checksums_enabled, damaged, short_error
 from hpc.store.manifest import MANIFEST_KEY, Manifest
@@ -35,7 +35,6 @@ from hpc.store.spec import StoreSpec
 
 DIGESTS = "item_digests"
 STAMP_KEY = "hpc_store_verified"  # group attribute: the last `store verify`
-_RECORD = re.compile(r"^c\.(\d+)\.0$")
 ZARRS_ENV = "HPC_STORE_ZARRS"
 READ_THREADS_ENV = "HPC_STORE_READ_THREADS"  # zarrs threads per reading process
 
@@ -197,11 +196,13 @@ def _build_hierarchy(root: Path, manifest: Manifest) -> None:
     )
 
 
-class ZarrBackend:
+class ZarrBackend(StoreBackend):
     name = "zarr"
+    RECORD_NAME = "c.{shard}.0"
+    RECORD_PATTERN = re.compile(r"^c\.(\d+)\.0$")
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        super().__init__(path)
         self._images: ImagesArray | None = None
         self._columns: dict[str, zarr.Array] = {}
 
@@ -209,8 +210,19 @@ class ZarrBackend:
     def detect(path: Path) -> bool:
         return (path / "zarr.json").is_file()
 
-    def exists(self) -> bool:
-        return self.path.exists()
+    @property
+    def folder(self) -> Path:
+        return self.path
+
+    @property
+    def records_dir(self) -> Path:
+        return self.path / DIGESTS
+
+    def paths(self) -> list[Path]:
+        return [self.path]
+
+    def record_name(self, shard: int) -> str:
+        return f"{DIGESTS}/{self.RECORD_NAME.format(shard=shard)}"
 
     def read_manifest(self) -> Manifest:
         try:
@@ -229,31 +241,13 @@ class ZarrBackend:
             )
         return Manifest.from_dict(stored)
 
-    def create(self, manifest: Manifest) -> bool:
-        """Build the whole hierarchy in a hidden sibling, then rename it into place, so
-        that every rank may call this at once: one wins, the others find its store."""
-        tmp = temp_sibling(self.path, "creating")
-        try:
-            _build_hierarchy(tmp, manifest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return publish_dir(tmp, self.path)
+    def _build(self, tmp: Path, manifest: Manifest) -> None:
+        _build_hierarchy(tmp, manifest)
 
-    def _record(self, shard: int) -> Path:
-        return self.path / DIGESTS / f"c.{shard}.0"
-
-    def write_shard(
-        self,
-        manifest: Manifest,
-        shard: int,
-        images: np.ndarray,
-        columns: dict[str, np.ndarray],
-        digests: np.ndarray,
+    def _write_data(
+        self, manifest: Manifest, shard: int, images: np.ndarray, columns: dict[str, np.ndarray]
     ) -> None:
         start, stop = manifest.shard_bounds(shard)
-        record = self._record(shard)
-        record.unlink(missing_ok=True)  # a rewrite is pending until its new record lands
         if self._images is None:
             self._images = ImagesArray(self.path, "r+")
         self._images.write(start, stop, images)
@@ -263,26 +257,24 @@ class ZarrBackend:
                 if name not in self._columns:
                     self._columns[name] = zarr.open_array(self.path / "columns" / name, mode="r+")
                 self._columns[name][start:stop] = values
+
+    def _write_record(self, manifest: Manifest, shard: int, digests: np.ndarray) -> None:
+        """The shard's chunk of `item_digests`, raw bytes padded to a whole chunk: a
+        normal zarr chunk to plain zarr users."""
         padded = np.zeros((manifest.spec.shard_size, DIGEST_SIZE), dtype=np.uint8)
-        padded[: stop - start] = digests
+        padded[: len(digests)] = digests
+        record = self.record_path(shard)
         record.parent.mkdir(exist_ok=True)
         atomic_write_bytes(record, padded.tobytes())
 
-    def completed_shards(self, manifest: Manifest) -> set[int]:
-        try:
-            names = os.listdir(self.path / DIGESTS)
-        except FileNotFoundError:
-            return set()
-        found = (_RECORD.match(name) for name in names)
-        return {int(m.group(1)) for m in found if m and int(m.group(1)) < manifest.num_shards}
-
     def read_digests(self, manifest: Manifest, shard: int) -> np.ndarray:
         start, stop = manifest.shard_bounds(shard)
-        raw = self._record(shard).read_bytes()
+        record = self.record_path(shard)
+        raw = record.read_bytes()
         size = manifest.spec.shard_size * DIGEST_SIZE
         if len(raw) != size:
             raise ValueError(
-                f"{self._record(shard)}: completion record has {len(raw)} bytes, "
+                f"{record}: completion record has {len(raw)} bytes, "
                 f"expected {size}; rewrite shard {shard}"
             )
         return np.frombuffer(raw, dtype=np.uint8).reshape(-1, DIGEST_SIZE)[: stop - start]
@@ -300,7 +292,6 @@ class ZarrBackend:
         first reads it (zarr_reader.py)."""
 
     def check_shards(self, manifest: Manifest, shards: list[int]) -> None:
-        """The files of written shards, as a reader checks them (StoreDamaged)."""
         from hpc.store.zarr_reader import ZarrReader
 
         reader = ZarrReader(self.path, manifest)
@@ -308,9 +299,6 @@ class ZarrBackend:
             reader.check_image_shard(shard)
             for name in manifest.spec.columns:
                 reader.check_column_chunk(name, shard)
-
-    def record_name(self, shard: int) -> str:
-        return f"{DIGESTS}/c.{shard}.0"
 
     def read_stamp(self) -> dict[str, Any] | None:
         meta = json.loads((self.path / "zarr.json").read_text())
@@ -323,13 +311,7 @@ class ZarrBackend:
         meta.setdefault("attributes", {})[STAMP_KEY] = stamp
         atomic_write_bytes(self.path / "zarr.json", json.dumps(meta, indent=2).encode())
 
-    def size_on_disk(self) -> int:
-        return dir_size(self.path)
-
-    def paths(self) -> list[Path]:
-        return [self.path]
-
-    def reader(self, manifest: Manifest) -> Any:
+    def reader(self, manifest: Manifest) -> StoreReader:
         from hpc.store.zarr_reader import ZarrReader  # it builds on ImagesArray above
 
         return ZarrReader(self.path, manifest)

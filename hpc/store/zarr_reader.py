@@ -30,7 +30,8 @@ import numpy as np
 import zarr
 
 from hpc.store.checksum import DIGEST_SIZE, item_digests
-from hpc.store.damage import damaged, read_checks_enabled, short_error
+from hpc.store.backend import StoreReader
+from hpc.store.damage import damaged, short_error
 from hpc.store.items import coerce_items
 from hpc.store.manifest import Manifest
 from hpc.store.zarr_backend import DIGESTS, ImagesArray
@@ -71,14 +72,13 @@ class ShardIndex:
         self.nbytes = 16 * chunks_per_shard + (4 if self.crc else 0)
 
 
-class ZarrReader:
+class ZarrReader(StoreReader):
     """Images through zarrs (ImagesArray), columns and digests through zarr, all checked."""
 
     def __init__(self, path: Path, manifest: Manifest) -> None:
-        self._path, self._manifest = path, manifest
+        super().__init__(path, manifest)
         self._images: ImagesArray | None = None
         self._index: ShardIndex | None = None
-        self._checks = read_checks_enabled()
         self._good_shards: set[int] = set()
         self._good_columns: set[tuple[str, int]] = set()
         self._meta: dict[str, dict[str, Any]] = {}
@@ -152,9 +152,6 @@ class ZarrReader:
                 self.check_digests(shard)
         return zarr.open_array(self._path / DIGESTS, mode="r")[start:stop]
 
-    def close(self) -> None:
-        pass
-
     def _decoded(
         self, read: Callable[[int, int], np.ndarray], start: int, stop: int,
         file_of: Callable[[int], str], narrow: Callable[[int, int, int], None] | None = None,
@@ -199,16 +196,9 @@ class ZarrReader:
     def check_image_shard(self, shard: int) -> None:
         start, stop = self._manifest.shard_bounds(shard)
         rel = self._image_file(shard)
-        try:
-            size = (self._path / rel).stat().st_size
-        except FileNotFoundError:
-            self._explain_holes(shard, np.arange(stop - start), rel, "is missing")
-            self._good_shards.add(shard)
-            return
-        if size == 0:
-            raise damaged(self._path, rel, (start, stop), "is empty (0 bytes)")
+        size = self._chunk_file_size(shard, rel)
         index = self._shard_index()
-        if index is not None and index.usable:
+        if size is not None and index is not None and index.usable:
             holes = self._check_index(index, rel, size, start, stop)
             if holes.size:
                 self._explain_holes(shard, holes, rel, "has no chunk for")
@@ -248,17 +238,22 @@ class ZarrReader:
         return np.flatnonzero(empty)
 
     def check_column_chunk(self, name: str, shard: int) -> None:
-        rel = self._column_file(name, shard)
+        self._chunk_file_size(shard, self._column_file(name, shard))
+        self._good_columns.add((name, shard))
+
+    def _chunk_file_size(self, shard: int, rel: str) -> int | None:
+        """The size of the file holding `shard` of an array; None for a missing file that
+        is a hole (zarr wrote nothing because the shard held only fill values: zarrs for
+        images, older writers for columns; new stores write every column chunk)."""
         start, stop = self._manifest.shard_bounds(shard)
         try:
             size = (self._path / rel).stat().st_size
         except FileNotFoundError:
-            # New stores write every column chunk; older ones skipped all-fill chunks.
             self._explain_holes(shard, np.arange(stop - start), rel, "is missing")
-            size = None
+            return None
         if size == 0:
             raise damaged(self._path, rel, (start, stop), "is empty (0 bytes)")
-        self._good_columns.add((name, shard))
+        return size
 
     def check_digests(self, shard: int) -> None:
         expected = self._manifest.spec.shard_size * DIGEST_SIZE

@@ -20,7 +20,7 @@ def one_line(galaxy_hpc, *argv) -> str:
 
 
 def test_caption_and_predict_check_their_output_first(galaxy_hpc, tmp_path):
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
 
     blocker = tmp_path / "afile"
     blocker.write_text("")

@@ -21,8 +21,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    from galaxy_hpc.data.synth_config import SynthConfig
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+    from galaxy_hpc.data.synth.config import SynthConfig
+    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
 
     out = tmp_path_factory.mktemp("predict") / "galaxies.zarr"
     run_synth(SynthJobConfig(out=str(out), num_galaxies=56, seed=9, shard_size=16,

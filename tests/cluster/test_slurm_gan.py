@@ -29,8 +29,8 @@ def job_state(job_id: str, env: dict) -> str:
 
 
 def test_sbatch_gan_training_over_two_nodes(local_slurm, tmp_path):
-    from galaxy_hpc.data.synth_config import SynthConfig
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+    from galaxy_hpc.data.synth.config import SynthConfig
+    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
     from galaxy_hpc.models.gan.generator import load_generator
 
     store = tmp_path / "flux32.zarr"

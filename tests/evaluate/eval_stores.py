@@ -7,8 +7,8 @@ from pathlib import Path
 
 
 def draw(out: Path, num: int, seed: int, *, output: str = "uint8", **galaxy) -> Path:
-    from galaxy_hpc.data.synth_config import SynthConfig
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+    from galaxy_hpc.data.synth.config import SynthConfig
+    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
 
     run_synth(SynthJobConfig(out=str(out), num_galaxies=num, seed=seed, shard_size=32,
                              galaxy=SynthConfig(size=64, output=output, **galaxy)),

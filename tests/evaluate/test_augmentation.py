@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from galaxy_hpc.data.synth import draw_galaxies
-from galaxy_hpc.data.synth_config import SynthConfig
+from galaxy_hpc.data.synth.config import SynthConfig
 from galaxy_hpc.evaluate.augmentation import stratified_holdout, store_labels
 from galaxy_hpc.evaluate.classification import class_scores, confusion
 from hpc.store import StoreSpec, create_store, finalize_store, open_store

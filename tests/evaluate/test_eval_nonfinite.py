@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import eval_tiny_extractor
-from galaxy_hpc.data.synth_config import SynthConfig
+from galaxy_hpc.data.synth.config import SynthConfig
 
 FID = ["evaluate", "fid", "--extractor", eval_tiny_extractor.NAME, "--extractor-module",
        "eval_tiny_extractor", "--no-cache", "--metrics", "fid"]
@@ -91,7 +91,7 @@ def test_nonfinite_real_pixels_are_named(galaxy_hpc, subprocess_env, float_store
 
 
 def test_mismatched_image_sizes_are_stated(galaxy_hpc, subprocess_env, stores, tmp_path):
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
 
     small = tmp_path / "small.zarr"
     run_synth(SynthJobConfig(out=str(small), num_galaxies=24, seed=5, shard_size=32,

@@ -34,8 +34,8 @@ TINY_DINO = str(REPO / "configs" / "train" / "dino_head_tiny.yaml")
 
 
 def synth(out: Path, seed: int, num: int = NUM_ITEMS) -> Path:
-    from galaxy_hpc.data.synth_config import SynthConfig
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+    from galaxy_hpc.data.synth.config import SynthConfig
+    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
 
     run_synth(SynthJobConfig(out=str(out), num_galaxies=num, seed=seed, shard_size=SHARD_SIZE,
                              galaxy=SynthConfig(size=32, output="uint8")), progress=False)

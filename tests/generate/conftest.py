@@ -56,8 +56,8 @@ def captions_csv(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synth_store(tmp_path_factory):
     """Synthetic galaxies with captions and GZ2 vote fractions, 32 px uint8."""
-    from galaxy_hpc.data.synth_config import SynthConfig
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+    from galaxy_hpc.data.synth.config import SynthConfig
+    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
 
     out = tmp_path_factory.mktemp("generate-store") / "synth32.zarr"
     run_synth(SynthJobConfig(out=str(out), num_galaxies=24, seed=4, shard_size=8,

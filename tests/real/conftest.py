@@ -40,7 +40,7 @@ def dinov2_base(tmp_path_factory):
 @pytest.fixture(scope="session")
 def store64(tmp_path_factory):
     """64 px RGB galaxies with captions and GZ2 vote fractions."""
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
 
     out = tmp_path_factory.mktemp("real-data") / "synth64.zarr"
     run_synth(SynthJobConfig(out=str(out), num_galaxies=64, seed=5, shard_size=32), progress=False)
@@ -49,8 +49,8 @@ def store64(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def flux50(tmp_path_factory):
-    from galaxy_hpc.data.synth_config import SynthConfig
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+    from galaxy_hpc.data.synth.config import SynthConfig
+    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
 
     out = tmp_path_factory.mktemp("real-data") / "flux50.zarr"
     run_synth(SynthJobConfig(out=str(out), num_galaxies=48, seed=5, shard_size=16, captions=False,

@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def synth_store(tmp_path_factory):
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
 
     out = tmp_path_factory.mktemp("train-data") / "synth64.zarr"
     run_synth(SynthJobConfig(out=str(out), num_galaxies=96, seed=11, shard_size=32),

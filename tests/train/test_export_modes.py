@@ -39,8 +39,8 @@ RUNS = {
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
-    from galaxy_hpc.data.synth_config import SynthConfig
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+    from galaxy_hpc.data.synth.config import SynthConfig
+    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
 
     root = tmp_path_factory.mktemp("export-modes")
     made = {}

@@ -16,8 +16,8 @@ from export_checks import assert_export_is_ema, third_party, train
 
 @pytest.fixture(scope="module")
 def flux_store(tmp_path_factory):
-    from galaxy_hpc.data.synth_config import SynthConfig
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+    from galaxy_hpc.data.synth.config import SynthConfig
+    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
 
     out = tmp_path_factory.mktemp("exports") / "flux50.zarr"
     run_synth(SynthJobConfig(out=str(out), num_galaxies=48, seed=7, shard_size=16,

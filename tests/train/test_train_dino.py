@@ -53,8 +53,8 @@ def log_rows(out):
 
 @pytest.fixture(scope="module")
 def store32(tmp_path_factory):
-    from galaxy_hpc.data.synth_config import SynthConfig
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+    from galaxy_hpc.data.synth.config import SynthConfig
+    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
 
     out = tmp_path_factory.mktemp("dino-data") / "synth32.zarr"
     run_synth(SynthJobConfig(out=str(out), num_galaxies=160, seed=3, shard_size=32,

@@ -333,8 +333,8 @@ def test_configs_reject_bad_fields_and_sbatch_script():
 
 @pytest.fixture(scope="module")
 def flux32(tmp_path_factory):
-    from galaxy_hpc.data.synth_config import SynthConfig
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+    from galaxy_hpc.data.synth.config import SynthConfig
+    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
 
     out = tmp_path_factory.mktemp("gan-data") / "flux32.zarr"
     run_synth(SynthJobConfig(out=str(out), num_galaxies=96, seed=3, shard_size=32,

@@ -21,8 +21,8 @@ ENV = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
 def flux_store_with_holes(out: Path, items: list[int], *, counted: bool) -> Path:
     """24 synthetic flux galaxies (4 bands, 32 px); `items` get a NaN; `counted` adds the
     nonfinite_pixels column and provenance an ingest gives."""
-    from galaxy_hpc.data.synth_config import SynthConfig
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
+    from galaxy_hpc.data.synth.config import SynthConfig
+    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
     from hpc.store import StoreSpec, create_store, finalize_store, open_store
 
     clean = out.with_name(out.stem + "-clean.zarr")

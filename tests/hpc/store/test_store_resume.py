@@ -81,12 +81,18 @@ def test_finalize_and_open_name_missing_shards(tmp_path, backend):
         open_store(path)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_half_written_shard_is_pending(tmp_path, backend):
+def written_store(tmp_path, backend):
+    """A store of 12 items with all three shards written, not finalized."""
     path = store_path(tmp_path, backend)
     images, columns = make_items(12)
     writer = create_store(path, make_spec(backend), num_items=12)
     write_shards(writer, images, columns)
+    return path, writer, images, columns
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_half_written_shard_is_pending(tmp_path, backend):
+    path, writer, images, columns = written_store(tmp_path, backend)
     record_of(path, backend, 1).unlink()  # as if killed after the data, before the record
     assert writer.pending_shards() == [1]
     with pytest.raises(ValueError, match=r"\(shards 1\)"):
@@ -96,11 +102,23 @@ def test_half_written_shard_is_pending(tmp_path, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_rewrite_killed_before_its_record_leaves_the_shard_pending(tmp_path, backend,
+                                                                     monkeypatch):
+    path, writer, images, columns = written_store(tmp_path, backend)
+
+    def killed(*args):
+        raise KeyboardInterrupt  # as if the process died while writing the data
+
+    monkeypatch.setattr(writer._backend, "_write_data", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_shards(writer, images, columns, [1])
+    assert not record_of(path, backend, 1).exists()
+    assert writer.pending_shards() == [1]  # the old record must not vouch for new data
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_rewrite_and_finalize_are_idempotent(tmp_path, backend):
-    path = store_path(tmp_path, backend)
-    images, columns = make_items(12)
-    writer = create_store(path, make_spec(backend), num_items=12)
-    write_shards(writer, images, columns)
+    path, writer, images, columns = written_store(tmp_path, backend)
     write_shards(writer, images, columns, [1, 1])
     first = finalize_store(path, attrs={"a": 1})
     assert finalize_store(path, attrs={"b": 2}) == first

@@ -1,33 +1,9 @@
-"""Synthetic SDSS-like galaxies with known truth: the toolkit's embedded default data.
-
-``draw_galaxies(cfg, seed, start, count)`` returns images and a truth table.
-Each galaxy is a GalSim bulge (Sersic, n from a small grid) plus exponential
-disk, convolved with a Moffat PSF, with sky and source noise, in g, r, i by
-default. Its redshift, stellar mass, flux, size, bulge fraction, shape and
-colours follow published scaling relations (``synth_population`` and
-``synth_physics`` give them with their sources), so a model conditioned on
-(z, log M*) has something real to learn: more massive is brighter, larger,
-redder and more bulge-dominated; farther is fainter, smaller and (through the
-K-correction) redder. By default the sample is flux limited like the SDSS main
-galaxy sample (r < 17.77, median z ~ 0.09), so z and M* are correlated as in
-real catalogs. GZ2-style vote fractions come from simulated volunteers looking
-at the true shape (``synth_votes``), so captions exist. Pixels, noise and the
-SDSS-like colour composite are in ``synth_render``.
+"""``draw_galaxies``: synthetic galaxies and their truth, deterministic per object.
 
 Determinism is per object: galaxy i depends only on (seed, i), through numpy
 ``SeedSequence([seed, i, stream])`` (one stream for the properties, one for the
 pixel noise, one for the votes). Any split of a catalog into batches or ranks
 gives the same bytes. GalSim itself draws no random numbers here.
-
-What these galaxies do NOT have: spiral arms, bars, rings, dust lanes, star
-forming knots, colour gradients within a component, mergers, neighbours or
-foreground stars, evolution with redshift, K-corrections better than a linear
-approximation, band-dependent seeing, sky-subtraction errors, cosmic rays or
-saturation, and no AGN or quenched disks as separate populations. Centres are
-exactly at the stamp centre; the pixel scale is fixed, so nearby giants can
-overfill the stamp (GZ2 cutouts were instead scaled to each galaxy's size).
-A model that learns "spiral" or "bar" from them learns the labelling rule,
-not the feature.
 
 Throughput (one core, GalSim 2.8.5, two FFT draws per galaxy whatever the
 number of bands), measured with draw_galaxies on 400 galaxies on a 2-core
@@ -45,31 +21,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from galaxy_hpc.data.synth_config import SynthConfig
-from galaxy_hpc.data.synth_physics import GalaxyParams, draw_params
-from galaxy_hpc.data.synth_render import (
+from galaxy_hpc.data.synth.config import SynthConfig
+from galaxy_hpc.data.synth.physics import GalaxyParams, draw_params
+from galaxy_hpc.data.synth.render import (
     add_noise,
     band_noise,
     draw_noiseless,
     lupton_rgb,
     render_preview,
 )
-from galaxy_hpc.data.synth_votes import (
+from galaxy_hpc.data.synth.votes import (
     QUESTION_COLUMNS,
     VOTE_COLUMNS,
     answer_probabilities,
     volunteer_fractions,
 )
 
-__all__ = [
-    "QUESTION_COLUMNS",
-    "TRUTH_COLUMNS",
-    "VOTE_COLUMNS",
-    "SynthConfig",
-    "draw_galaxies",
-    "lupton_rgb",
-    "render_preview",
-]
+__all__ = ["TRUTH_COLUMNS", "draw_galaxies"]
 
 _STREAM_PARAMS, _STREAM_NOISE, _STREAM_VOTES = 0, 1, 2
 TRUTH_COLUMNS = (

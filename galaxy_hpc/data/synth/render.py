@@ -34,7 +34,7 @@ from pathlib import Path
 import galsim
 import numpy as np
 
-from galaxy_hpc.data.synth_physics import BULGE_TRUNCATION, GalaxyParams
+from galaxy_hpc.data.synth.physics import BULGE_TRUNCATION, GalaxyParams
 
 RGB_Q = 8.0
 RGB_STRETCH = 0.2  # nmgy

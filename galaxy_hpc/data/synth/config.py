@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from galaxy_hpc.data.synth_physics import BANDS_KNOWN
-from galaxy_hpc.data.synth_render import RGB_Q, RGB_STRETCH
+from galaxy_hpc.data.synth.physics import BANDS_KNOWN
+from galaxy_hpc.data.synth.render import RGB_Q, RGB_STRETCH
 
 
 @dataclass(frozen=True)

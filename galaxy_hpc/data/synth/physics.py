@@ -3,7 +3,7 @@
 The order of the draws is the physics: stellar mass first, then morphology and
 colours (which depend on mass), then a luminosity from the mass-to-light ratio
 of that colour, then a redshift the survey's flux limit allows (see
-``synth_population`` for these relations and their sources), and last the
+``population`` for these relations and their sources), and last the
 size and the orientation. Every number comes from the generator handed in,
 in a fixed order, so a galaxy depends only on that generator's seed.
 
@@ -35,7 +35,7 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import gammainc
 
-from galaxy_hpc.data.synth_population import (
+from galaxy_hpc.data.synth.population import (
     NANOMAGGY_ZERO_POINT,
     abs_mag_r,
     angular_diameter_distance_mpc,

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-# The 37 GZ2 answers in Kaggle order (Class1.1 ... Class11.6); see shared GZ2.md.
+# The 37 GZ2 answers in Kaggle order (Class1.1 ... Class11.6), as in galaxy_hpc/data/gz2.py.
 QUESTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("t01_smooth_or_features", ("a01_smooth", "a02_features_or_disk", "a03_star_or_artifact")),
     ("t02_edgeon", ("a04_yes", "a05_no")),

@@ -23,10 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from galaxy_hpc.data.synth_config import SynthConfig
-from hpc.config import register_kind
-
-register_kind("synth", "galaxy_hpc.data.synth_job:SynthJobConfig")
+from galaxy_hpc.data.synth.config import SynthConfig
 
 
 def _uint8_galaxies() -> SynthConfig:
@@ -102,7 +99,7 @@ def fingerprint(cfg: SynthJobConfig) -> dict[str, Any]:
 
 def store_spec(cfg: SynthJobConfig):
     from galaxy_hpc.data.columns import SYNTH_ID, store_column_info
-    from galaxy_hpc.data.synth import TRUTH_COLUMNS, VOTE_COLUMNS
+    from galaxy_hpc.data.synth.galaxies import TRUTH_COLUMNS, VOTE_COLUMNS
     from hpc.store import StoreSpec
 
     columns = {"id": "str"}
@@ -169,7 +166,7 @@ def run_synth(cfg: SynthJobConfig, *, progress: bool = True) -> SynthSummary:
     from tqdm import tqdm
 
     from galaxy_hpc.data.captions import CaptionConfig, Captioner
-    from galaxy_hpc.data.synth import VOTE_COLUMNS, draw_galaxies
+    from galaxy_hpc.data.synth.galaxies import VOTE_COLUMNS, draw_galaxies
     from hpc.comm import job_comm
     from hpc.files import check_writable
     from hpc.outputs import remove_leftovers
