@@ -133,5 +133,10 @@ for _kind, _target in {
     "evaluate": "galaxy_hpc.evaluate.job:EvaluateJobConfig",
     "generate": "galaxy_hpc.generate.config:GenerateConfig",
     "augmentation": "galaxy_hpc.evaluate.augmentation_config:AugmentationConfig",
+    # `galaxy-hpc evaluate EVALUATION CONFIG`: each evaluation's config file names its kind.
+    "fid": "galaxy_hpc.evaluate.config:FidConfig",
+    "physics": "galaxy_hpc.evaluate.config:PhysicsConfig",
+    "morphology": "galaxy_hpc.evaluate.config:MorphologyConfig",
+    "conditioning": "galaxy_hpc.evaluate.config:ConditioningConfig",
 }.items():
     register_kind(_kind, _target)

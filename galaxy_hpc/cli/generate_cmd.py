@@ -1,34 +1,32 @@
 """`galaxy-hpc generate CONFIG [a.b=v ...]`: a synthetic catalog, on one process, under
-mpiexec or inside srun; `--object I --out F` regenerates one object of it alone."""
+mpiexec or inside srun; `--object I --out F` regenerates one object of it alone.
+
+Generates the catalog of CONFIG (kind: generate) on every rank of this launch (alone,
+mpiexec -n K, srun): ranks take output shards from a shared queue. Every object depends
+only on (seed, index), so the bytes do not depend on the number of ranks, and the same
+command after a crash or kill finishes the catalog. Exit 75: preempted, run again. With
+--object I --out F: regenerate object I alone (F.npy or F.fits) and check it against the
+catalog.
+"""
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
 
-from galaxy_hpc.cli.output import print_json
+from galaxy_hpc.cli.batch import add_batch_command, print_result
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "generate", help="mass-produce a synthetic galaxy catalog (store + FITS table)",
-        description="Generate the catalog of CONFIG (kind: generate) on every rank of this "
-        "launch (alone, mpiexec -n K, srun): ranks take output shards from a shared queue. "
-        "Every object depends only on (seed, index), so the bytes do not depend on the "
-        "number of ranks, and the same command after a crash or kill finishes the catalog. "
-        "Exit 75: preempted, run again. With --object I --out F: regenerate object I alone "
-        "(F.npy or F.fits) and check it against the catalog.")
-    parser.add_argument("config", help="generate YAML (kind: generate)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="config overrides, e.g. num_objects=1000 sampler.steps=30")
+    parser = add_batch_command(
+        subparsers, "generate", run=run, config="generate YAML (kind: generate)",
+        help="mass-produce a synthetic galaxy catalog (store + FITS table)", description=__doc__)
     parser.add_argument("--object", type=int, metavar="INDEX",
                         help="regenerate only this object (one process)")
     parser.add_argument("--out", metavar="FILE", help="with --object: .npy or .fits file")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete a catalog already at the config's out (only a store) and "
                         "its table, and start over (overwrite=true)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run, distributed=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,9 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from galaxy_hpc.generate.job import run_generate
 
     result = run_generate(cfg, progress=not args.json)
-    if env.is_main:
-        report = {**asdict(result), "ok": result.ok, "objects_per_s": result.objects_per_s}
-        print_json(report) if args.json else print(result.summary(), flush=True)
+    print_result(args, result, data={**asdict(result), "ok": result.ok,
+                                     "objects_per_s": result.objects_per_s})
     if result.preempted:
         return EXIT_REQUEUE
     return 0 if result.ok else 1
@@ -67,5 +64,5 @@ def _one_object(cfg, args: argparse.Namespace, env) -> int:
 
     check_writable(args.out, "the object")
     result = regenerate_object(cfg, args.object, args.out)
-    print_json(asdict(result)) if args.json else print(result.summary(), flush=True)
+    print_result(args, result)
     return 1 if result.matches_catalog is False else 0

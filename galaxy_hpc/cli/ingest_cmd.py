@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 
+from galaxy_hpc.cli.batch import CONFIG_ENDINGS, add_batch_command, print_result
 from galaxy_hpc.cli.main import EXIT_OK, EXIT_REJECTS
 
-_CONFIG_ENDINGS = (".yaml", ".yml")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "ingest", help="turn image folders, manifests, FITS, NPY or GZ2 votes into a store",
+    parser = add_batch_command(
+        subparsers, "ingest", run=run, config="what to ingest, or an ingest config .yaml",
+        metavar="SOURCE|CONFIG",
+        help="turn image folders, manifests, FITS, NPY or GZ2 votes into a store",
         description="Read SOURCE (a GalaxySD image folder with .txt captions, an "
         "Astro-Diffusion .jsonl manifest, FITS cutouts, a galaxyCGAN .npy with ids and a "
         "property CSV, or an image folder joined to a GZ2/Kaggle vote table), centre-crop "
@@ -21,10 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "to finish. Bad inputs are listed in STORE.rejects.csv (exit status "
         f"{EXIT_REJECTS}). Instead of SOURCE, give an ingest YAML (kind: ingest); flags "
         "and KEY=VALUE override it.")
-    parser.add_argument("source", metavar="SOURCE|CONFIG",
-                        help="what to ingest, or an ingest config .yaml")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="config overrides, e.g. npy.prefer=max:mass fits.channels=3")
     parser.add_argument("--out", metavar="STORE", help="store path (X.zarr, or X.h5 for hdf5)")
     parser.add_argument("--format", choices=["zarr", "hdf5"])
     parser.add_argument("--compression", choices=["zstd", "gzip", "none"],
@@ -48,8 +46,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shard-size", type=int, metavar="N",
                         help="records per block and items per store shard (256)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run, distributed=True)
 
 
 def _flag_overrides(args: argparse.Namespace) -> list[str]:
@@ -80,21 +76,17 @@ def build_config(args: argparse.Namespace):
     from hpc.config import apply_overrides, from_dict, load_config
 
     overrides = list(args.overrides) + _flag_overrides(args)
-    if args.source.lower().endswith(_CONFIG_ENDINGS):
-        return load_config(args.source, overrides, cls=IngestConfig)
+    if args.config.lower().endswith(CONFIG_ENDINGS):
+        return load_config(args.config, overrides, cls=IngestConfig)
     if args.out is None and not any(o.startswith("out=") for o in overrides):
         raise ValueError("give --out STORE (or an ingest config file)")
-    data = apply_overrides({"source": args.source}, overrides)
+    data = apply_overrides({"source": args.config}, overrides)
     return from_dict(IngestConfig, data, source="command line")
 
 
 def run(args: argparse.Namespace) -> int:
     from galaxy_hpc.data.ingest.pipeline import run_ingest
-    from hpc.dist import resolve_env
 
     summary = run_ingest(build_config(args), progress=not args.json)
-    if resolve_env(cuda_available=False).is_main:
-        from galaxy_hpc.cli.output import print_json
-
-        print_json(summary.to_dict()) if args.json else print(summary.summary(), flush=True)
+    print_result(args, summary)
     return EXIT_REJECTS if summary.num_rejected else EXIT_OK

@@ -31,9 +31,10 @@ EXIT_REJECTS = 3
 EXIT_REQUEUE = 75  # hpc.preempt.EXIT_REQUEUE, not imported: it would load the signal machinery
 
 # `a.b=value`: a dotted key of identifier-like parts, then "=" (a path like runs/lr=1 is not).
-_OVERRIDE = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_0-9][\w-]*)*=")
-# The positional that holds a job's config (or ingest's SOURCE), by command.
-_CONFIG_SLOTS = ("config", "file", "source")
+OVERRIDE = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_0-9][\w-]*)*=")
+# The positional that holds a job's config (ingest's SOURCE; `evaluate fid`'s config and
+# stores, nargs="*"), by command.
+_CONFIG_SLOTS = ("config", "file")
 
 # Module names under galaxy_hpc.cli, in the order `--help` lists them.
 COMMANDS: list[str] = [
@@ -150,17 +151,19 @@ def _gather_overrides(parser: argparse.ArgumentParser, args: argparse.Namespace,
         return
     slot = next((a for a in command._actions if a.dest in _CONFIG_SLOTS), None)
     given = getattr(args, slot.dest) if slot else None
-    tokens = ([given] if given is not None else []) + list(args.overrides) + list(rest)
-    overrides = [t for t in tokens if _OVERRIDE.match(t)]
-    others = [t for t in tokens if not _OVERRIDE.match(t)]
-    room = 1 if slot else 0
+    given = given if isinstance(given, list) else [given] if given is not None else []
+    tokens = given + list(args.overrides) + list(rest)
+    overrides = [t for t in tokens if OVERRIDE.match(t)]
+    others = [t for t in tokens if not OVERRIDE.match(t)]
+    many = slot is not None and slot.nargs == "*"  # CONFIG and stores (`evaluate fid`)
+    room = len(others) if many else 1 if slot else 0
     flags = [t for t in others if t.startswith("-")]
     if flags or len(others) > room:
         command.error(f"unrecognized arguments: {' '.join(flags or others[room:])}")
     if slot:
         if not others and slot.nargs is None:  # required, and argparse filled it with an override
             command.error(f"the following arguments are required: {slot.metavar or slot.dest}")
-        setattr(args, slot.dest, others[0] if others else None)
+        setattr(args, slot.dest, others if many else others[0] if others else None)
     args.overrides = overrides
 
 

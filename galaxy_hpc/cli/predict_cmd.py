@@ -23,14 +23,15 @@ import os
 import time
 from pathlib import Path
 
-from galaxy_hpc.cli.output import print_json
+from galaxy_hpc.cli.batch import add_command, print_result
 
 TABLE_ENDINGS = (".fits", ".csv")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "predict", help="predicted GZ2 vote fractions for every galaxy of a store",
+    parser = add_command(
+        subparsers, "predict", run=run,
+        help="predicted GZ2 vote fractions for every galaxy of a store",
         description="Run a vote predictor (e.g. a train_dino run's predictor folder) over a "
         "store, batched; writes a FITS/CSV table beside the store with the 37 predicted "
         "per-question fractions per galaxy. MPI-parallel under mpiexec/srun (ranks take "
@@ -44,8 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="auto", help="auto (a GPU per rank if any), cpu, "
                         "cuda, cuda:N")
-    parser.add_argument("--json", action="store_true")
-    parser.set_defaults(func=run, distributed=True)
 
 
 def predictor_folder(model: str) -> Path:
@@ -121,11 +120,9 @@ def run(args: argparse.Namespace) -> int:
                    # rank 0's rate over its share, model loading left out
                    "items_per_s_per_rank": (stop - start) / predicting if predicting > 0
                    else None}
-        if args.json:
-            print_json(summary)
-        else:
-            print(f"predicted {len(columns)} vote fractions for {len(store)} galaxies in "
-                  f"{seconds:.1f} s on {env.world_size} rank(s): {out}", flush=True)
+        print_result(args, None, data=summary, text=f"predicted {len(columns)} vote fractions "
+                     f"for {len(store)} galaxies in {seconds:.1f} s on {env.world_size} "
+                     f"rank(s): {out}")
     return 0
 
 

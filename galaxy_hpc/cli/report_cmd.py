@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from galaxy_hpc.cli.output import print_json
+from galaxy_hpc.cli.batch import add_command, print_result
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "report", help="HTML report (image grids, metrics, histograms, provenance) of a run",
+    parser = add_command(
+        subparsers, "report", run=run, distributed=False,
+        help="HTML report (image grids, metrics, histograms, provenance) of a run",
         description="Read the results `galaxy-hpc evaluate ... --out RUN_DIR` wrote and write "
         "RUN_DIR/report/index.html with PNGs beside it; it opens from the file system. A "
         "report covers one generated store: when RUN_DIR holds results of several, that of "
@@ -20,8 +21,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="galaxies shown per class and store (default 8)")
     parser.add_argument("--generated", metavar="STORE",
                         help="report on the results of this generated store (path or checksum)")
-    parser.add_argument("--json", action="store_true")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,11 +29,8 @@ def run(args: argparse.Namespace) -> int:
     if args.per_class < 1:
         raise ValueError(f"--per-class must be >= 1, got {args.per_class}")
     result = build_report(args.run_dir, per_class=args.per_class, generated=args.generated)
-    if args.json:
-        print_json(result.to_dict())
-        for note in result.notes:  # a mixed folder's warning, where a person sees it
-            if note.startswith("warning:"):
-                print(f"galaxy-hpc report: {note}", file=sys.stderr)
-    else:
-        print(result.summary(), flush=True)
+    print_result(args, result)
+    for note in result.notes if args.json else ():  # a mixed folder's warning, where a
+        if note.startswith("warning:"):  # person sees it
+            print(f"galaxy-hpc report: {note}", file=sys.stderr)
     return 0

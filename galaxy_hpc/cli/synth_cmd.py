@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
+
+from galaxy_hpc.cli.batch import add_batch_command, print_result
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "synth", help="draw synthetic galaxies with known parameters into a store",
+    parser = add_batch_command(
+        subparsers, "synth", run=run, required=False,
+        config="synth YAML (kind: synth); flags override it",
+        help="draw synthetic galaxies with known parameters into a store",
         description="GalSim bulge+disk galaxies whose flux, size, colour and shape follow "
         "(redshift, stellar mass), with simulated GZ2 votes and captions. Same seed, same "
         "bytes, for any number of ranks (srun/mpiexec). Either flags or a synth YAML config.")
-    parser.add_argument("config", nargs="?", help="synth YAML (kind: synth); flags override it")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     parser.add_argument("--n", type=int, dest="num_galaxies", help="number of galaxies")
     parser.add_argument("--size", type=int, help="stamp size in pixels (default 64)")
     parser.add_argument("--out", help="store path (e.g. synth.zarr or synth.h5)")
@@ -26,8 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-captions", action="store_true")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete a store already at --out (only a store) and draw it again")
-    parser.add_argument("--json", action="store_true")
-    parser.set_defaults(func=run, distributed=True)
 
 
 def build_config(args: argparse.Namespace):
@@ -55,13 +54,7 @@ def build_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from galaxy_hpc.data.synth.job import run_synth
-    from hpc.dist import resolve_env
 
-    if args.config and "=" in args.config:
-        args.overrides, args.config = [args.config, *args.overrides], None
     summary = run_synth(build_config(args), progress=not args.json)
-    if resolve_env(cuda_available=False).is_main:
-        from galaxy_hpc.cli.output import print_json
-
-        print_json(asdict(summary)) if args.json else print(summary.line(), flush=True)
+    print_result(args, summary, text=summary.line())
     return 0

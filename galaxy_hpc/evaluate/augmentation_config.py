@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hpc.config import register_kind
 
 LABEL_SOURCES = ("auto", "gz2", "caption", "column")
 
@@ -24,11 +23,11 @@ class ClassifierSection:
     """The one small classifier both arms train (galaxy_hpc.models.classifier)."""
 
     image_size: int = 64  # both stores are resized to this side (antialiased)
-    width: int = 32
+    width: int = 32  # channels of the first convolution
     epochs: float = 10.0  # over the real training set; both arms take this many steps
-    batch_size: int = 64
-    lr: float = 2.0e-3
-    weight_decay: float = 1.0e-4
+    batch_size: int = 64  # galaxies per step
+    lr: float = 2.0e-3  # AdamW learning rate
+    weight_decay: float = 1.0e-4  # AdamW weight decay
     augment: bool = True  # rotations by any angle and flips, as training of every family
 
     def __post_init__(self) -> None:
@@ -44,30 +43,33 @@ class ClassifierSection:
 
 @dataclass
 class AugmentationConfig:
-    """Train on real galaxies only and on real + generated, test both on held-out real.
+    """Classifier on real only vs real + generated, tested on real.
 
-    labels: `auto` takes, in this order, what both stores have: `label_column` if set,
-    the 37 GZ2 vote fraction columns (classes of galaxy_hpc.data.main_class), captions.
-    holdout_fraction: of each class of the real store, set aside for testing (at least
-    one galaxy of any class with two or more), chosen from `seed`.
-    rare_fraction: a class is rare when it is less than this share of the real training
-    set; the report calls those classes out.
-    num_seeds: the whole experiment is repeated with this many seeds (classifier
-    initialisation, batch order, augmentation); scores are given as mean and spread.
-    max_generated: use at most this many generated galaxies (the first ones), or all.
+    Trains the same small classifier on real galaxies only and on real + generated ones
+    (same number of steps) and scores both on held-out real galaxies: accuracy,
+    completeness and purity per class, rare classes called out. Writes
+    output_dir/augmentation.json and augmentation.png.
     """
 
-    real_store: str = ""
-    generated_store: str = ""
-    output_dir: str = "runs/augmentation"
+    real_store: str = ""  # the real galaxies (training and held-out test)
+    generated_store: str = ""  # the generated catalog added to the real training set
+    output_dir: str = "runs/augmentation"  # augmentation.json and augmentation.png
+    # `auto` takes, in this order, what both stores have: `label_column` if set, the 37 GZ2
+    # vote fraction columns (classes of galaxy_hpc.data.main_class), captions.
     labels: Literal["auto", "gz2", "caption", "column"] = "auto"
-    label_column: str | None = None
+    label_column: str | None = None  # with labels: column, the column holding the class
+    # Of each class of the real store, set aside for testing (at least one galaxy of any
+    # class with two or more), chosen from `seed`.
     holdout_fraction: float = 0.3
+    # A class is rare when it is less than this share of the real training set; the
+    # report calls those classes out.
     rare_fraction: float = 0.1
+    # The whole experiment is repeated with this many seeds (classifier initialisation,
+    # batch order, augmentation); scores are given as mean and spread.
     num_seeds: int = 3
-    seed: int = 0
-    max_real: int | None = None
-    max_generated: int | None = None
+    seed: int = 0  # the first of the seeds; also picks the held-out galaxies
+    max_real: int | None = None  # use at most this many real galaxies, or all
+    max_generated: int | None = None  # use at most this many generated galaxies (the first)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     classifier: ClassifierSection = field(default_factory=ClassifierSection)
 
@@ -82,6 +84,3 @@ class AugmentationConfig:
             raise ValueError(f"rare_fraction must be in (0, 1), got {self.rare_fraction}")
         if self.num_seeds < 1:
             raise ValueError(f"num_seeds must be >= 1, got {self.num_seeds}")
-
-
-register_kind("augmentation", "galaxy_hpc.evaluate.augmentation_config:AugmentationConfig")

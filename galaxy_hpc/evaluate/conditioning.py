@@ -15,7 +15,6 @@ the measurements (two floats a galaxy) are gathered to rank 0.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ from galaxy_hpc.data.photometry import consistency, measure
 from galaxy_hpc.evaluate.config import MEASURED, ConditioningConfig, require
 from galaxy_hpc.data.nonfinite import NonFinitePixels
 from galaxy_hpc.evaluate.passes import progress, rank_batches, read_batches, shared_failure
-from galaxy_hpc.evaluate.results import store_summary
+from galaxy_hpc.evaluate.results import EvaluationResult, store_summary
 from hpc.comm import Comm, job_comm
 from hpc.store import Store, open_store
 
@@ -77,13 +76,7 @@ def _correlations(store: Store, pairs: list[tuple[str, str]], measured: np.ndarr
     return out
 
 
-@dataclass
-class ConditioningResult:
-    data: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.data
-
+class ConditioningResult(EvaluationResult):
     def summary(self) -> str:
         d = self.data
         real = {(c["requested"], c["measured"]): c for c in d.get("real_correlations", [])}

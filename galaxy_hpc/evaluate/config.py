@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 METRICS = ("fid", "kid", "isc", "prc")
 DEVICES = ("auto", "cpu", "cuda")
-
+Device = Literal["auto", "cpu", "cuda"]
 
 def _positive(owner: object, *names: str) -> None:
     for name in names:
@@ -38,12 +39,12 @@ class FeatureSettings:
     extractor: str = "inception-v3-compat"
     weights: str | None = None  # local file/folder; nothing is ever downloaded
     extractor_module: str | None = None  # imported first: registers its own extractors
-    batch_size: int = 64  # torch-fidelity's; the same batches give the same features
+    batch_size: int = 64  # images per batch (torch-fidelity's: the same batches, the same features)
     # Float stores: a stretch JSON ({"kind": "asinh", ...}, as a model folder keeps it);
     # None: estimated from the real store, as training estimates it from its store.
     stretch: str | None = None
     rgb_bands: list[int] | None = None  # float stores with 3+ bands: the bands shown as R, G, B
-    device: str = "auto"  # auto: this rank's GPU when there is one, else the CPU
+    device: Device = "auto"  # auto: this rank's GPU when there is one, else the CPU
 
     def __post_init__(self) -> None:
         _positive(self, "batch_size")
@@ -63,21 +64,32 @@ def require(owner: object, *names: str) -> None:
 
 @dataclass
 class FidConfig:
-    real: str = ""
-    generated: str = ""
+    """FID, KID, Inception Score, precision/recall (exact over MPI ranks).
+
+    Frechet distance between the feature statistics of the real and the generated store
+    (float64 sums over every image, one all-reduce), KID, IS and precision/recall with
+    torch-fidelity's estimators. The real store's statistics are cached by checksum and
+    extractor.
+    """
+
+    real: str = ""  # the real store (REAL_STORE); its statistics are cached
+    generated: str = ""  # the generated store (GEN_STORE)
     features: FeatureSettings = field(default_factory=FeatureSettings)
+    # Any of fid, kid, isc, prc (fid is always computed).
     metrics: list[str] = field(default_factory=lambda: ["fid", "kid", "isc"])
     # KID and precision/recall need the features themselves, not sums: at most this many
     # per store are kept (all of them when the store is smaller: then the numbers equal
     # torch-fidelity's), else a fixed random subset of this size.
     max_kept_features: int = 10000
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000  # lowered to the smaller store's count when that is less
-    isc_splits: int = 10
-    prc_neighborhood: int = 3
-    seed: int = 2020
-    cache: bool = True
-    cache_dir: str | None = None  # None: default_cache_dir() where the job runs
+    kid_subsets: int = 100  # KID: this many random subsets
+    kid_subset_size: int = 1000  # KID: images per subset (at most the smaller store's count)
+    isc_splits: int = 10  # Inception Score: mean and spread over this many splits
+    prc_neighborhood: int = 3  # precision/recall: k of the k-nearest-neighbour radius
+    seed: int = 2020  # KID subsets and the kept features are drawn from it
+    cache: bool = True  # reuse the real store's statistics (keyed by checksum and extractor)
+    # Where real-store statistics are cached; none: $GHPC_EVAL_CACHE, else
+    # ~/.cache/galaxy-hpc/eval-stats, where the job runs (default_cache_dir()).
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         _positive(self, "max_kept_features", "kid_subsets", "kid_subset_size", "isc_splits",
@@ -92,12 +104,18 @@ class FidConfig:
 
 @dataclass
 class PhysicsConfig:
-    real: str = ""
-    generated: str = ""
+    """Flux, size, concentration, asymmetry, Gini/M20, ellipticity (statmorph).
+
+    Measures galaxies of both stores with statmorph on a photutils segmentation, split
+    over ranks, and reports the Wasserstein distance per parameter and histograms.
+    """
+
+    real: str = ""  # the real store (REAL_STORE)
+    generated: str = ""  # the generated store (GEN_STORE)
     # Galaxies measured per store, evenly spaced (statmorph costs ~0.1-0.3 s each).
     max_galaxies: int = 5000
     band: int | None = None  # None: the sum of the bands (as galaxy_hpc.data.photometry)
-    num_bins: int = 30
+    num_bins: int = 30  # histogram bins
     threshold_sigmas: float = 1.5  # segmentation: pixels this many sky sigmas above the sky
 
     def __post_init__(self) -> None:
@@ -108,13 +126,20 @@ class PhysicsConfig:
 
 @dataclass
 class MorphologyConfig:
-    generated: str = ""
+    """GZ2 vote fractions a predictor sees vs those requested (r, MAE).
+
+    Predicts GZ2 vote fractions of the generated galaxies with a vote predictor (a folder
+    with predictor.json, e.g. a trained DINOv2 regressor) and compares them with the
+    fractions the catalog requested (its <GZ2 stem>_fraction columns), per question.
+    """
+
+    generated: str = ""  # the generated store (GEN_STORE), with the requested vote fractions
     predictor: str = ""  # a folder galaxy_hpc.models.vote_predictor.load_vote_predictor opens
     real: str | None = None  # also score the predictor on real galaxies with known votes
     vote_suffix: str = "fraction"  # requested columns: <GZ2 stem>_<suffix>, all 37 of them
     stretch: str | None = None  # float stores: as FeatureSettings.stretch (default: own store)
-    batch_size: int = 64
-    device: str = "auto"
+    batch_size: int = 64  # images per predictor batch
+    device: Device = "auto"  # auto: this rank's GPU when there is one, else the CPU
 
     def __post_init__(self) -> None:
         _positive(self, "batch_size")
@@ -124,16 +149,23 @@ class MorphologyConfig:
 
 @dataclass
 class ConditioningConfig:
-    generated: str = ""
+    """Rank correlation of requested vs measured quantities.
+
+    Spearman rho between what a conditional model was asked for (columns of the generated
+    store, e.g. log_stellar_mass) and what its images show (total flux, half-light
+    radius), overall and within quantile bins of `by`.
+    """
+
+    generated: str = ""  # the generated store (GEN_STORE), with the requested columns
     # "requested:measured" pairs; measured is total_flux or half_light_radius
     # (galaxy_hpc.data.photometry), requested a numeric column of the generated store.
     pairs: list[str] = field(default_factory=lambda: [
         "log_stellar_mass:total_flux", "log_stellar_mass:half_light_radius",
         "redshift:total_flux"])
     by: str | None = "redshift"  # also within quantile bins of this column (if it exists)
-    num_bins: int = 3
+    num_bins: int = 3  # quantile bins of `by`
     real: str | None = None  # the same correlations on real galaxies, as the reference
-    batch_size: int = 256
+    batch_size: int = 256  # images measured per read
 
     def __post_init__(self) -> None:
         _positive(self, "num_bins", "batch_size")

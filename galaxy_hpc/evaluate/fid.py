@@ -13,7 +13,6 @@ the kept features (bounded by max_kept_features per store).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,19 +37,13 @@ from galaxy_hpc.evaluate.passes import (
     read_batches,
     shared_failure,
 )
-from galaxy_hpc.evaluate.results import store_summary
+from galaxy_hpc.evaluate.results import EvaluationResult, store_summary
 from hpc.comm import Comm, job_comm
 from hpc.dist import resolve_env
 from hpc.store import Store, open_store
 
 
-@dataclass
-class FidResult:
-    data: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.data
-
+class FidResult(EvaluationResult):
     def summary(self) -> str:
         d, m = self.data, self.data["metrics"]
         parts = [f"FID {m['fid']:.4f}"]

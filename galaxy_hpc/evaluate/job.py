@@ -20,20 +20,26 @@ from galaxy_hpc.evaluate.config import (
     MorphologyConfig,
     PhysicsConfig,
 )
-from hpc.config import register_kind
 
-register_kind("evaluate", "galaxy_hpc.evaluate.job:EvaluateJobConfig")
 EVALUATIONS = ("fid", "physics", "morphology", "conditioning")
 
 
 @dataclass
 class EvaluateJobConfig:
-    real: str = ""
-    generated: str = ""
+    """Run the evaluations a config lists, then write the report.
+
+    FID, physics, morphology (when a predictor is given) and conditioning of one catalog,
+    each from its section, writing OUT/<evaluation>.json and OUT/report/index.html. The
+    same job `galaxy-hpc submit evaluate` sends.
+    """
+
+    real: str = ""  # the real store; fills each section's real store left empty
+    generated: str = ""  # the generated store; fills each section's generated store
     out: str = "evaluation"  # RUN_DIR: <evaluation>.json and report/index.html
+    # Any of fid, physics, morphology, conditioning, run in this order.
     evaluations: list[str] = field(default_factory=lambda: ["fid", "physics", "morphology",
                                                             "conditioning"])
-    report: bool = True
+    report: bool = True  # write OUT/report/index.html
     fid: FidConfig = field(default_factory=FidConfig)
     physics: PhysicsConfig = field(default_factory=PhysicsConfig)
     morphology: MorphologyConfig = field(default_factory=MorphologyConfig)

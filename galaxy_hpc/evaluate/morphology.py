@@ -16,7 +16,6 @@ predictor itself is, which bounds what the generated ones can reach.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,7 +34,7 @@ from galaxy_hpc.evaluate.passes import (
     read_batches,
     shared_failure,
 )
-from galaxy_hpc.evaluate.results import store_summary
+from galaxy_hpc.evaluate.results import EvaluationResult, store_summary
 from hpc.comm import Comm, job_comm
 from hpc.dist import resolve_env
 from hpc.store import Store, open_store
@@ -90,13 +89,7 @@ def _score_table(sums: np.ndarray) -> dict[str, Any]:
     return {"overall": _scores(sums.sum(axis=0)), "questions": questions, "answers": answers}
 
 
-@dataclass
-class MorphologyResult:
-    data: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.data
-
+class MorphologyResult(EvaluationResult):
     def summary(self) -> str:
         d = self.data
         gen, real = d["generated_scores"], d.get("real_scores")

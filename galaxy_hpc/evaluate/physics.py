@@ -12,7 +12,6 @@ report draws).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from galaxy_hpc.evaluate.config import PhysicsConfig, require
 from galaxy_hpc.evaluate.morphometry import PARAMETERS, UNITS, measure
 from galaxy_hpc.data.nonfinite import NonFinitePixels
 from galaxy_hpc.evaluate.passes import progress, read_at, shared_failure, spaced_indices
-from galaxy_hpc.evaluate.results import store_summary
+from galaxy_hpc.evaluate.results import EvaluationResult, store_summary
 from hpc.comm import Comm, job_comm
 from hpc.mpi import split_range
 from hpc.store import Store, open_store
@@ -30,13 +29,7 @@ from hpc.store import Store, open_store
 BATCH = 32
 
 
-@dataclass
-class PhysicsResult:
-    data: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.data
-
+class PhysicsResult(EvaluationResult):
     def summary(self) -> str:
         d = self.data
         lines = [f"physics: {d['num_measured']['real']:,} real and "

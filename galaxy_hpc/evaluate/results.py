@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,20 @@ from hpc.store import Store
 
 RESULT_FILES = {"fid": "fid.json", "physics": "physics.json", "morphology": "morphology.json",
                 "conditioning": "conditioning.json"}
+
+
+@dataclass
+class EvaluationResult:
+    """What an evaluation returns on every rank: the data its JSON holds, and (each
+    evaluation its own) `summary()`, the lines a terminal shows."""
+
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+    def summary(self) -> str:
+        raise NotImplementedError
 
 
 def store_summary(store: Store) -> dict[str, Any]:

@@ -66,3 +66,25 @@ def test_an_unknown_requested_column_is_named(float_stores):
         run_conditioning(ConditioningConfig(generated=str(float_stores["real"]),
                                             pairs=["stellar_mass:total_flux"]),
                          show_progress=False)
+
+
+def test_the_shipped_config_with_overrides_gives_what_positionals_and_flags_give(
+        float_stores, tmp_path, capsys):
+    """`evaluate conditioning CONFIG generated=... a.b=v` and `evaluate conditioning GEN
+    --flag v` are one command line in two spellings."""
+    import json
+    from pathlib import Path
+
+    from galaxy_hpc.cli.main import main
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "evaluate" / "conditioning.yaml"
+    generated = str(float_stores["generated"])
+    assert main(["evaluate", "conditioning", str(config), f"generated={generated}",
+                 "num_bins=2", "batch_size=16", "--json", "--out", str(tmp_path)]) == 0
+    from_config = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "conditioning", generated, "--bins", "2", "--batch-size", "16",
+                 "--json"]) == 0
+    from_flags = json.loads(capsys.readouterr().out)
+    assert from_config["correlations"] == from_flags["correlations"]
+    assert len(from_config["correlations"][0]["bin_rho"]) == 2
+    assert json.loads((tmp_path / "conditioning.json").read_text()) == from_config

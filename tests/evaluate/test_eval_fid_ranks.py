@@ -54,12 +54,14 @@ def assert_same_numbers(a, b):
 @pytest.fixture(scope="module")
 def one_rank(galaxy_hpc, stores):
     """The same command line, run as one process (a world of one rank) in this process."""
-    from galaxy_hpc.cli.evaluations.fid import build_config
+    from galaxy_hpc.cli.batch import load_batch_config, resolve_inputs
     from galaxy_hpc.cli.main import build_parser
+    from galaxy_hpc.evaluate.config import FidConfig
     from galaxy_hpc.evaluate.fid import run_fid
 
     args = build_parser().parse_args(fid_args(galaxy_hpc, stores, "--no-cache")[1:])
-    return run_fid(build_config(args), show_progress=False).to_dict()
+    resolve_inputs(args, ("real", "generated"))
+    return run_fid(load_batch_config(FidConfig, args), show_progress=False).to_dict()
 
 
 @pytest.mark.mpi

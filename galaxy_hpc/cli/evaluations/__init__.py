@@ -1,1 +1,0 @@
-"""One module per `galaxy-hpc evaluate` sub-subcommand (listed in cli/evaluate_cmd.py)."""
