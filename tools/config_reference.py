@@ -87,11 +87,22 @@ def _comment_of(cls: type, name: str) -> str:
 
 
 def _summary(cls: type) -> str:
-    """The first paragraph of a class's own docstring (not an inherited one)."""
+    """A class's own docstring (not an inherited one), as markdown text."""
     doc = cls.__dict__.get("__doc__") or ""
     if not doc or doc.startswith(f"{cls.__name__}("):  # dataclass's generated signature
         return ""
-    return " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
+    lines: list[str] = []
+    for line in _escape(inspect.cleandoc(doc)).splitlines():
+        # Python-Markdown starts a list only after a blank line; docstrings do not leave one.
+        if line.startswith("- ") and lines and lines[-1] and not lines[-1].startswith(("- ", " ")):
+            lines.append("")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    """Plain text for markdown: `<out stem>` must not read as an HTML tag."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # --------------------------------------------------------------------------- rendering
@@ -137,6 +148,10 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _text_cell(text: str) -> str:
+    return _cell(_escape(text))
+
+
 def _code(text: str) -> str:
     return f"`{_cell(text)}`" if text else ""
 
@@ -178,7 +193,7 @@ def section_tables(cls: type, instance: Any, prefix: str = "") -> list[str]:
         else:
             default_cell = "required" if default is dataclasses.MISSING else _code(value_text(default))
             type_cell = _code(type_text(tp))
-        rows.append(f"| `{key}` | {type_cell} | {default_cell} | {_cell(_comment_of(cls, f.name))} |")
+        rows.append(f"| `{key}` | {type_cell} | {default_cell} | {_text_cell(_comment_of(cls, f.name))} |")
     title = f"`{prefix.rstrip('.')}`" if prefix else "Top level"
     out = [f"## {title}", ""]
     summary = _summary(cls)
