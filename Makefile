@@ -1,11 +1,12 @@
 # Two commands for a fresh machine:
 #   make demo   install into .venv, then run the whole pipeline on embedded defaults
 #   make test   install into .venv, then run the whole test suite (starts a local Slurm)
+#   make docs   build the documentation site into site/ (mkdocs --strict, no network)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-real slurm-start slurm-stop slurm-status clean
+.PHONY: install demo test test-fast test-real docs slurm-start slurm-stop slurm-status clean
 
 install: $(STAMP)
 
@@ -28,6 +29,11 @@ test-real: install
 test-fast: install
 	$(PY) -m pytest -q -m "not slurm and not mpi and not real"
 
+# The configuration reference is checked first: a stale one fails the build (and CI).
+docs: install
+	$(PY) tools/config_reference.py --check
+	$(PY) -m mkdocs build --strict --site-dir site
+
 slurm-start:
 	tests/cluster/local_slurm.sh start
 
@@ -38,4 +44,4 @@ slurm-status:
 	tests/cluster/local_slurm.sh status
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo_output logs
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo_output logs site

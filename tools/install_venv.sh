@@ -44,9 +44,9 @@ fi
 # MPI: on a laptop/CI the mpich wheel ships an MPI and mpiexec. On a cluster
 # mpi4py must use the site's MPI (cray-mpich on Perlmutter) so that srun starts
 # it: GHPC_SYSTEM_MPI=1 builds mpi4py from source with $MPICC (e.g. "cc -shared").
-extras="test,local-mpi"
+extras="test,docs,local-mpi"
 if [[ "${GHPC_SYSTEM_MPI:-0}" == "1" ]]; then
-    extras="test"
+    extras="test,docs"
     grep -v -E '^(mpi4py|mpich)==' "$constraints" > "$constraints.tmp" && mv "$constraints.tmp" "$constraints"
     echo "install: mpi4py against the system MPI (MPICC=${MPICC:-mpicc})"
     "$venv/bin/pip" install --quiet --disable-pip-version-check --no-binary=mpi4py --no-cache-dir mpi4py
