@@ -121,7 +121,7 @@ def train_config_class(kind: str) -> type:
             name, [("model", model_cls, field(default_factory=model_cls)),
                    ("data", DataSection, field(default_factory=data))],
             bases=(TrainConfig,), namespace={"__module__": __name__,
-                                             "__doc__": f"`kind: {kind}`: {spec.summary}"})
+                                             "__doc__": spec.summary[:1].upper() + spec.summary[1:] + "."})
     return _COMPOSED[name]
 
 
