@@ -8,7 +8,28 @@ adapter's scale: a mismatch loads the LoRA at the wrong strength).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass
+class LoraSection:
+    """A `lora:` config section: adapters of rank `rank` scaled by alpha / rank on the
+    modules named in `target_modules`; the base weights stay frozen. Each family
+    subclasses it with its own default targets."""
+
+    rank: int = 16
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ValueError(f"lora.rank must be >= 1, got {self.rank}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout}")
+        if not self.target_modules:
+            raise ValueError("lora.target_modules must name at least one module")
 
 
 def lora_config(section: Any, target_modules: Sequence[str] | None = None) -> Any:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from galaxy_hpc.data.section import DataSection
+from galaxy_hpc.models import lora
 
 TARGET_SUFFIXES = ("fraction", "weighted_fraction", "debiased")
 SOURCES_HINT = ("the backbone needs exactly one source: model.backbone (a local transformers "
@@ -49,21 +50,10 @@ class HeadSection:
 
 
 @dataclass
-class LoraSection:
+class LoraSection(lora.LoraSection):
     """stage: lora: adapters on the attention projections (peft), base weights frozen."""
 
-    rank: int = 16
-    alpha: float = 16.0
-    dropout: float = 0.0
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-
-    def __post_init__(self) -> None:
-        if self.rank < 1:
-            raise ValueError(f"lora.rank must be >= 1, got {self.rank}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout}")
-        if not self.target_modules:
-            raise ValueError("lora.target_modules must name at least one module")
 
 
 @dataclass

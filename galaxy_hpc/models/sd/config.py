@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from galaxy_hpc.data.section import DataSection
+from galaxy_hpc.models import lora
 
 DEFAULT_PROMPTS = [
     "sdss, spiral galaxy, obvious bulge prominence, tightly wound spiral arms, 2 spiral arms",
@@ -16,21 +17,12 @@ DEFAULT_PROMPTS = [
 
 
 @dataclass
-class LoraSection:
-    rank: int = 16
-    alpha: float = 16.0
-    dropout: float = 0.0
+class LoraSection(lora.LoraSection):
     # Astro-Diffusion's choice: the attention projections of the UNet.
     target_modules: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
     # When the text encoder is trained with LoRA too (train_text_encoder: true).
     text_encoder_target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "out_proj"])
-
-    def __post_init__(self) -> None:
-        if self.rank < 1:
-            raise ValueError(f"lora rank must be >= 1, got {self.rank}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"lora dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass
