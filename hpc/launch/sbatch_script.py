@@ -90,21 +90,29 @@ def _sbatch_line(key: str, value: str | bool) -> str:
     return f"#SBATCH --{key}" if value is True else f"#SBATCH --{key}={shlex.quote(str(value))}"
 
 
+def _header(profile: ClusterProfile, job: BatchJob) -> list[str]:
+    """Comment paragraphs: what the job is, what it does on the signal, where the script
+    comes from."""
+    preemption: tuple[str, ...] = ()
+    if job.preemptible:
+        preemption = (f"Preemption and time limits: Slurm sends {profile.preempt_signal} to "
+                      f"every task {profile.signal_delay_s} s before the end;",
+                      "the job stops at a safe point, saves, and requeues itself (the log is "
+                      "appended to).", *job.on_signal)
+    lines: list[str] = []
+    for paragraph in (job.about, preemption, job.origin):
+        if paragraph:
+            lines += ([""] if lines else []) + list(paragraph)
+    return [f"# {line}".rstrip() for line in lines]
+
+
 def render_sbatch_script(profile: ClusterProfile, job: BatchJob) -> str:
     """The text of a standalone sbatch script running `galaxy-hpc ARGUMENTS "$@"` under srun."""
     options = sbatch_options(profile, job_name=job.job_name, preemptible=job.preemptible)
     options["output"] = job.output
     if job.preemptible:
         options["open-mode"] = "append"  # a requeued job goes on in the same log
-    header = list(job.about)
-    if job.preemptible:
-        header += ["" if header else None,
-                   f"Preemption and time limits: Slurm sends {profile.preempt_signal} to every "
-                   f"task {profile.signal_delay_s} s before the end;",
-                   "the job stops at a safe point, saves, and requeues itself (the log is "
-                   "appended to).", *job.on_signal]
-    header += ["", *job.origin] if job.origin else []
-    lines = ["#!/bin/bash", *(f"# {line}".rstrip() for line in header if line is not None)]
+    lines = ["#!/bin/bash", *_header(profile, job)]
     lines += [_sbatch_line(key, value) for key, value in options.items()]
     if profile.setup or profile.env:
         lines += ["", "set -eo pipefail",
