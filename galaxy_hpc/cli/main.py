@@ -42,6 +42,7 @@ COMMANDS: list[str] = [
     "env_cmd",
     "selftest_cmd",
     "submit_cmd",
+    "sbatch_cmd",
     "caption_cmd",
     "store_cmd",
     "synth_cmd",

@@ -22,24 +22,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     parser.add_argument("--cluster", default="local",
                         help="profile name in configs/cluster/ or a YAML path (default: local)")
-    parser.add_argument("--nodes", type=int)
-    parser.add_argument("--tasks-per-node", type=int)
-    parser.add_argument("--gpus-per-node", type=int)
-    parser.add_argument("--time", type=int, metavar="MINUTES")
-    parser.add_argument("--partition")
-    parser.add_argument("--account")
-    parser.add_argument("--qos")
+    add_profile_flags(parser)
     parser.add_argument("--log-dir", help="where submitit writes job logs (default: the profile's)")
     parser.add_argument("--wait", action="store_true", help="wait for the job and print its result")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=run)
 
 
-def _profile_overrides(args: argparse.Namespace) -> list[str]:
+def add_profile_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that change the cluster profile's resources for one job (submit and sbatch)."""
+    group = parser.add_argument_group("resources (default: the cluster profile's)")
+    group.add_argument("--nodes", type=int)
+    group.add_argument("--tasks-per-node", type=int)
+    group.add_argument("--gpus-per-node", type=int)
+    group.add_argument("--time", type=int, metavar="MINUTES")
+    group.add_argument("--partition")
+    group.add_argument("--account")
+    group.add_argument("--qos")
+    group.add_argument("--constraint")
+
+
+def profile_overrides(args: argparse.Namespace) -> list[str]:
+    """The profile flags given, as profile overrides (`nodes=4`)."""
     flags = {"nodes": args.nodes, "tasks_per_node": args.tasks_per_node,
              "gpus_per_node": args.gpus_per_node, "time_min": args.time,
              "partition": args.partition, "account": args.account, "qos": args.qos,
-             "log_dir": args.log_dir}
+             "constraint": args.constraint, "log_dir": getattr(args, "log_dir", None)}
     return [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
 
 
@@ -51,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if config and "=" in config:
         config, overrides = None, [config, *overrides]
     cfg = load_job_config(args.job, config, overrides)
-    profile = load_profile(args.cluster, _profile_overrides(args))
+    profile = load_profile(args.cluster, profile_overrides(args))
     submitted = submit(JobCall(args.job, cfg), profile=profile, job_name=f"ghpc-{args.job}")
     info = {"job_id": submitted.job_id, "cluster": profile.name, "executor": profile.executor,
             "num_tasks": profile.num_tasks, "stdout": str(submitted.stdout),

@@ -34,8 +34,10 @@ class ClusterProfile:
     cpus_per_task: int = 1
     mem_gb: float | None = None
     time_min: int = 60
-    # Slurm sends the preemption signal (submitit: USR2) this long before the
-    # time limit, so a job can save and requeue itself.
+    # Slurm sends this signal to every task signal_delay_s before the time limit,
+    # so that a job can save and requeue itself (hpc.preempt). The same pair goes
+    # to `galaxy-hpc submit` (submitit listens on it) and to every sbatch script.
+    preempt_signal: Literal["USR1", "USR2"] = "USR2"
     signal_delay_s: int = 120
     # How many times a timed-out job may requeue itself before giving up.
     max_requeues: int = 3
@@ -49,6 +51,8 @@ class ClusterProfile:
         for name in ("nodes", "tasks_per_node", "cpus_per_task", "time_min"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.signal_delay_s < 0:
+            raise ValueError(f"signal_delay_s must be >= 0, got {self.signal_delay_s}")
         if self.gpus_per_node < 0:
             raise ValueError(f"gpus_per_node must be >= 0, got {self.gpus_per_node}")
         if self.executor == "local" and self.nodes != 1:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import submitit
 
 from hpc.launch.profiles import ClusterProfile
+from hpc.launch.slurm_options import submitit_parameters
 
 
 class Resubmittable(submitit.helpers.Checkpointable):
@@ -62,29 +63,7 @@ def make_executor(profile: ClusterProfile, *, job_name: str,
         )
         return executor
     executor = submitit.SlurmExecutor(folder=logs / "%j", max_num_timeout=profile.max_requeues)
-    extra: dict[str, Any] = dict(profile.sbatch_extra)
-    params: dict[str, Any] = dict(
-        job_name=job_name,
-        time=profile.time_min,
-        nodes=profile.nodes,
-        ntasks_per_node=profile.tasks_per_node,
-        cpus_per_task=profile.cpus_per_task,
-        signal_delay_s=profile.signal_delay_s,
-        setup=profile.setup_lines(),
-        stderr_to_stdout=False,
-    )
-    optional = dict(partition=profile.partition, account=profile.account, qos=profile.qos,
-                    constraint=profile.constraint)
-    params.update({key: value for key, value in optional.items() if value})
-    if profile.gpus_per_node:
-        params["gpus_per_node"] = profile.gpus_per_node
-    if profile.mem_gb:
-        params["mem"] = f"{int(profile.mem_gb)}GB"
-    if profile.srun_args:
-        params["srun_args"] = list(profile.srun_args)
-    if extra:
-        params["additional_parameters"] = extra
-    executor.update_parameters(**params)
+    executor.update_parameters(**submitit_parameters(profile, job_name=job_name))
     return executor
 
 
@@ -101,14 +80,6 @@ def submit_array(fn: Callable[..., Any], arguments: list[Any], *, profile: Clust
     executor = make_executor(profile, job_name=job_name, folder=folder)
     jobs = executor.map_array(fn, arguments)
     return [SubmittedJob(job, Path(job.paths.stdout), Path(job.paths.stderr)) for job in jobs]
-
-
-def sbatch_script(profile: ClusterProfile, *, job_name: str, folder: str | Path) -> str:
-    """The sbatch script submitit would submit for this profile (for review and golden tests)."""
-    executor = make_executor(profile, job_name=job_name, folder=folder)
-    if not isinstance(executor, submitit.SlurmExecutor):
-        raise ValueError(f"profile {profile.name!r} uses the local executor: no sbatch script")
-    return executor._make_submission_file_text("python -u -m submitit.core._submit", "%j")
 
 
 # States after which a job will not run again (Slurm's, and the local executor's FINISHED).

@@ -39,7 +39,7 @@ def test_sbatch_selftest_over_two_nodes(local_slurm, repo_root, tmp_path):
     assert f"master=ghpc-n1:{master_port_for_job(job_id)}" in log
     assert "torch.distributed all_reduce: sum=10 (expected 10)" in log
     assert "MPI Allreduce: world_size=4 sum=10 (expected 10)" in log
-    assert "on 2 node(s) [ghpc-n[1-2]]" in log  # common.sh's banner: both nodes allocated
+    assert "on 2 node(s) [ghpc-n[1-2]]" in log  # the script's banner: both nodes allocated
     assert sorted(p.name for p in (tmp_path / "ranks").iterdir()) == \
         ["rank-00001.log", "rank-00002.log", "rank-00003.log"]
     assert sacct_state(job_id, env) == "COMPLETED"
