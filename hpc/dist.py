@@ -291,7 +291,7 @@ def init_distributed(env: DistEnv | None = None, *, timeout_s: float = 600.0) ->
     if env.local_world_size > 1 and not os.environ.get("OMP_NUM_THREADS"):
         # Several ranks on one machine each default to one thread per core: with 4
         # ranks on 4 cores that is 16 spinning threads. Share the cores instead
-        # (srun sets OMP_NUM_THREADS from --cpus-per-task through slurm/common.sh).
+        # (srun sets OMP_NUM_THREADS from --cpus-per-task in the slurm/*.sbatch scripts).
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // env.local_world_size))
     if not torch_dist.is_initialized():
         torch_dist.init_process_group(

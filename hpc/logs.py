@@ -3,7 +3,7 @@
 Under `srun -n 64` every rank's warnings and progress bars would interleave
 in one output file. Ranks > 0 send their stdout/stderr (file descriptors, so
 C libraries' messages too) to `rank-NNNNN.log` in GHPC_RANK_LOG_DIR (set by
-slurm/common.sh to a folder per job) or ./logs/ranks. submitit already keeps
+the slurm/*.sbatch scripts to a folder per job) or ./logs/ranks. submitit already keeps
 one log per task, so its jobs are left alone.
 """
 

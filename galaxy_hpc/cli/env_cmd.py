@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--json", action="store_true", help="one JSON object")
     group.add_argument("--export", action="store_true",
-                       help="shell `export` lines for the job's rendezvous (used by slurm/common.sh)")
+                       help="shell `export` lines for the job's rendezvous (used by the slurm/*.sbatch scripts)")
     parser.set_defaults(func=run)
 
 

@@ -2,7 +2,7 @@
 deterministic.
 
 One rank per GPU: a rank uses cuda:<local rank mod GPUs>, so `srun` with one task per GPU
-(slurm/common.sh) or `mpiexec -n 4` on a 4-GPU node each get their own device.
+(the slurm/*.sbatch scripts) or `mpiexec -n 4` on a 4-GPU node each get their own device.
 """
 
 from __future__ import annotations
