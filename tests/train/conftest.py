@@ -5,16 +5,13 @@ from __future__ import annotations
 import os
 
 import pytest
+from support import stores
 
 
 @pytest.fixture(scope="session")
 def synth_store(tmp_path_factory):
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
-
     out = tmp_path_factory.mktemp("train-data") / "synth64.zarr"
-    run_synth(SynthJobConfig(out=str(out), num_galaxies=96, seed=11, shard_size=32),
-              progress=False)
-    return out
+    return stores.write_synth_store(out, num_galaxies=96, seed=11, shard_size=32)
 
 
 @pytest.fixture(autouse=True)

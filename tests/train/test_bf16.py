@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from export_checks import assert_export_is_ema, third_party, train
+from export_checks import assert_export_is_ema, train
+from support.third_party import third_party
 
 UNET = "pipeline/unet/diffusion_pytorch_model.safetensors"
 

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import pytest
 
-from export_checks import assert_export_is_ema, third_party, train
+from export_checks import assert_export_is_ema, train
+from support.stores import write_synth_store
+from support.third_party import third_party
 
 
 @pytest.fixture(scope="module")
 def flux_store(tmp_path_factory):
-    from galaxy_hpc.data.synth_config import SynthConfig
-    from galaxy_hpc.data.synth_job import SynthJobConfig, run_synth
-
     out = tmp_path_factory.mktemp("exports") / "flux50.zarr"
-    run_synth(SynthJobConfig(out=str(out), num_galaxies=48, seed=7, shard_size=16,
-                             captions=False, galaxy=SynthConfig(size=50, output="float32")),
-              progress=False)
-    return out
+    return write_synth_store(out, num_galaxies=48, seed=7, shard_size=16, captions=False, size=50,
+                             output="float32")
 
 
 def test_sd_full_export_redraws_the_runs_own_samples(galaxy_hpc, synth_store, tmp_path):
