@@ -14,6 +14,8 @@ from support.third_party import third_party
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs" / "train"
+# What test_bf16 trains each precision with (tests/train/conftest.py's fp32_run).
+PRECISION_RUN = ("run.max_steps=12", "run.log_every=4", "data.caption_dropout=0")
 
 
 def train(galaxy_hpc, config, store, out, *overrides, launcher=()):

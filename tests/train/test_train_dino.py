@@ -31,6 +31,10 @@ FROM_SCRATCH = ("model.init_from=null",
                 "model.tiny={hidden_size: 32, num_layers: 2, num_heads: 2, patch_size: 8}")
 ENV = quiet_env()
 NUM_VOLUNTEERS = 44
+# The full stage's assertions (weights move, finite losses, an export that loads) need a
+# few steps past its 5 of warm-up, not a falling loss; a step of it costs over a second on
+# 2 cores.
+FULL_STEPS = 8
 
 
 def train(galaxy_hpc, config, store, out, *overrides, launcher=()):
@@ -85,7 +89,7 @@ def head_run(galaxy_hpc, store32, tmp_path_factory):
 def full_run(galaxy_hpc, store32, head_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("dino") / "full"
     return out, train(galaxy_hpc, FULL_TINY, store32, out,
-                      f"model.init_from={head_run[0] / 'predictor'}", "run.max_steps=24")
+                      f"model.init_from={head_run[0] / 'predictor'}", f"run.max_steps={FULL_STEPS}")
 
 
 # ---------------------------------------------------------------- through the loop
@@ -112,7 +116,7 @@ def test_full_stage_from_head_stage_trains_the_backbone(full_run, head_run):
     from safetensors.torch import load_file
 
     out, result = full_run
-    assert result["ok"] and result["step"] == 24
+    assert result["ok"] and result["step"] == FULL_STEPS
     rows = log_rows(out)
     assert all(np.isfinite(r["loss"]) and 0 <= r["mae"] <= 1 for r in rows)
     before = load_file(head_run[0] / "predictor" / "backbone" / "model.safetensors")
