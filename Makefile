@@ -18,7 +18,7 @@ demo: install
 	$(VENV)/bin/galaxy-hpc demo
 
 test: install
-	$(PY) -m pytest -q -m "not real"
+	$(PY) -m pytest -q -m "not real" --durations=25
 
 # The published model sizes (SD-1.5, dinov2-base) on 2 CPU ranks, with their memory per
 # rank: ~15 minutes and ~15 GB; not part of `make test`.

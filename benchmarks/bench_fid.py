@@ -53,8 +53,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch_fidelity import register_feature_extractor
-from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from fidelity_extractor import PoolAndLogitsExtractor, register_once
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 BIN = Path(sys.executable).parent
@@ -66,8 +65,10 @@ SETTINGS = {"extractor": os.environ.get("BENCH_FID_EXTRACTOR", EXTRACTOR),
             "device": os.environ.get("BENCH_FID_DEVICE", "cpu")}
 
 
-class BenchCNN(FeatureExtractorBase):
+class BenchCNN(PoolAndLogitsExtractor):
     """A small fixed random CNN: uint8 (N, 3, H, W) -> 2048 features and 1008 logits."""
+
+    POOL = "2048"
 
     def __init__(self, name, features_list, **kwargs):
         super().__init__(name, features_list)
@@ -85,28 +86,10 @@ class BenchCNN(FeatureExtractorBase):
         for conv in self.convs:
             x = torch.relu(conv(x))
         pool = torch.tanh(self.fc(x.mean(dim=(2, 3))))
-        out = {"2048": pool, "logits": self.logits(pool)}
-        return tuple(out[name] for name in self.features_list)
-
-    @staticmethod
-    def get_provided_features_list():
-        return ("2048", "logits")
-
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric):
-        return {"fid": "2048", "kid": "2048", "prc": "2048", "isc": "logits"}[metric]
-
-    @staticmethod
-    def can_be_compiled():
-        return False
-
-    @staticmethod
-    def get_dummy_input_for_compile():
-        return torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+        return self.select(pool, self.logits(pool))
 
 
-if EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
-    register_feature_extractor(EXTRACTOR, BenchCNN)
+register_once(EXTRACTOR, BenchCNN)
 
 
 def make_store(path: Path, num_images: int, size: int, seed: int) -> Path:

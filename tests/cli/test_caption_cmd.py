@@ -8,30 +8,20 @@ import json
 import numpy as np
 import pytest
 from astropy.table import Table
+from support.votes import votes
 
 from galaxy_hpc.cli.caption_cmd import default_out
 from galaxy_hpc.cli.main import main
-from galaxy_hpc.data.gz2 import ANSWERS, GZ2_TREE, column_name, fractions_to_kaggle
+from galaxy_hpc.data.gz2 import ANSWERS, column_name, fractions_to_kaggle
 
 SPIRAL = "sdss, spiral galaxy, obvious bulge prominence, tightly wound spiral arms, 2 spiral arms"
 CIGAR = "sdss, smooth, cigar shaped galaxy"
 
 
-def fractions_for(*codes: str, strength: float = 0.8) -> np.ndarray:
-    f = np.zeros(37)
-    for code in codes:
-        answer = GZ2_TREE.answer(code)
-        question = GZ2_TREE.question(answer.question)
-        others = [a.index for a in question.answers if a is not answer]
-        f[others] = (1 - strength) / len(others)
-        f[answer.index] = strength
-    return f
-
-
 @pytest.fixture
 def galaxies() -> np.ndarray:
-    spiral = fractions_for("a02", "a05", "a07", "a08", "a28", "a32", "a12", "a15")
-    cigar = fractions_for("a01", "a18", "a15")
+    spiral = votes("a02", "a05", "a07", "a08", "a28", "a32", "a12", "a15")
+    cigar = votes("a01", "a18", "a15")
     return np.array([spiral, cigar, cigar, spiral, cigar])
 
 

@@ -8,59 +8,33 @@ give the same table, and the store is left untouched.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 
 import numpy as np
 import pytest
-import torch
+from support.cli_runs import run_json
+from support.predictors import random_vote_predictor
+from support.stores import write_synth_store
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    from galaxy_hpc.data.synth.config import SynthConfig
-    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
-
     out = tmp_path_factory.mktemp("predict") / "galaxies.zarr"
-    run_synth(SynthJobConfig(out=str(out), num_galaxies=56, seed=9, shard_size=16,
-                             galaxy=SynthConfig(size=32, output="uint8")), progress=False)
-    return out
+    return write_synth_store(out, num_galaxies=56, seed=9, shard_size=16, size=32, output="uint8")
 
 
 @pytest.fixture(scope="module")
 def predictor_dir(tmp_path_factory):
-    from galaxy_hpc.data.gz2 import ANSWERS, column_name
-    from galaxy_hpc.models.dino.config import TinyBackboneSection
-    from galaxy_hpc.models.dino.network import (
-        VoteEncoder,
-        VoteHead,
-        VoteRegressor,
-        pixel_normalisation,
-        tiny_backbone,
-    )
-    from galaxy_hpc.models.dino.predictor import save_predictor
-
-    torch.manual_seed(0)
-    backbone = tiny_backbone(TinyBackboneSection(), num_channels=3, image_size=32)
-    mean, std = pixel_normalisation(3)
-    encoder = VoteEncoder(backbone, input_size=32, pixel_mean=mean, pixel_std=std)
-    head = VoteHead(encoder.feature_dim, 16, 0.0)
-    torch.nn.init.normal_(head.net[-1].weight, std=0.5)  # outputs that differ per galaxy
-    folder = tmp_path_factory.mktemp("predict") / "run" / "predictor"
-    save_predictor(folder, VoteRegressor(encoder, head),
-                   {"image_size": 32, "stretch": {"kind": "uint8"},
-                    "answer_columns": [column_name(a) for a in ANSWERS]})
-    return folder
+    return random_vote_predictor(tmp_path_factory.mktemp("predict") / "run" / "predictor",
+                                 head_std=0.5)  # outputs that differ per galaxy
 
 
 def predict(galaxy_hpc, *args, launcher=(), cwd=None):
-    done = subprocess.run([*launcher, galaxy_hpc, "predict", *map(str, args), "--json"],
-                          capture_output=True, text=True, timeout=300, env=ENV, cwd=cwd)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_json([*launcher, galaxy_hpc, "predict", *args, "--json"], cwd=cwd, env=ENV,
+                    timeout=300)
 
 
 def test_predict_writes_the_columns_beside_the_store(galaxy_hpc, store, predictor_dir):

@@ -8,6 +8,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from support.votes import votes
 
 from galaxy_hpc.data.captions import (
     DEFAULT_PHRASES,
@@ -18,19 +19,6 @@ from galaxy_hpc.data.captions import (
     shuffle_tags_by_keys,
 )
 from galaxy_hpc.data.gz2 import GZ2_TREE, QUESTIONS
-
-
-def votes(*codes: str, strength: float = 0.8) -> np.ndarray:
-    """Fractions where each named answer wins its question with `strength`, the rest of
-    the question shared evenly; questions not named stay 0 (nobody reached them)."""
-    f = np.zeros(37)
-    for code in codes:
-        answer = GZ2_TREE.answer(code)
-        question = GZ2_TREE.question(answer.question)
-        others = [a.index for a in question.answers if a is not answer]
-        f[others] = (1 - strength) / len(others)
-        f[answer.index] = strength
-    return f
 
 
 def with_question(f: np.ndarray, number: int, values: list[float]) -> np.ndarray:

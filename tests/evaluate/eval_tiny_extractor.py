@@ -1,14 +1,24 @@
 """A small feature extractor registered with torch-fidelity's own registry, for tests and
 benchmarks: fixed random convolutions (seeded; or weights from a file), 16 features and 10
-logits per image, any input size (pooled). Importing this module registers it."""
+logits per image, any input size (pooled). Importing this module registers it.
+
+Its torch-fidelity side (the outputs it provides, which metric reads which, registration)
+is benchmarks/fidelity_extractor.py's, shared with bench_fid.py's extractor; that folder is
+put on sys.path here, so that subprocesses given this folder on PYTHONPATH find it too."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
-from torch_fidelity import register_feature_extractor
-from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+BENCHMARKS = str(Path(__file__).resolve().parents[2] / "benchmarks")
+if BENCHMARKS not in sys.path:
+    sys.path.append(BENCHMARKS)
+
+from fidelity_extractor import PoolAndLogitsExtractor, register_once  # noqa: E402
 
 NAME = "tiny-test"
 # About the mean feature of synthetic galaxies: logits around it spread over the classes,
@@ -17,7 +27,9 @@ CENTRE = (0.29, -0.64, 0.51, 0.84, -0.33, 0.79, 0.50, -0.23, 0.01, 0.25, -0.68, 
           -0.35, -0.92, 0.11)
 
 
-class TinyExtractor(FeatureExtractorBase):
+class TinyExtractor(PoolAndLogitsExtractor):
+    POOL = "feat"
+
     def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
         super().__init__(name, features_list)
         generator = torch.Generator().manual_seed(1234)
@@ -37,25 +49,7 @@ class TinyExtractor(FeatureExtractorBase):
         x = torch.tanh(self.conv1(x))
         x = torch.tanh(self.conv2(x))
         feats = x.mean(dim=(2, 3))
-        out = {"feat": feats, "logits": self.fc(feats - self.centre) * 20}
-        return tuple(out[name] for name in self.features_list)
-
-    @staticmethod
-    def get_provided_features_list():
-        return ("feat", "logits")
-
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric):
-        return {"fid": "feat", "kid": "feat", "prc": "feat", "isc": "logits"}[metric]
-
-    @staticmethod
-    def can_be_compiled():
-        return False
-
-    @staticmethod
-    def get_dummy_input_for_compile():
-        return torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+        return self.select(feats, self.fc(feats - self.centre) * 20)
 
 
-if NAME not in FEATURE_EXTRACTORS_REGISTRY:
-    register_feature_extractor(NAME, TinyExtractor)
+register_once(NAME, TinyExtractor)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from damage_kit import KINDS, NUM_ITEMS, SHARD_SIZE, copy_store, damage
+from support.cli_runs import GALAXY_HPC, run_command
+from support.predictors import random_vote_predictor
+from support.stores import write_synth_store
 
 REPO = Path(__file__).resolve().parents[2]
 EVALUATE = REPO / "tests" / "evaluate"
@@ -34,12 +35,8 @@ TINY_DINO = str(REPO / "configs" / "train" / "dino_head_tiny.yaml")
 
 
 def synth(out: Path, seed: int, num: int = NUM_ITEMS) -> Path:
-    from galaxy_hpc.data.synth.config import SynthConfig
-    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
-
-    run_synth(SynthJobConfig(out=str(out), num_galaxies=num, seed=seed, shard_size=SHARD_SIZE,
-                             galaxy=SynthConfig(size=32, output="uint8")), progress=False)
-    return out
+    return write_synth_store(out, num_galaxies=num, seed=seed, shard_size=SHARD_SIZE, size=32,
+                             output="uint8")
 
 
 @pytest.fixture(scope="module")
@@ -61,18 +58,9 @@ def damaged(galaxies, tmp_path):
     return make
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run(*args, cwd) -> subprocess.CompletedProcess:
-    """The command as users run it; a port of its own for torch.distributed (a job of
-    another test on the default port would hold this one's rendezvous up)."""
-    galaxy_hpc = str(Path(sys.executable).parent / "galaxy-hpc")
-    return subprocess.run([galaxy_hpc, *map(str, args)], capture_output=True, text=True,
-                          env={**ENV, "MASTER_PORT": str(free_port())}, cwd=cwd, timeout=300)
+    """The command as users run it (with a torch.distributed port of its own)."""
+    return run_command([GALAXY_HPC, *args], cwd=cwd, env=ENV, timeout=300)
 
 
 def assert_fails_naming(done, store, file):
@@ -172,29 +160,8 @@ def test_train(damaged, backend, kind):
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory):
-    """A DINOv2 vote predictor folder with random weights (as tests/cli/test_predict_cmd)."""
-    import torch
-
-    from galaxy_hpc.data.gz2 import ANSWERS, column_name
-    from galaxy_hpc.models.dino.config import TinyBackboneSection
-    from galaxy_hpc.models.dino.network import (
-        VoteEncoder,
-        VoteHead,
-        VoteRegressor,
-        pixel_normalisation,
-        tiny_backbone,
-    )
-    from galaxy_hpc.models.dino.predictor import save_predictor
-
-    torch.manual_seed(0)
-    backbone = tiny_backbone(TinyBackboneSection(), num_channels=3, image_size=32)
-    mean, std = pixel_normalisation(3)
-    encoder = VoteEncoder(backbone, input_size=32, pixel_mean=mean, pixel_std=std)
-    folder = tmp_path_factory.mktemp("fault-predictor") / "predictor"
-    save_predictor(folder, VoteRegressor(encoder, VoteHead(encoder.feature_dim, 16, 0.0)),
-                   {"image_size": 32, "stretch": {"kind": "uint8"},
-                    "answer_columns": [column_name(a) for a in ANSWERS]})
-    return folder
+    """A DINOv2 vote predictor folder with random weights."""
+    return random_vote_predictor(tmp_path_factory.mktemp("fault-predictor") / "predictor")
 
 
 @pytest.mark.parametrize("backend, kind", quick(

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tiny_models  # noqa: E402
 from gen_helpers import write_config  # noqa: E402
+from support import stores  # noqa: E402
 
 
 
@@ -56,13 +57,9 @@ def captions_csv(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synth_store(tmp_path_factory):
     """Synthetic galaxies with captions and GZ2 vote fractions, 32 px uint8."""
-    from galaxy_hpc.data.synth.config import SynthConfig
-    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
-
     out = tmp_path_factory.mktemp("generate-store") / "synth32.zarr"
-    run_synth(SynthJobConfig(out=str(out), num_galaxies=24, seed=4, shard_size=8,
-                             galaxy=SynthConfig(size=32, output="uint8")), progress=False)
-    return out
+    return stores.write_synth_store(out, num_galaxies=24, seed=4, shard_size=8, size=32,
+                                    output="uint8")
 
 
 

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.ports import free_port
 
 from hpc.comm import MpiComm, job_comm, launched_by_mpi
 
 HERE = Path(__file__).parent
-
-
-def _free_port() -> int:
-    """A port nobody listens on now: a fixed one collides when test runs overlap."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.mpi
@@ -31,7 +24,7 @@ def test_collectives_agree_across_launchers(launcher, mpiexec, tmp_path):
         cmd = [mpiexec, "-n", "2", sys.executable, worker, str(out)]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-               "--master-port", str(_free_port()), worker, str(out)]
+               "--master-port", str(free_port()), worker, str(out)]
     run = subprocess.run(cmd, timeout=180, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-4000:]
     result = json.loads(out.read_text())
@@ -53,7 +46,7 @@ def test_ranks_waiting_for_rank_0_sleep_instead_of_spinning(launcher, mpiexec, t
         cmd = [mpiexec, "-n", "2", sys.executable, worker, str(out), str(pause)]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-               "--master-port", str(_free_port()), worker, str(out), str(pause)]
+               "--master-port", str(free_port()), worker, str(out), str(pause)]
     run = subprocess.run(cmd, timeout=180, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-4000:]
     waiter = json.loads(out.read_text())[1]

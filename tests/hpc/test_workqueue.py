@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.ports import free_port
 
 HERE = Path(__file__).parent
-
-
-def _free_port() -> int:
-    """A port nobody listens on now: a fixed one collides when test runs overlap."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.mpi
@@ -29,7 +22,7 @@ def test_items_are_claimed_once_and_fast_ranks_take_more(launcher, ranks, mpiexe
         cmd = [mpiexec, "-n", str(ranks), sys.executable, worker, str(out)]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks),
-               "--master-port", str(_free_port()), worker, str(out)]
+               "--master-port", str(free_port()), worker, str(out)]
     run = subprocess.run(cmd, timeout=180, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-4000:]
     result = json.loads(out.read_text())

@@ -5,19 +5,17 @@ redraw with diffusers alone, a catalog from the export) and their dinov2 folder.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from support import cli_runs
+from support.third_party import third_party, third_party_code
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs" / "train"
-THIRD_PARTY = REPO / "tests" / "third_party"
 
 
 def run_json(cmd, cwd, timeout=3000):
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return cli_runs.run_json(cmd, cwd=cwd, timeout=timeout)
 
 
 def train_2_ranks(galaxy_hpc, mpiexec, config, out, *overrides):
@@ -42,7 +40,7 @@ def sd_lora_flow(galaxy_hpc, mpiexec, folder, store, tmp_path, *, precision="fp3
     train_2_ranks(galaxy_hpc, mpiexec, "sd_lora.yaml", out, "run.max_steps=1", *args)
     resumed = train_2_ranks(galaxy_hpc, mpiexec, "sd_lora.yaml", out, "run.max_steps=2", *args)
     assert resumed["resumed_from"] == 1 and resumed["step"] == 2
-    redraw = third_party("redraw_sd.py", out, "lora", "--base", folder)
+    redraw = third_party("redraw_sd.py", out, "lora", "--base", folder, timeout=1200)
     assert redraw["max_diff"] <= 1, redraw
     catalog = tmp_path / "catalog.zarr"
     run_json([galaxy_hpc, "generate", str(REPO / "configs" / "generate" / "catalog_tiny.yaml"),
@@ -53,20 +51,6 @@ def sd_lora_flow(galaxy_hpc, mpiexec, folder, store, tmp_path, *, precision="fp3
                             "print(g['images'].shape)", catalog)
     assert read.startswith("(4, 3, 64, 64)"), read
     return resumed
-
-
-def third_party(script, *args):
-    done = subprocess.run([sys.executable, str(THIRD_PARTY / script), *map(str, args)],
-                          capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def third_party_code(code, *args):
-    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.strip()
 
 
 def dino_flow(galaxy_hpc, mpiexec, folder, store, tmp_path, *, input_size):

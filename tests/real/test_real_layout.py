@@ -10,7 +10,8 @@ at the published sizes (test_real_sizes.py).
 from __future__ import annotations
 
 import pytest
-from real_runs import dino_flow, sd_lora_flow, third_party, train_2_ranks
+from real_runs import dino_flow, sd_lora_flow, train_2_ranks
+from support.third_party import third_party
 
 pytestmark = pytest.mark.mpi
 
@@ -31,7 +32,7 @@ def test_sd_folder_full_zero3_partitioned_build_exports_the_ema(galaxy_hpc, mpie
                            "run.micro_batch_size=2", "run.num_samples=2", "model.sample_steps=2",
                            "zero.precision=fp32", "ema.decay=0.5")
     assert result["memory"]["trainable"] > 0
-    redraw = third_party("redraw_sd.py", out, "pipeline")
+    redraw = third_party("redraw_sd.py", out, "pipeline", timeout=1200)
     assert redraw["max_diff"] <= 1, redraw
 
 

@@ -1,4 +1,4 @@
-"""Helpers of the export checks: train through the CLI, run a third-party checker.
+"""Helpers of the export checks: train through the CLI, compare an export with the EMA.
 
 The checkers (tests/third_party/*.py) run with the venv's Python in their own process
 and assert that they never imported galaxy_hpc.
@@ -6,32 +6,23 @@ and assert that they never imported galaxy_hpc.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
+
+from support.cli_runs import last_json
+from support.cli_runs import train as run_train
+from support.third_party import third_party
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs" / "train"
-THIRD_PARTY = REPO / "tests" / "third_party"
+# What test_bf16 trains each precision with (tests/train/conftest.py's fp32_run).
+PRECISION_RUN = ("run.max_steps=12", "run.log_every=4", "data.caption_dropout=0")
 
 
 def train(galaxy_hpc, config, store, out, *overrides, launcher=()):
-    cmd = [*launcher, galaxy_hpc, "train", str(CONFIGS / config), f"data.store={store}",
-           f"run.output_dir={out}", "data.num_workers=0", *overrides, "--json"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=out.parent)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = last_json(run_train(galaxy_hpc, CONFIGS / config, store, out, "data.num_workers=0",
+                                 *overrides, launcher=launcher))
     assert result["ok"], result
     return result
-
-
-def third_party(script, *args):
-    """Run a checker with the venv's Python; it asserts it never imported galaxy_hpc."""
-    done = subprocess.run([sys.executable, str(THIRD_PARTY / script), *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def assert_export_is_ema(run, mapping, *extra):

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from export_checks import assert_export_is_ema, third_party, train
+from export_checks import PRECISION_RUN, assert_export_is_ema, train
+from support.third_party import third_party
 
 UNET = "pipeline/unet/diffusion_pytorch_model.safetensors"
 
@@ -35,14 +36,10 @@ def float_dtypes(folder):
 @pytest.mark.parametrize("config, artifact", [("sd_lora_tiny.yaml", "lora"),
                                               ("sd_full_tiny.yaml", "pipeline")],
                          ids=["lora", "full"])
-def test_bf16_follows_fp32_and_exports_float32(galaxy_hpc, synth_store, tmp_path, config,
-                                               artifact):
-    common = ("run.max_steps=12", "run.log_every=4", "data.caption_dropout=0")
-    runs = {}
-    for precision in ("fp32", "bf16"):
-        runs[precision] = tmp_path / precision
-        train(galaxy_hpc, config, synth_store, runs[precision], *common,
-              f"zero.precision={precision}")
+def test_bf16_follows_fp32_and_exports_float32(galaxy_hpc, synth_store, fp32_run, tmp_path,
+                                               config, artifact):
+    runs = {"fp32": fp32_run(config), "bf16": tmp_path / "bf16"}
+    train(galaxy_hpc, config, synth_store, runs["bf16"], *PRECISION_RUN, "zero.precision=bf16")
     fp32, bf16 = losses(runs["fp32"]), losses(runs["bf16"])
     assert len(fp32) == len(bf16) == 3
     for a, b in zip(fp32, bf16):

@@ -11,41 +11,45 @@ from __future__ import annotations
 
 import pytest
 
-from export_checks import assert_export_is_ema, third_party, train
+from export_checks import assert_export_is_ema, train
+from support.stores import write_synth_store
+from support.third_party import third_party
 
 
 @pytest.fixture(scope="module")
 def flux_store(tmp_path_factory):
-    from galaxy_hpc.data.synth.config import SynthConfig
-    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
-
     out = tmp_path_factory.mktemp("exports") / "flux50.zarr"
-    run_synth(SynthJobConfig(out=str(out), num_galaxies=48, seed=7, shard_size=16,
-                             captions=False, galaxy=SynthConfig(size=50, output="float32")),
-              progress=False)
-    return out
+    return write_synth_store(out, num_galaxies=48, seed=7, shard_size=16, captions=False, size=50,
+                             output="float32")
 
 
-def test_sd_full_export_redraws_the_runs_own_samples(galaxy_hpc, synth_store, tmp_path):
+def test_sd_full_export_redraws_the_runs_own_samples(fp32_run):
     """sd_full_tiny keeps an EMA (decay 0.99): diffusers, loading `pipeline/`, draws the
-    run's last grid again, pixel for pixel up to rounding."""
-    out = tmp_path / "full"
-    train(galaxy_hpc, "sd_full_tiny.yaml", synth_store, out, "run.max_steps=6")
+    run's last grid again, pixel for pixel up to rounding. (The run is test_bf16's fp32
+    reference, trained once per session.)"""
+    out = fp32_run("sd_full_tiny.yaml")
     redraw = third_party("redraw_sd.py", out, "pipeline")
     assert redraw["images"] == 4 and redraw["max_diff"] <= 1, redraw
     assert_export_is_ema(out, {"unet.": "pipeline/unet/diffusion_pytorch_model.safetensors",
                                "text_encoder.": "pipeline/text_encoder/model.safetensors"})
 
 
-def test_lora_with_alpha_other_than_rank_loads_at_its_trained_strength(
-        galaxy_hpc, synth_store, tmp_path):
+def test_lora_with_alpha_other_than_rank_loads_at_its_trained_strength(sd_lora_run):
     """alpha / rank is the LoRA's scale: the file carries the adapter's config, so
     `load_lora_weights` applies alpha 8 at rank 4 as trained (not as alpha == rank)."""
-    out = tmp_path / "lora"
-    train(galaxy_hpc, "sd_lora_tiny.yaml", synth_store, out, "run.max_steps=6",
-          "model.lora.rank=4", "model.lora.alpha=8", "optim.lr=5e-3")
+    out, _ = sd_lora_run  # rank 4, alpha 8 (tests/train/conftest.py)
     redraw = third_party("redraw_sd.py", out, "lora")
     assert redraw["max_diff"] <= 1, redraw
+
+
+@pytest.fixture(scope="module")
+def ldm_vae_run(galaxy_hpc, synth_store, tmp_path_factory):
+    """The LDM's first stage with an EMA: its export is checked, and the UNet stage trains
+    on that export (one VAE run, not two)."""
+    out = tmp_path_factory.mktemp("exports") / "ldm_vae_tiny"
+    train(galaxy_hpc, "ldm_vae_tiny.yaml", synth_store, out, "run.max_steps=4",
+          "ema.enabled=true", "model.scaling_num_items=16")
+    return out
 
 
 @pytest.mark.parametrize("config, overrides, mapping", [
@@ -53,9 +57,7 @@ def test_lora_with_alpha_other_than_rank_loads_at_its_trained_strength(
      {"generator.": "generator/generator.safetensors"}),
     ("dino_head_tiny.yaml", ["ema.enabled=true", "ema.decay=0.5"],
      {"head.": "predictor/head.safetensors"}),
-    ("ldm_vae_tiny.yaml", ["ema.enabled=true", "model.scaling_num_items=16"],
-     {"vae.": "vae/diffusion_pytorch_model.safetensors"}),
-], ids=["gan", "dino", "ldm-vae"])
+], ids=["gan", "dino"])
 def test_family_export_is_the_checkpoints_ema(galaxy_hpc, synth_store, flux_store, tmp_path,
                                               config, overrides, mapping):
     store = flux_store if config.startswith("gan") else synth_store
@@ -64,13 +66,14 @@ def test_family_export_is_the_checkpoints_ema(galaxy_hpc, synth_store, flux_stor
     assert_export_is_ema(out, mapping)
 
 
-def test_ldm_unet_export_is_the_checkpoints_ema(galaxy_hpc, synth_store, tmp_path):
-    vae = tmp_path / "vae"
-    train(galaxy_hpc, "ldm_vae_tiny.yaml", synth_store, vae, "run.max_steps=2",
-          "model.scaling_num_items=16")
+def test_ldm_vae_export_is_the_checkpoints_ema(ldm_vae_run):
+    assert_export_is_ema(ldm_vae_run, {"vae.": "vae/diffusion_pytorch_model.safetensors"})
+
+
+def test_ldm_unet_export_is_the_checkpoints_ema(galaxy_hpc, synth_store, ldm_vae_run, tmp_path):
     out = tmp_path / "unet"
     train(galaxy_hpc, "ldm_unet_tiny.yaml", synth_store, out, "run.max_steps=4",
-          "ema.enabled=true", f"model.vae_path={vae / 'vae'}")
+          "ema.enabled=true", f"model.vae_path={ldm_vae_run / 'vae'}")
     assert_export_is_ema(out, {
         "unet.": "pipeline/unet/diffusion_pytorch_model.safetensors",
         "condition_encoder.": "pipeline/condition_encoder/diffusion_pytorch_model.safetensors"})

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.ports import free_port
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,12 +32,6 @@ run: {max_steps: 4, micro_batch_size: 4, log_every: 1, num_samples: 4, checkpoin
 zero: {stage: 0, precision: fp32}
 model: {width: 4}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def galaxy_hpc(*args: str, cwd: Path) -> subprocess.CompletedProcess:

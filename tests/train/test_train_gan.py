@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,11 +24,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support.cli_runs import last_json, log_rows, quiet_env
+from support.cli_runs import train as run_train
+from support.stores import write_synth_store
 from torch.nn import functional as F
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = str(REPO / "configs" / "train" / "gan_tiny.yaml")
-ENV = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
+ENV = quiet_env()
 NAMES = ["redshift", "log_stellar_mass"]
 # gan_tiny.yaml made smaller still for a 32 px store: levels at 8, 16, 32 px.
 SMALL = ["model.generator_channels=[32,16,8]", "model.discriminator_channels=[8,16,32]",
@@ -40,23 +42,10 @@ SMALL = ["model.generator_channels=[32,16,8]", "model.discriminator_channels=[8,
          "run.checkpoint_every=3"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def train(launcher, galaxy_hpc, store, out, *overrides):
-    cmd = [*launcher, galaxy_hpc, "train", TINY, f"data.store={store}", f"run.output_dir={out}",
-           *SMALL, *overrides, "--json"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False,
-                          cwd=Path(out).parent, env={**ENV, "MASTER_PORT": str(free_port())})
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
-
-
-def log_rows(out):
-    return [json.loads(line) for line in (Path(out) / "train_log.jsonl").read_text().splitlines()]
+    done = run_train(galaxy_hpc, TINY, store, out, *SMALL, *overrides, launcher=launcher,
+                     env=ENV)
+    return last_json(done), done.stderr
 
 
 # ---------------------------------------------------------------- hand-made galaxies
@@ -333,14 +322,9 @@ def test_configs_reject_bad_fields_and_sbatch_script():
 
 @pytest.fixture(scope="module")
 def flux32(tmp_path_factory):
-    from galaxy_hpc.data.synth.config import SynthConfig
-    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
-
     out = tmp_path_factory.mktemp("gan-data") / "flux32.zarr"
-    run_synth(SynthJobConfig(out=str(out), num_galaxies=96, seed=3, shard_size=32,
-                             captions=False, galaxy=SynthConfig(size=32, output="float32")),
-              progress=False)
-    return out
+    return write_synth_store(out, num_galaxies=96, seed=3, shard_size=32, captions=False, size=32,
+                             output="float32")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,51 +19,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support.cli_runs import last_json, log_rows, quiet_env
+from support.cli_runs import train as run_train
+from support.stores import write_synth_store
 
 REPO = Path(__file__).resolve().parents[2]
 VAE_TINY = str(REPO / "configs" / "train" / "ldm_vae_tiny.yaml")
 UNET_TINY = str(REPO / "configs" / "train" / "ldm_unet_tiny.yaml")
 
 
-# One intra-op thread per process: on 2 cores shared with other jobs, torch's default
-# of one thread per core spins on busy cores (a tiny VAE step measured 4 s instead of
-# 0.4 s); with one thread the runs keep their pace.
-ENV = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
-
-
-def free_port() -> int:
-    # Single-process runs rendezvous on 127.0.0.1:29500 unless told otherwise; another
-    # job on this machine may hold it.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+ENV = quiet_env()
 
 
 def train(galaxy_hpc, config, store, out, *overrides, launcher=()):
-    cmd = [*launcher, galaxy_hpc, "train", config, f"data.store={store}",
-           f"run.output_dir={out}", "run.log_every=1", *overrides, "--json"]
-    env = {**ENV, "MASTER_PORT": str(free_port())}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False,
-                          cwd=Path(out).parent, env=env)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return last_json(run_train(galaxy_hpc, config, store, out, "run.log_every=1", *overrides,
+                               launcher=launcher, env=ENV))
 
 
 def losses(out):
-    rows = (Path(out) / "train_log.jsonl").read_text().splitlines()
-    return [json.loads(line)["loss"] for line in rows]
+    return [row["loss"] for row in log_rows(out)]
 
 
 @pytest.fixture(scope="module")
 def flux_store(tmp_path_factory):
-    from galaxy_hpc.data.synth.config import SynthConfig
-    from galaxy_hpc.data.synth.job import SynthJobConfig, run_synth
-
     out = tmp_path_factory.mktemp("ldm-flux") / "flux64.zarr"
-    run_synth(SynthJobConfig(out=str(out), num_galaxies=48, seed=5, shard_size=16,
-                             galaxy=SynthConfig(output="float32", bands=("g", "r", "i", "z"))),
-              progress=False)
-    return out
+    return write_synth_store(out, num_galaxies=48, seed=5, shard_size=16, output="float32",
+                             bands=("g", "r", "i", "z"))
 
 
 @pytest.fixture(scope="module")

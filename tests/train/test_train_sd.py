@@ -47,11 +47,12 @@ def generate(pipeline):
     return image
 
 
-def test_lora_run_exports_weights_diffusers_loads(galaxy_hpc, synth_store, tmp_path):
+def test_lora_run_exports_weights_diffusers_loads(sd_lora_run):
+    """The run (tests/train/conftest.py, shared with test_exports) is 6 steps of
+    sd_lora_tiny at rank 4, alpha 8, each step logged."""
     from diffusers import StableDiffusionPipeline
 
-    out = tmp_path / "lora"
-    result = run(train_cmd(galaxy_hpc, synth_store, out, "run.max_steps=6"), tmp_path)
+    out, result = sd_lora_run
     assert result["ok"] and result["step"] == 6 and result["artifact"] == str(out / "lora")
     assert (out / "lora" / "pytorch_lora_weights.safetensors").is_file()
     assert (out / "samples" / "step-00000006.png").is_file()

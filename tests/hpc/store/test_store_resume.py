@@ -17,6 +17,16 @@ def record_of(path, backend, shard):
     return path.with_name(path.name + ".shards") / f"shard-{shard:06d}.done.json"
 
 
+def fully_written(tmp_path, backend, num_items=12):
+    """A store of `backend` with every shard written, not finalized: (path, writer, images,
+    columns)."""
+    path = store_path(tmp_path, backend)
+    images, columns = make_items(num_items)
+    writer = create_store(path, make_spec(backend), num_items=num_items)
+    write_shards(writer, images, columns)
+    return path, writer, images, columns
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_resume_keeps_completed_shards(tmp_path, backend):
     path, spec = store_path(tmp_path, backend), make_spec(backend)
@@ -81,18 +91,9 @@ def test_finalize_and_open_name_missing_shards(tmp_path, backend):
         open_store(path)
 
 
-def written_store(tmp_path, backend):
-    """A store of 12 items with all three shards written, not finalized."""
-    path = store_path(tmp_path, backend)
-    images, columns = make_items(12)
-    writer = create_store(path, make_spec(backend), num_items=12)
-    write_shards(writer, images, columns)
-    return path, writer, images, columns
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_half_written_shard_is_pending(tmp_path, backend):
-    path, writer, images, columns = written_store(tmp_path, backend)
+    path, writer, images, columns = fully_written(tmp_path, backend)
     record_of(path, backend, 1).unlink()  # as if killed after the data, before the record
     assert writer.pending_shards() == [1]
     with pytest.raises(ValueError, match=r"\(shards 1\)"):
@@ -104,7 +105,7 @@ def test_half_written_shard_is_pending(tmp_path, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_rewrite_killed_before_its_record_leaves_the_shard_pending(tmp_path, backend,
                                                                      monkeypatch):
-    path, writer, images, columns = written_store(tmp_path, backend)
+    path, writer, images, columns = fully_written(tmp_path, backend)
 
     def killed(*args):
         raise KeyboardInterrupt  # as if the process died while writing the data
@@ -118,7 +119,7 @@ def test_a_rewrite_killed_before_its_record_leaves_the_shard_pending(tmp_path, b
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_rewrite_and_finalize_are_idempotent(tmp_path, backend):
-    path, writer, images, columns = written_store(tmp_path, backend)
+    path, writer, images, columns = fully_written(tmp_path, backend)
     write_shards(writer, images, columns, [1, 1])
     first = finalize_store(path, attrs={"a": 1})
     assert finalize_store(path, attrs={"b": 2}) == first
