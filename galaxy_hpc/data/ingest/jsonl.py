@@ -10,12 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PIL import Image
-
 from galaxy_hpc.data.ingest.config import IngestConfig
-from galaxy_hpc.data.ingest.preprocess import uint8_image
+from galaxy_hpc.data.ingest.preprocess import ImageFileReader
 from galaxy_hpc.data.ingest.records import (
-    Decoded,
     Deduper,
     Listing,
     Reject,
@@ -75,12 +72,4 @@ def list_records(cfg: IngestConfig) -> Listing:
     return listing
 
 
-class Reader:
-    def __init__(self, cfg: IngestConfig, listing: Listing) -> None:
-        self.cfg = cfg
-        self.listing = listing
-
-    def decode(self, index: int) -> Decoded:
-        with Image.open(self.listing.sources[index]) as img:
-            image, side = uint8_image(img, self.cfg.size, draft=self.cfg.jpeg_draft)
-        return Decoded(image, side)
+Reader = ImageFileReader  # image files, one per row

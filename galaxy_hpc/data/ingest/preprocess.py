@@ -23,11 +23,16 @@ pixels are left out of the sums and any output pixel that overlaps one is NaN.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from galaxy_hpc.data.ingest.records import RejectError
+
+if TYPE_CHECKING:
+    from galaxy_hpc.data.ingest.config import IngestConfig
+    from galaxy_hpc.data.ingest.records import Decoded, Listing
 
 _WEIGHT_EPS = 1e-9  # overlaps below this are float noise at pixel edges
 
@@ -120,3 +125,20 @@ def float_image(
     if flux == "surface_brightness":
         out *= (size / side) ** 2
     return out.astype(np.float32), side
+
+
+class ImageFileReader:
+    """Decodes a listing whose sources are image files (JPEG, PNG, ...) one at a time: the
+    reader of every source kind that points at images and keeps its other columns in the
+    listing (a JSONL manifest, a vote table)."""
+
+    def __init__(self, cfg: "IngestConfig", listing: "Listing") -> None:
+        self.cfg = cfg
+        self.listing = listing
+
+    def decode(self, index: int) -> "Decoded":
+        from galaxy_hpc.data.ingest.records import Decoded
+
+        with Image.open(self.listing.sources[index]) as img:
+            image, side = uint8_image(img, self.cfg.size, draft=self.cfg.jpeg_draft)
+        return Decoded(image, side)

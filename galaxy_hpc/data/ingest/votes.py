@@ -21,14 +21,12 @@ import re
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from galaxy_hpc.data.captions import CaptionConfig, Captioner
 from galaxy_hpc.data.gz2 import ANSWERS, column_name
 from galaxy_hpc.data.ingest.config import IngestConfig
 from galaxy_hpc.data.ingest.folder import walk_files
-from galaxy_hpc.data.ingest.preprocess import uint8_image
-from galaxy_hpc.data.ingest.records import Decoded, Deduper, Listing, Reject
+from galaxy_hpc.data.ingest.preprocess import ImageFileReader
+from galaxy_hpc.data.ingest.records import Deduper, Listing, Reject
 from galaxy_hpc.data.ingest.table import id_strings
 from galaxy_hpc.data.vote_table import read_vote_table
 
@@ -120,12 +118,4 @@ def list_records(cfg: IngestConfig) -> Listing:
     return listing
 
 
-class Reader:
-    def __init__(self, cfg: IngestConfig, listing: Listing) -> None:
-        self.cfg = cfg
-        self.listing = listing
-
-    def decode(self, index: int) -> Decoded:
-        with Image.open(self.listing.sources[index]) as img:
-            image, side = uint8_image(img, self.cfg.size, draft=self.cfg.jpeg_draft)
-        return Decoded(image, side)
+Reader = ImageFileReader  # image files, one per row
