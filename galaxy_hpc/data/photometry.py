@@ -129,8 +129,9 @@ def profile(images: np.ndarray, photometry: Photometry, *,
     - concentration: C = 5 log10(r80 / r20) (Bershady et al. 2000; statmorph's), r20 and
       r80 the radii holding 20% and 80% of the light within 4 half-light radii (clipped to
       [3, `aperture` x the half-side] pixels, as `measure` clips it), about the same
-      centre: ~2.7 for an exponential disk, ~5 for a de Vaucouleurs profile, whatever the
-      image's units, so it compares across stretches where flux does not.
+      centre: ~2.7 for an exponential disk, ~5 for a de Vaucouleurs profile (2.14 for a
+      Gaussian), whatever the image's units. Where r20 is ~2 pixels, pixelisation adds
+      ~0.1 (a Gaussian of sigma 3 px reads 2.26, of 5 px 2.14).
     - colour: -2.5 log10(F_a / F_b) of the sky-subtracted light of bands a, b in that same
       aperture (one aperture for both bands: a colour of the same stars). For float flux
       stores of the synthetic set (bands g, r, i) the default (0, 1) is g - r. On uint8
