@@ -194,10 +194,12 @@ def _rho(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def consistency(requested: np.ndarray, measured: np.ndarray, *, by: np.ndarray | None = None,
-                num_bins: int = 3, min_per_bin: int = 5) -> Consistency:
+                num_bins: int = 3, min_per_bin: int = 5,
+                bin_edges: np.ndarray | None = None) -> Consistency:
     """Rank correlation of `measured` with `requested`; with `by`, also within `num_bins`
     quantile bins of `by` (so that, e.g., a redshift that dims everything does not hide
-    or fake the mass trend)."""
+    or fake the mass trend), or within the bins of given `bin_edges` (another catalog's
+    quantiles: a generated catalog's trend in the real catalog's bins)."""
     requested = np.asarray(requested, dtype=np.float64).ravel()
     measured = np.asarray(measured, dtype=np.float64).ravel()
     if requested.shape != measured.shape:
@@ -209,7 +211,10 @@ def consistency(requested: np.ndarray, measured: np.ndarray, *, by: np.ndarray |
         by = np.asarray(by, dtype=np.float64).ravel()
         if by.shape != requested.shape:
             raise ValueError(f"by {by.shape} and requested {requested.shape} differ")
-        cuts = np.quantile(by, np.linspace(0.0, 1.0, num_bins + 1))
+        if bin_edges is not None:
+            num_bins = len(bin_edges) - 1
+        cuts = np.quantile(by, np.linspace(0.0, 1.0, num_bins + 1)) if bin_edges is None \
+            else np.asarray(bin_edges, dtype=np.float64)
         edges = tuple(float(c) for c in cuts)
         which = np.clip(np.searchsorted(cuts, by, side="right") - 1, 0, num_bins - 1)
         for b in range(num_bins):

@@ -5,7 +5,8 @@ fainter. For each "requested:measured" pair this reports the Spearman rank corre
 between a requested quantity (a column of the generated store: what the model was asked
 for) and one measured on the image (galaxy_hpc.data.photometry: total flux, half-light
 radius), overall and within quantile bins of a third column (redshift by default, so
-that distance dimming neither hides nor fakes a mass trend). The same numbers on a real
+that distance dimming neither hides nor fakes a mass trend; the real store's bins for
+both stores when one is given), with 68% bootstrap intervals. The same numbers on a real
 store, whose columns are the truth, say what a faithful model would reach.
 
 With a real store it also judges conditional fidelity (fidelity.py): per cell of a grid
@@ -80,15 +81,22 @@ def _measure(store: Store, cfg: ConditioningConfig, comm: Comm, bar) -> np.ndarr
 
 
 def _correlations(store: Store, pairs: list[tuple[str, str]], measured: np.ndarray,
-                  cfg: ConditioningConfig) -> list[dict[str, Any]]:
+                  cfg: ConditioningConfig, reference: list[dict[str, Any]] | None = None
+                  ) -> list[dict[str, Any]]:
+    """Spearman rho of each pair, overall and per bin of `by`: the quantile bins of the
+    `reference` correlations (the real store's) when given, so that a generated trend and
+    the real one are read in the same bins; else this store's own."""
     by_name = cfg.by if cfg.by in store.spec.columns else None
     by = store.read_column(by_name).astype(np.float64) if by_name else None
+    edges = {(c["requested"], c["measured"]): c["bin_edges"] for c in reference or []
+             if c["by"] == by_name and c["bin_edges"]}
     out = []
     for requested, quantity in pairs:
         values = store.read_column(requested).astype(np.float64)
         binned = by if by_name != requested else None
         found = measured[:, MEASURED.index(quantity)]
-        result = consistency(values, found, by=binned, num_bins=cfg.num_bins)
+        result = consistency(values, found, by=binned, num_bins=cfg.num_bins,
+                             bin_edges=edges.get((requested, quantity)))
         intervals = rho_intervals(values, found, binned, list(result.bin_edges),
                                   num_bootstrap=cfg.num_bootstrap, seed=cfg.seed)
         out.append({"requested": requested, "measured": quantity,
@@ -193,15 +201,16 @@ def run_conditioning(cfg: ConditioningConfig, *, show_progress: bool = True,
     bar.close()
     result = None
     if comm.rank == 0:
+        real_correlations = (_correlations(real, pairs["real"], measured["real"], cfg)
+                             if real is not None else None)
         result = {"evaluation": "conditioning", "num_generated": len(generated),
                   "generated": store_summary(generated),
                   "correlations": _correlations(generated, pairs["generated"],
-                                                measured["generated"], cfg),
+                                                measured["generated"], cfg, real_correlations),
                   "num_ranks": comm.size}
         if real is not None:
             result.update(num_real=len(real), real=store_summary(real),
-                          real_correlations=_correlations(real, pairs["real"], measured["real"],
-                                                          cfg),
+                          real_correlations=real_correlations,
                           fidelity=_fidelity(cfg, generated, real, measured))
         result["seconds"] = time.perf_counter() - start
     return ConditioningResult(comm.bcast(result))

@@ -103,6 +103,16 @@ def test_one_band_stores_have_no_colour_and_say_so(blobs):
     assert "colour: not measured" in result.summary()
 
 
+def test_generated_trends_are_read_in_the_real_stores_bins(same):
+    """The "same" catalog lacks most of one redshift bin's galaxies: its own terciles would
+    differ from the real ones; its trends are binned by the real store's."""
+    data = same.to_dict()
+    for mine, real in zip(data["correlations"], data["real_correlations"]):
+        assert mine["bin_edges"] == real["bin_edges"]
+    mass_flux = data["correlations"][0]
+    assert mass_flux["bin_counts"] == [180, 180, 130]
+
+
 def test_trends_come_with_bootstrap_intervals_beside_the_real_ones(brighter):
     data = brighter.to_dict()
     for side in ("correlations", "real_correlations"):

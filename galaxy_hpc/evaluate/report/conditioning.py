@@ -17,7 +17,16 @@ def _rho(value: float | None, interval: list[float] | None) -> str:
     return f"{value:.2f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
 
 
+def _bin(correlation: dict[str, Any] | None, b: int) -> str:
+    """Bin b's rho and interval, "-" when the correlation has no such bin."""
+    if not correlation or not correlation.get("by") or b >= len(correlation["bin_rho"]):
+        return "-"
+    intervals = correlation.get("bin_rho_interval") or []
+    return _rho(correlation["bin_rho"][b], intervals[b] if b < len(intervals) else None)
+
+
 def _trend_rows(cond: dict[str, Any]) -> list[list[Any]]:
+    """Overall, then per bin of `by` (the real store's quantile bins, for both stores)."""
     real = {(c["requested"], c["measured"]): c for c in cond.get("real_correlations", [])}
     rows = []
     for c in cond["correlations"]:
@@ -26,15 +35,10 @@ def _trend_rows(cond: dict[str, Any]) -> list[list[Any]]:
                      _rho(c["rho"], c.get("rho_interval")),
                      _rho(reference["rho"], reference.get("rho_interval")) if reference
                      else "-"])
-        for b, rho in enumerate(c["bin_rho"] if c["by"] else []):
+        for b in range(len(c["bin_rho"]) if c["by"] else 0):
             lo, hi = c["bin_edges"][b], c["bin_edges"][b + 1]
-            there = (reference["bin_rho"][b], (reference.get("bin_rho_interval") or
-                                                [None] * (b + 1))[b]) \
-                if reference and reference.get("by") and b < len(reference["bin_rho"]) \
-                else None
-            rows.append(["", "", f"{c['by']} {lo:.3g}-{hi:.3g}",
-                         _rho(rho, (c.get("bin_rho_interval") or [None] * (b + 1))[b]),
-                         _rho(*there) if there else "-"])
+            rows.append(["", "", f"{c['by']} {lo:.3g}-{hi:.3g}", _bin(c, b),
+                         _bin(reference, b)])
     return rows
 
 
