@@ -113,6 +113,21 @@ def test_generated_trends_are_read_in_the_real_stores_bins(same):
     assert mass_flux["bin_counts"] == [180, 180, 130]
 
 
+def test_rgb_composites_get_a_colour_of_the_picture(stores):
+    """uint8 RGB stores: colour is R - G of the composite (measured, not a physical colour);
+    concentration is unit-free and reads as for flux."""
+    result = run_conditioning(ConditioningConfig(
+        generated=str(stores["generated"]), real=str(stores["real"]), grid_bins=2,
+        min_per_cell=5), show_progress=False)
+    judged = [cell for cell in cells(result).values()
+              if cell["quantities"]["colour"]["status"] != "sparse"]
+    assert judged  # a flux-limited sample leaves some cells of mass x redshift near empty
+    for cell in judged:
+        colour, concentration = (cell["quantities"][q] for q in ("colour", "concentration"))
+        assert colour["status"] in ("within", "off") and np.isfinite(colour["median_real"])
+        assert 1.8 < concentration["median_real"] < 5
+
+
 def test_trends_come_with_bootstrap_intervals_beside_the_real_ones(brighter):
     data = brighter.to_dict()
     for side in ("correlations", "real_correlations"):
