@@ -29,7 +29,8 @@ from galaxy_hpc.data.photometry import consistency, measure, profile
 from galaxy_hpc.evaluate.config import MEASURED, ConditioningConfig, require
 from galaxy_hpc.evaluate.fidelity import cell_fidelity, rho_intervals
 from galaxy_hpc.data.nonfinite import NonFinitePixels
-from galaxy_hpc.evaluate.passes import progress, rank_batches, read_batches, shared_failure
+from galaxy_hpc.evaluate.passes import (on_root, progress, rank_batches, read_batches,
+                                        shared_failure)
 from galaxy_hpc.evaluate.results import EvaluationResult, store_summary
 from hpc.comm import Comm, job_comm
 from hpc.store import Store, open_store
@@ -199,8 +200,8 @@ def run_conditioning(cfg: ConditioningConfig, *, show_progress: bool = True,
                    f"photometry (rank 0 of {comm.size})", show_progress and comm.rank == 0)
     measured = {name: _measure(store, cfg, comm, bar) for name, store in stores}
     bar.close()
-    result = None
-    if comm.rank == 0:
+
+    def statistics() -> dict[str, Any]:
         real_correlations = (_correlations(real, pairs["real"], measured["real"], cfg)
                              if real is not None else None)
         result = {"evaluation": "conditioning", "num_generated": len(generated),
@@ -213,4 +214,8 @@ def run_conditioning(cfg: ConditioningConfig, *, show_progress: bool = True,
                           real_correlations=real_correlations,
                           fidelity=_fidelity(cfg, generated, real, measured))
         result["seconds"] = time.perf_counter() - start
-    return ConditioningResult(comm.bcast(result))
+        return result
+
+    # On rank 0 only; a ValueError there (a grid column with no finite value) is every
+    # rank's, so none waits at the broadcast for ever.
+    return ConditioningResult(on_root(comm, statistics))

@@ -62,11 +62,11 @@ def scatter(values: np.ndarray) -> float:
     return float(0.5 * (hi - lo))
 
 
-def quantile_edges(values: np.ndarray, num_bins: int) -> np.ndarray:
+def quantile_edges(values: np.ndarray, num_bins: int, name: str = "values") -> np.ndarray:
     """`num_bins` + 1 quantile edges of the finite values."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
-        raise ValueError("no finite values to cut into bins")
+        raise ValueError(f"{name}: no finite values to cut into bins")
     return np.quantile(finite, np.linspace(0.0, 1.0, num_bins + 1))
 
 
@@ -128,7 +128,8 @@ def cell_fidelity(generated: dict[str, np.ndarray], real: dict[str, np.ndarray],
     quantity: {"grid", "edges", "cells": [{"bins", "ranges", "quantities": {...}}]}.
     `generated`/`real` map quantity -> values; `*_grid` map grid column -> values."""
     columns = list(real_grid)
-    edges = {c: quantile_edges(real_grid[c], num_bins) for c in columns}
+    edges = {c: quantile_edges(real_grid[c], num_bins, f"grid column {c!r} of the real store")
+             for c in columns}
     shape = (num_bins,) * len(columns)
     gen_cells = np.ravel_multi_index([bin_index(generated_grid[c], edges[c]) for c in columns],
                                      shape) if columns else np.zeros(_size(generated), int)

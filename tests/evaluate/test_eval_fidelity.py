@@ -15,7 +15,7 @@ from eval_stores import blob_store
 from galaxy_hpc.data.photometry import measure, profile
 from galaxy_hpc.evaluate.conditioning import run_conditioning
 from galaxy_hpc.evaluate.config import ConditioningConfig
-from galaxy_hpc.evaluate.fidelity import compare_cell, split_half_distances
+from galaxy_hpc.evaluate.fidelity import cell_fidelity, compare_cell, split_half_distances
 from galaxy_hpc.evaluate.results import to_json
 from scipy.stats import wasserstein_distance
 
@@ -183,6 +183,14 @@ def test_concentration_and_colour_of_a_gaussian_with_known_bands():
 def test_a_grid_column_missing_from_a_store_is_named(blobs):
     with pytest.raises(ValueError, match="no numeric column 'sersic_n' for the fidelity grid"):
         evaluate(blobs, "same", grid=["redshift", "sersic_n"])
+
+
+def test_a_grid_column_without_a_finite_value_is_named():
+    values = {"log_flux": np.ones(40)}
+    with pytest.raises(ValueError, match="grid column 'redshift' of the real store: no finite"):
+        cell_fidelity(values, values, {"redshift": np.ones(40)},
+                      {"redshift": np.full(40, np.nan)}, num_bins=3, min_per_cell=5,
+                      num_splits=5, tolerance_sigmas=3.0, seed=0)
 
 
 def test_the_report_colours_each_cell_by_its_verdict(blobs, brighter, tmp_path):
