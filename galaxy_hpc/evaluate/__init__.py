@@ -12,7 +12,9 @@ metric allows (what does not is bounded, and says so in its output):
   (morphometry.py), real against generated: Wasserstein distance and histograms;
 - morphology.py: vote fractions a VotePredictor sees in generated galaxies against the
   ones requested, per GZ2 question (r and MAE);
-- conditioning.py: rank correlation of requested against measured quantities;
+- conditioning.py: rank correlation of requested against measured quantities, with
+  bootstrap intervals, and conditional fidelity per cell of the condition grid
+  (fidelity.py: generated vs real distributions against the real split-half floor);
 - report/: an HTML page with PNGs beside it, from the JSON results in a run folder.
 
 Results are dataclasses with `to_dict()` (what `--json` prints and `RUN_DIR/<name>.json`

@@ -5,11 +5,17 @@ fainter. For each "requested:measured" pair this reports the Spearman rank corre
 between a requested quantity (a column of the generated store: what the model was asked
 for) and one measured on the image (galaxy_hpc.data.photometry: total flux, half-light
 radius), overall and within quantile bins of a third column (redshift by default, so
-that distance dimming neither hides nor fakes a mass trend). The same numbers on a real
+that distance dimming neither hides nor fakes a mass trend; the real store's bins for
+both stores when one is given), with 68% bootstrap intervals. The same numbers on a real
 store, whose columns are the truth, say what a faithful model would reach.
 
-Measuring is split over ranks (whole batches); rank correlations need every value, so
-the measurements (two floats a galaxy) are gathered to rank 0.
+With a real store it also judges conditional fidelity (fidelity.py): per cell of a grid
+over the condition columns, the generated and real distributions of log flux, size,
+colour and concentration against the real cell's split-half noise floor.
+
+Measuring is split over ranks (whole batches); rank correlations and cell distributions
+need every value, so the measurements (four floats a galaxy) are gathered, and the
+statistics are computed on rank 0 and broadcast.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from galaxy_hpc.data.photometry import consistency, measure
+from galaxy_hpc.data.photometry import consistency, measure, profile
 from galaxy_hpc.evaluate.config import MEASURED, ConditioningConfig, require
+from galaxy_hpc.evaluate.fidelity import cell_fidelity, rho_intervals
 from galaxy_hpc.data.nonfinite import NonFinitePixels
-from galaxy_hpc.evaluate.passes import progress, rank_batches, read_batches, shared_failure
+from galaxy_hpc.evaluate.passes import (on_root, progress, rank_batches, read_batches,
+                                        shared_failure)
 from galaxy_hpc.evaluate.results import EvaluationResult, store_summary
 from hpc.comm import Comm, job_comm
 from hpc.store import Store, open_store
@@ -41,16 +49,28 @@ def _pairs(cfg: ConditioningConfig, store: Store) -> list[tuple[str, str]]:
     return pairs  # type: ignore[return-value]
 
 
+def _grid_columns(cfg: ConditioningConfig, stores: list[tuple[str, Store]]) -> None:
+    for _, store in stores:
+        for column in cfg.grid:
+            if store.spec.columns.get(column) not in NUMERIC:
+                numeric = ", ".join(c for c, t in store.spec.columns.items()
+                                    if t in NUMERIC) or "(none)"
+                raise ValueError(f"{store.path}: no numeric column {column!r} for the "
+                                 f"fidelity grid (grid); numeric columns: {numeric}")
+
+
 def _measure(store: Store, cfg: ConditioningConfig, comm: Comm, bar) -> np.ndarray:
-    """(N, 2) total flux and half-light radius of every image, on every rank."""
+    """(N, 4) the MEASURED quantities of every image, on every rank."""
     parts, failure = [], None
     try:
         for first, images in read_batches(store, rank_batches(len(store), cfg.batch_size,
                                                               comm.rank, comm.size),
                                           use="the conditioning evaluation"):
             photometry = measure(images)
+            shape = profile(images, photometry, colour_bands=tuple(cfg.colour_bands))
             parts.append((first, np.stack([photometry.total_flux,
-                                           photometry.half_light_radius], 1)))
+                                           photometry.half_light_radius, shape.colour,
+                                           shape.concentration], 1)))
             bar.update(len(images))
     except NonFinitePixels as error:
         failure = error
@@ -58,22 +78,85 @@ def _measure(store: Store, cfg: ConditioningConfig, comm: Comm, bar) -> np.ndarr
     gathered = [part for rank_parts in comm.allgather(parts) for part in rank_parts]
     gathered.sort(key=lambda part: part[0])
     return np.concatenate([values for _, values in gathered]) if gathered \
-        else np.empty((0, 2))
+        else np.empty((0, len(MEASURED)))
 
 
 def _correlations(store: Store, pairs: list[tuple[str, str]], measured: np.ndarray,
-                  cfg: ConditioningConfig) -> list[dict[str, Any]]:
+                  cfg: ConditioningConfig, reference: list[dict[str, Any]] | None = None
+                  ) -> list[dict[str, Any]]:
+    """Spearman rho of each pair, overall and per bin of `by`: the quantile bins of the
+    `reference` correlations (the real store's) when given, so that a generated trend and
+    the real one are read in the same bins; else this store's own."""
     by_name = cfg.by if cfg.by in store.spec.columns else None
     by = store.read_column(by_name).astype(np.float64) if by_name else None
+    edges = {(c["requested"], c["measured"]): c["bin_edges"] for c in reference or []
+             if c["by"] == by_name and c["bin_edges"]}
     out = []
     for requested, quantity in pairs:
         values = store.read_column(requested).astype(np.float64)
         binned = by if by_name != requested else None
-        result = consistency(values, measured[:, MEASURED.index(quantity)], by=binned,
-                             num_bins=cfg.num_bins)
+        found = measured[:, MEASURED.index(quantity)]
+        result = consistency(values, found, by=binned, num_bins=cfg.num_bins,
+                             bin_edges=edges.get((requested, quantity)))
+        intervals = rho_intervals(values, found, binned, list(result.bin_edges),
+                                  num_bootstrap=cfg.num_bootstrap, seed=cfg.seed)
         out.append({"requested": requested, "measured": quantity,
-                    "by": by_name if binned is not None else None, **result.to_dict()})
+                    "by": by_name if binned is not None else None, **result.to_dict(),
+                    **intervals})
     return out
+
+
+def _quantities(measured: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    columns = {name: measured[:, k] for k, name in enumerate(MEASURED)}
+    flux = columns["total_flux"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        columns["log_flux"] = np.where(flux > 0, np.log10(np.where(flux > 0, flux, 1.0)),
+                                       np.nan)
+    return {name: columns[name] for name in names}
+
+
+def _fidelity(cfg: ConditioningConfig, generated: Store, real: Store,
+              measured: dict[str, np.ndarray]) -> dict[str, Any]:
+    grids = {name: {c: store.read_column(c).astype(np.float64) for c in cfg.grid}
+             for name, store in (("generated", generated), ("real", real))}
+    cells = cell_fidelity(_quantities(measured["generated"], cfg.quantities),
+                          _quantities(measured["real"], cfg.quantities),
+                          grids["generated"], grids["real"], num_bins=cfg.grid_bins,
+                          min_per_cell=cfg.min_per_cell, num_splits=cfg.num_splits,
+                          tolerance_sigmas=cfg.tolerance_sigmas, seed=cfg.seed)
+    return {"quantities": list(cfg.quantities), "min_per_cell": cfg.min_per_cell,
+            "num_splits": cfg.num_splits, "tolerance_sigmas": cfg.tolerance_sigmas,
+            "colour": f"band {cfg.colour_bands[0]} - band {cfg.colour_bands[1]} (magnitudes)",
+            **cells}
+
+
+def fidelity_lines(fidelity: dict[str, Any]) -> list[str]:
+    """One line per quantity: how many cells are within noise, off, too sparse."""
+    lines = []
+    for name in fidelity["quantities"]:
+        found = [(cell, cell["quantities"][name]) for cell in fidelity["cells"]]
+        status = [q["status"] for _, q in found]
+        if all(s == "unmeasured" for s in status):
+            lines.append(f"  {name}: not measured")
+            continue
+        line = (f"  {name}: {status.count('within')} of {len(found)} cells within noise, "
+                f"{status.count('off')} off, {status.count('sparse')} too sparse")
+        off = [(q["sigma"], cell) for cell, q in found if q["status"] == "off"]
+        if off:
+            sigma, cell = max(off, key=lambda pair: pair[0])
+            line += f" (worst {sigma:.1f} sigma at {cell_label(cell)})"
+        lines.append(line)
+    return lines
+
+
+def cell_label(cell: dict[str, Any]) -> str:
+    return ", ".join(f"{c} {lo:.3g}-{hi:.3g}" for c, (lo, hi) in cell["ranges"].items()) \
+        or "all galaxies"
+
+
+def _bins(correlation: dict[str, Any]) -> str:
+    return ", ".join(f"{r:.2f}" if r is not None and np.isfinite(r) else "-"
+                     for r in correlation["bin_rho"])
 
 
 class ConditioningResult(EvaluationResult):
@@ -83,13 +166,20 @@ class ConditioningResult(EvaluationResult):
         lines = [f"conditioning: Spearman rho of requested vs measured, {d['num_generated']:,} "
                  f"generated galaxies" + (f" (real: {d['num_real']:,})" if real else "")]
         for c in d["correlations"]:
-            bins = ", ".join(f"{r:.2f}" if np.isfinite(r) else "-" for r in c["bin_rho"])
+            reference = real.get((c["requested"], c["measured"]))
             line = f"{c['requested']} vs {c['measured']}: rho {c['rho']:.3f}"
             if c["by"]:
-                line += f" (in {c['by']} bins: {bins})"
-            if (c["requested"], c["measured"]) in real:
-                line += f"; real {real[(c['requested'], c['measured'])]['rho']:.3f}"
+                line += f" (in {c['by']} bins: {_bins(c)}"
+                line += f"; real {_bins(reference)})" if reference else ")"
+            if reference:
+                line += f"; real {reference['rho']:.3f}"
             lines.append(line)
+        if d.get("fidelity"):
+            grid = " x ".join(d["fidelity"]["grid"]) or "one cell"
+            lines.append(f"conditional fidelity per cell of {grid} "
+                         f"(W1 against the real split-half floor, within "
+                         f"{d['fidelity']['tolerance_sigmas']:g} sigma):")
+            lines += fidelity_lines(d["fidelity"])
         return "\n".join(lines)
 
 
@@ -103,21 +193,29 @@ def run_conditioning(cfg: ConditioningConfig, *, show_progress: bool = True,
     real = open_store(cfg.real) if cfg.real else None
     stores = [("generated", generated)] + ([("real", real)] if real is not None else [])
     pairs = {name: _pairs(cfg, store) for name, store in stores}
+    if real is not None:
+        _grid_columns(cfg, stores)
     bar = progress(sum(b - a for _, s in stores
                        for a, b in rank_batches(len(s), cfg.batch_size, comm.rank, comm.size)),
                    f"photometry (rank 0 of {comm.size})", show_progress and comm.rank == 0)
     measured = {name: _measure(store, cfg, comm, bar) for name, store in stores}
     bar.close()
-    result = None
-    if comm.rank == 0:
+
+    def statistics() -> dict[str, Any]:
+        real_correlations = (_correlations(real, pairs["real"], measured["real"], cfg)
+                             if real is not None else None)
         result = {"evaluation": "conditioning", "num_generated": len(generated),
                   "generated": store_summary(generated),
                   "correlations": _correlations(generated, pairs["generated"],
-                                                measured["generated"], cfg),
+                                                measured["generated"], cfg, real_correlations),
                   "num_ranks": comm.size}
         if real is not None:
             result.update(num_real=len(real), real=store_summary(real),
-                          real_correlations=_correlations(real, pairs["real"], measured["real"],
-                                                          cfg))
+                          real_correlations=real_correlations,
+                          fidelity=_fidelity(cfg, generated, real, measured))
         result["seconds"] = time.perf_counter() - start
-    return ConditioningResult(comm.bcast(result))
+        return result
+
+    # On rank 0 only; a ValueError there (a grid column with no finite value) is every
+    # rank's, so none waits at the broadcast for ever.
+    return ConditioningResult(on_root(comm, statistics))

@@ -149,31 +149,67 @@ class MorphologyConfig:
 
 @dataclass
 class ConditioningConfig:
-    """Rank correlation of requested vs measured quantities.
+    """Rank correlation of requested vs measured quantities, and conditional fidelity per cell.
 
     Spearman rho between what a conditional model was asked for (columns of the generated
     store, e.g. log_stellar_mass) and what its images show (total flux, half-light
-    radius), overall and within quantile bins of `by`.
+    radius, ...), overall and within quantile bins of `by`, with bootstrap intervals.
+    With a real store, also conditional fidelity (galaxy_hpc.evaluate.fidelity): per cell
+    of a grid over condition columns, the generated and real distributions of log flux,
+    half-light radius, colour and concentration (medians, scatter, Wasserstein-1) against
+    the real cell's split-half noise floor: "within noise", "off by k sigma" or "too
+    sparse".
     """
 
     generated: str = ""  # the generated store (GEN_STORE), with the requested columns
-    # "requested:measured" pairs; measured is total_flux or half_light_radius
-    # (galaxy_hpc.data.photometry), requested a numeric column of the generated store.
+    # "requested:measured" pairs; measured is one of total_flux, half_light_radius, colour,
+    # concentration (galaxy_hpc.data.photometry), requested a numeric column of the
+    # generated store.
     pairs: list[str] = field(default_factory=lambda: [
         "log_stellar_mass:total_flux", "log_stellar_mass:half_light_radius",
         "redshift:total_flux"])
     by: str | None = "redshift"  # also within quantile bins of this column (if it exists)
     num_bins: int = 3  # quantile bins of `by`
-    real: str | None = None  # the same correlations on real galaxies, as the reference
+    real: str | None = None  # the same correlations on real galaxies, and the fidelity cells
     batch_size: int = 256  # images measured per read
+    # Fidelity cells: quantile bins of each of these condition columns (numeric columns of
+    # both stores; the bins are the real store's quantiles). Empty: one cell, every galaxy.
+    grid: list[str] = field(default_factory=lambda: ["redshift", "log_stellar_mass"])
+    grid_bins: int = 3  # quantile bins per grid column (3 x 3 cells for two columns)
+    # Compared per cell: any of log_flux (log10 total flux), half_light_radius, colour,
+    # concentration (5 log10 r80/r20).
+    quantities: list[str] = field(default_factory=lambda: list(FIDELITY_QUANTITIES))
+    # colour = m[a] - m[b] of these two bands (g - r for synthetic flux stores with bands
+    # g, r, i); on uint8 RGB stores a colour of the picture; none on one-band stores.
+    colour_bands: list[int] = field(default_factory=lambda: [0, 1])
+    min_per_cell: int = 30  # a cell with fewer galaxies in either store is "too sparse"
+    num_splits: int = 50  # random split halves of each real cell: the noise floor's mean, std
+    tolerance_sigmas: float = 3.0  # "within noise" while W1 <= floor + this many floor stds
+    num_bootstrap: int = 200  # resamples for the 68% intervals of each Spearman rho
+    seed: int = 0  # the split halves and the bootstrap resamples are drawn from it
 
     def __post_init__(self) -> None:
-        _positive(self, "num_bins", "batch_size")
+        _positive(self, "num_bins", "batch_size", "grid_bins", "min_per_cell",
+                  "num_bootstrap")
         for pair in self.pairs:
             requested, _, measured = pair.partition(":")
             if not requested or measured not in MEASURED:
                 raise ValueError(f"conditioning pair {pair!r}: write requested:measured with "
                                  f"measured one of {', '.join(MEASURED)}")
+        unknown = [q for q in self.quantities if q not in FIDELITY_QUANTITIES]
+        if unknown or not self.quantities:
+            raise ValueError(f"quantities must be a non-empty list from "
+                             f"{', '.join(FIDELITY_QUANTITIES)}, got {self.quantities}")
+        if isinstance(self.num_splits, bool) or not isinstance(self.num_splits, int) \
+                or self.num_splits < 2:
+            raise ValueError(f"num_splits must be an integer >= 2 (a floor needs a spread), "
+                             f"got {self.num_splits!r}")
+        if len(self.colour_bands) != 2 or self.colour_bands[0] == self.colour_bands[1]:
+            raise ValueError(f"colour_bands needs two different band indices, got "
+                             f"{self.colour_bands}")
+        if not self.tolerance_sigmas > 0:
+            raise ValueError(f"tolerance_sigmas must be > 0, got {self.tolerance_sigmas}")
 
 
-MEASURED = ("total_flux", "half_light_radius")
+MEASURED = ("total_flux", "half_light_radius", "colour", "concentration")
+FIDELITY_QUANTITIES = ("log_flux", "half_light_radius", "colour", "concentration")

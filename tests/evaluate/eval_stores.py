@@ -27,3 +27,56 @@ def copy_head(source: Path, out: Path, num: int) -> Path:
     writer.write_shard(0, store.read_images(0, num), {})
     finalize_store(out)
     return out
+
+
+# Hand-made conditional stores (conditional fidelity): the condition space is 3 x 3 cells,
+# redshift and log M* each drawn around three well-separated centres, so the real store's
+# tercile edges fall in the gaps and every galaxy's cell is known by construction.
+REDSHIFTS = (0.06, 0.12, 0.18)
+MASSES = (9.8, 10.5, 11.2)
+BLOB_SIDE = 24
+
+
+def blob_cells(per_cell) -> list[tuple[int, int, int]]:
+    """(redshift bin, mass bin, count) of each cell: `per_cell` an int, or a dict
+    {(i, j): count} over a default of 60."""
+    return [(i, j, per_cell if isinstance(per_cell, int) else per_cell.get((i, j), 60))
+            for i in range(3) for j in range(3)]
+
+
+def blob_store(out: Path, seed: int, *, per_cell=60, bands: int = 3,
+               flux_factor: dict | None = None) -> Path:
+    """A float32 store of round Gaussian galaxies with redshift and log_stellar_mass columns.
+    Flux rises with mass and falls with redshift, size rises with mass, each with a
+    log-normal scatter of 0.1 dex; band k has 1.5**k times band 0's light (a fixed colour).
+    `flux_factor` {(i, j): f} multiplies the flux of every galaxy of cell (i, j)."""
+    import numpy as np
+
+    from hpc.store import StoreSpec, create_store, finalize_store
+
+    rng = np.random.default_rng(seed)
+    z, mass, factor = [], [], []
+    for i, j, count in blob_cells(per_cell):
+        z.append(REDSHIFTS[i] + rng.uniform(-0.01, 0.01, count))
+        mass.append(MASSES[j] + rng.uniform(-0.1, 0.1, count))
+        factor.append(np.full(count, (flux_factor or {}).get((i, j), 1.0)))
+    z, mass, factor = (np.concatenate(v) for v in (z, mass, factor))
+    n = len(z)
+    flux = 200.0 * 10 ** (0.8 * (mass - 10.5)) * (0.1 / z) * factor \
+        * 10 ** rng.normal(0.0, 0.1, n)
+    sigma = (1.2 + 0.8 * (mass - 9.5)) * 10 ** rng.normal(0.0, 0.1, n)
+    yy, xx = np.mgrid[0:BLOB_SIDE, 0:BLOB_SIDE] - (BLOB_SIDE - 1) / 2
+    light = flux[:, None, None] * np.exp(-(yy**2 + xx**2)[None] / (2 * sigma[:, None, None]**2)) \
+        / (2 * np.pi * sigma[:, None, None] ** 2)
+    images = np.stack([light * 1.5**k for k in range(bands)], axis=1)
+    images = (images + rng.normal(0.0, 0.05, images.shape)).astype(np.float32)
+    spec = StoreSpec(image_shape=images.shape[1:], image_dtype="float32",
+                     columns={"redshift": "float64", "log_stellar_mass": "float64"},
+                     shard_size=128)
+    writer = create_store(out, spec, num_items=n)
+    for shard in range(writer.num_shards):
+        a, b = writer.shard_bounds(shard)
+        writer.write_shard(shard, images[a:b], {"redshift": z[a:b],
+                                                "log_stellar_mass": mass[a:b]})
+    finalize_store(out)
+    return out

@@ -6,7 +6,8 @@ mixing catalogs gets a warning and a page per catalog with `--generated`), and w
 RUN_DIR/report/index.html with its PNGs beside it:
 real vs generated image grids per class, the metric table with the extractor and image
 counts, histograms of the physical parameters, per-question morphology scores, the
-conditioning correlations, and the provenance of both stores (their attributes, counts,
+conditioning correlations with their intervals and the conditional-fidelity verdicts per
+cell (conditioning.py), and the provenance of both stores (their attributes, counts,
 checksums). Nothing is fetched from a network; the page opens from the file system.
 """
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import galaxy_hpc
 from galaxy_hpc.evaluate.report import html
+from galaxy_hpc.evaluate.report.conditioning import conditioning_section
 from galaxy_hpc.evaluate.report.grids import write_grids
 from galaxy_hpc.evaluate.report.plots import morphology_chart, physics_histograms
 from galaxy_hpc.evaluate.report.selection import select
@@ -102,18 +103,6 @@ def _morphology_section(morph: dict[str, Any], folder: Path, images: list[str]) 
             + html.table(header, rows) + html.image(chart, "per-question r and MAE", "plots"))
 
 
-def _conditioning_section(cond: dict[str, Any]) -> str:
-    real = {(c["requested"], c["measured"]): c for c in cond.get("real_correlations", [])}
-    rows = []
-    for c in cond["correlations"]:
-        bins = ", ".join(html.num(r, 3) for r in c["bin_rho"]) if c["by"] else "-"
-        reference = real.get((c["requested"], c["measured"]))
-        rows.append([c["requested"], c["measured"], c["rho"], f"{c['by'] or '-'}: {bins}",
-                     reference["rho"] if reference else None])
-    return ("<h2>Conditioning: requested vs measured (Spearman rho)</h2>"
-            + html.table(["requested", "measured", "rho", "within bins", "real rho"], rows))
-
-
 def _augmentation_section(result: dict[str, Any], folder: Path, images: list[str]) -> str:
     from galaxy_hpc.evaluate.augmentation import ARMS, plot_scores, result_from_dict
 
@@ -179,7 +168,7 @@ def build_report(run_dir: str | Path, *, per_class: int = 8,
     builders = {"fid": lambda r: _fid_section(r),
                 "physics": lambda r: _physics_section(r, folder, images),
                 "morphology": lambda r: _morphology_section(r, folder, images),
-                "conditioning": lambda r: _conditioning_section(r),
+                "conditioning": lambda r: conditioning_section(r, folder, images),
                 "augmentation": lambda r: _augmentation_section(r, folder, images)}
     for name, builder in builders.items():
         if name in results:

@@ -17,6 +17,8 @@ th { background: #f3f3f3; } td.num { text-align: right; font-family: monospace; 
 figcaption { font-size: 0.85em; color: #555; } img { image-rendering: pixelated; }
 .plots img { image-rendering: auto; } pre { background: #f7f7f7; padding: 0.6em;
 overflow-x: auto; font-size: 0.8em; } .note { color: #555; font-size: 0.9em; }
+tr.within td { background: #e6f4ea; } tr.off td { background: #fde2e1; }
+tr.sparse td, tr.unmeasured td { color: #888; background: #f7f7f7; }
 """
 
 
@@ -30,12 +32,16 @@ def num(value: Any, digits: int = 4) -> str:
     return escape(str(value))
 
 
-def table(header: list[str], rows: list[list[Any]]) -> str:
+def table(header: list[str], rows: list[list[Any]],
+          row_classes: list[str] | None = None) -> str:
+    """`row_classes`: a CSS class per row (the fidelity verdicts' colours)."""
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    classes = row_classes or [""] * len(rows)
     body = "".join(
-        "<tr>" + "".join(f'<td class="num">{num(v)}</td>' if isinstance(v, (int, float))
-                         or v is None else f"<td>{escape(str(v))}</td>" for v in row) + "</tr>"
-        for row in rows)
+        (f'<tr class="{escape(css)}">' if css else "<tr>")
+        + "".join(f'<td class="num">{num(v)}</td>' if isinstance(v, (int, float))
+                  or v is None else f"<td>{escape(str(v))}</td>" for v in row) + "</tr>"
+        for row, css in zip(rows, classes))
     return f"<table><tr>{head}</tr>{body}</table>"
 
 

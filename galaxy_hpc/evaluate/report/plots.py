@@ -71,3 +71,40 @@ def morphology_chart(result: dict[str, Any], folder: Path) -> str:
     fig.savefig(folder / file)
     plt.close(fig)
     return file
+
+
+def fidelity_medians(fidelity: dict[str, Any], folder: Path) -> str:
+    """Generated vs real median per cell, bars the scatter (16-84 half-width), one panel
+    per quantity; cells too sparse to judge are shaded grey, cells judged off red."""
+    plt = _pyplot()
+    names = fidelity["quantities"]
+    cells = fidelity["cells"]
+    x = np.arange(len(cells))
+    labels = [",".join(str(b) for b in cell["bins"]) or "all" for cell in cells]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.9), dpi=100,
+                             squeeze=False)
+    for ax, name in zip(axes[0], names):
+        found = [cell["quantities"][name] for cell in cells]
+        for k, q in enumerate(found):
+            if q["status"] in ("sparse", "unmeasured"):
+                ax.axvspan(k - 0.5, k + 0.5, color="#dddddd", linewidth=0)
+            elif q["status"] == "off":
+                ax.axvspan(k - 0.5, k + 0.5, color="#fde2e1", linewidth=0)
+        for side, colour, shift in (("real", REAL_COLOUR, -0.12),
+                                    ("generated", GENERATED_COLOUR, 0.12)):
+            median = np.array([np.nan if q.get(f"median_{side}") is None
+                               else q[f"median_{side}"] for q in found])
+            spread = np.array([np.nan if q.get(f"scatter_{side}") is None
+                               else q[f"scatter_{side}"] for q in found])
+            ax.errorbar(x + shift, median, yerr=spread, fmt="o", color=colour, markersize=4,
+                        capsize=2, label=side)
+        ax.set_xticks(x, labels, fontsize=7)
+        ax.set_xlabel("cell (" + ", ".join(fidelity["grid"]) + " bin)" if fidelity["grid"]
+                      else "", fontsize=8)
+        ax.set_title(name.replace("_", " "), fontsize=9)
+    axes[0][0].legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    file = "fidelity.png"
+    fig.savefig(folder / file)
+    plt.close(fig)
+    return file
