@@ -49,7 +49,7 @@ class EncodeConfig:
     batch_size: int = 16  # images through the encoder at once (each shard in fixed batches)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: this rank's GPU when there is one
     text: bool = True  # cache text encoder states per distinct caption
-    caption_column: str = "caption"
+    caption_column: str = "caption"  # the store's captions, for the text cache
     max_captions: int = 20000  # more distinct captions than this are not cached (~236 KB each)
     overwrite: bool = False  # delete a latent store already at out and encode again
 
