@@ -21,11 +21,11 @@ class DataSection:
     num_workers: int = 2
     shuffle_shards: int = 4  # shards shuffled together per worker
     # Stable Diffusion (train_sd) only; other families ignore it. A latent store of
-    # data.store (`galaxy-hpc encode`): each item
-    # is drawn under one of the 8 exact rotations/flips it caches, from its cached latent
-    # distribution, instead of being encoded every step. Any-angle rotation cannot be
-    # cached, so it needs augment: false. Fixed captions (shuffle_caption_tags: false)
-    # also use the text encoder states cached beside it; shuffled ones are encoded per step.
+    # data.store (`galaxy-hpc encode`): each item is drawn under one of the 8 exact
+    # rotations/flips it caches, from its cached latent distribution, instead of being
+    # encoded every step. Any-angle rotation cannot be cached, so it needs augment: false.
+    # Fixed captions (shuffle_caption_tags: false) also use the text encoder states
+    # cached beside it; shuffled ones are encoded per step.
     latents: str = ""
 
     def __post_init__(self) -> None:
