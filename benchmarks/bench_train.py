@@ -21,6 +21,9 @@ angles, text encoder on the captions), once from a latent store `galaxy-hpc enco
 wrote (a sample of the cached distribution, cached caption states). The model is
 write_sd_folder's (shape small on CPU, sd-1.5 on GPU: real VAE and text encoder classes),
 LoRA as the sd_lora recipe trains; the encode itself is timed too, not counted in steps.
+By default only with the CPU shape on CPU (`--whole-step yes` elsewhere): gpu_check.sh
+times the UNet step alone within its budget. Pairs are timed alternately, best of
+`--rounds`, since a shared CPU's load comes and goes.
 Targets: our step >= 1.0x the reference; cached latents >= 2x the encode-every-step loop.
 """
 
@@ -233,13 +236,15 @@ def whole_step_table(args, on_gpu, resolutions, batch, steps, device) -> None:
         print(f"\nwhole training step (read, prepare_batch, LoRA step), write_sd_folder "
               f"{shape}, batch {batch}, {steps} timed steps")
         print(f"{'px':>5} {'encode/step img/s':>18} {'cached img/s':>13} {'ratio':>6} "
-              f"{'target':>7} {'encode job img/s':>17}")
+              f"{'encode job img/s':>17}")
         for resolution in resolutions:
             rates = whole_steps(folder, resolution, batch, steps, args.rounds, device,
                                 Path(tmp))
             slow, fast = rates["encode every step"], rates["cached latents"]
             print(f"{resolution:>5} {slow:>18.2f} {fast:>13.2f} {fast / slow:>6.2f} "
-                  f"{'>= 2.0':>7} {rates['encode job (images/s)']:>17.2f}")
+                  f"{rates['encode job (images/s)']:>17.2f}")
+        print("target: cached >= 2.0x encode/step; the encode job's images/s count the "
+              "8 transforms of each image as one image, model loading included")
 
 
 def main() -> int:
@@ -251,8 +256,13 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=None, help="images per step")
     parser.add_argument("--steps", type=int, default=None, help="timed steps")
     parser.add_argument("--compile", action="store_true", help="torch.compile our UNet")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="alternating timed rounds per pair; the best of each counts")
+    parser.add_argument("--whole-step", choices=["auto", "yes", "no"], default="auto",
+                        help="also time whole loop steps with and without cached latents "
+                        "(auto: with the CPU shape, small, on CPU; gpu_check.sh times the UNet "
+                        "step alone within its budget)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="alternating timed rounds per pair, the best of each counts "
+                        "(default 3 on CPU, shared and noisy; 1 on a GPU)")
     args = parser.parse_args()
     os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
     from galaxy_hpc.train.metrics import peak_flops
@@ -264,13 +274,14 @@ def main() -> int:
     resolutions = args.resolution or ([256, 512] if on_gpu else [128])
     batch = args.batch or (16 if on_gpu else 4)
     steps = args.steps or (20 if on_gpu else 5)
+    args.rounds = args.rounds or (1 if on_gpu else 3)
     name = torch.cuda.get_device_name() if on_gpu else f"CPU ({os.cpu_count()} cores)"
     init_distributed(resolve_env(cuda_available=on_gpu))
     try:
         print(f"device {name}; UNet shape {shape}; batch {batch}; best of {args.rounds} "
               f"alternating rounds of {steps} steps; "
               f"torch {torch.__version__}")
-        print(f"{'px':>5} {'reference img/s':>16} {'galaxy-hpc img/s':>17} {'ratio':>6} {'target':>7} "
+        print(f"{'px':>5} {'reference img/s':>16} {'galaxy-hpc img/s':>17} {'ratio':>6} "
               f"{'MFU ref':>8} {'MFU ours':>9}  precision")
         for resolution in resolutions:
             ref_step, ref_flop = reference(shape, resolution, batch, device)
@@ -283,12 +294,15 @@ def main() -> int:
             ref_peak, ours_peak = peak_flops(name, "fp32"), peak_flops(name, precision)
             mfu = [f"{r * f / p:.1%}" if p else "-" for r, f, p in
                    ((ref_rate, ref_flop, ref_peak), (ours_rate, ours_flop, ours_peak))]
-            print(f"{resolution:>5} {ref_rate:>16.2f} {ours_rate:>17.2f} {ours_rate / ref_rate:>6.2f} {'>= 1.0':>7} "
+            print(f"{resolution:>5} {ref_rate:>16.2f} {ours_rate:>17.2f} {ours_rate / ref_rate:>6.2f} "
                   f"{mfu[0]:>8} {mfu[1]:>9}  ref fp32, ours {precision}; "
                   f"{ours_flop / 1e9:.1f} GFLOP/image")
             if on_gpu:
                 torch.cuda.empty_cache()
-        whole_step_table(args, on_gpu, resolutions, batch, steps, device)
+        print("target: galaxy-hpc >= 1.0x the reference")
+        if args.whole_step == "yes" or (args.whole_step == "auto" and shape == "small"
+                                         and not on_gpu):
+            whole_step_table(args, on_gpu, resolutions, batch, steps, device)
     finally:
         destroy_distributed()
     return 0
