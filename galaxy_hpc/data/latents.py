@@ -18,9 +18,13 @@ C latent channels downsampling by f (h = H / f): transform k's mean in channels
 [2kC, 2kC + C), its log-variance in [2kC + C, 2kC + 2C). One item per training item keeps
 the shards, the resume protocol and the checksum of hpc.store; reading all 8 transforms
 to use one costs 8x the bytes of one, small against the encoder it replaces.
-float32, not float16: SD's VAE means reach |30| (before the 0.18215 scaling), where
-float16's spacing (1/64) is larger than the posterior's typical standard deviation, so
-rounding would add more noise than the sampling does. Attributes (`encode`) name the VAE
+float32, not float16: SD's VAE latents have a standard deviation near 1 / 0.18215 = 5.5
+before scaling (hence that factor), so means run to tens, where float16's spacing is
+1/128 to 1/64; the VAE's posterior is nearly deterministic (small standard deviations),
+so that rounding would be of the order of the sampling noise itself and change the
+distribution trained on. (Reasoned from the published VAE's scale, not measured: no real
+weights are available here; hpc.store also stores only uint8 and float32 images.)
+float32 costs 4/3 of the raw uint8 images' bytes. Attributes (`encode`) name the VAE
 (folder and a fingerprint of its config and weights), its scaling factor and the training
 store's checksum, so that training refuses latents of another VAE or another store.
 
