@@ -262,7 +262,7 @@ def main() -> int:
                         "step alone within its budget)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="alternating timed rounds per pair, the best of each counts "
-                        "(default 3 on CPU, shared and noisy; 1 on a GPU)")
+                        "(default 3 on CPU, shared and noisy; 1 on a GPU or with --steps)")
     args = parser.parse_args()
     os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
     from galaxy_hpc.train.metrics import peak_flops
@@ -274,7 +274,7 @@ def main() -> int:
     resolutions = args.resolution or ([256, 512] if on_gpu else [128])
     batch = args.batch or (16 if on_gpu else 4)
     steps = args.steps or (20 if on_gpu else 5)
-    args.rounds = args.rounds or (1 if on_gpu else 3)
+    args.rounds = args.rounds or (3 if not on_gpu and args.steps is None else 1)
     name = torch.cuda.get_device_name() if on_gpu else f"CPU ({os.cpu_count()} cores)"
     init_distributed(resolve_env(cuda_available=on_gpu))
     try:
