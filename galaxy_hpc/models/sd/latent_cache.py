@@ -4,7 +4,8 @@ parts are, and training batches made from the cache instead of from the encoders
 A fingerprint names a module by its content (its config without diffusers' private keys,
 and every tensor of its state dict as float32 bytes), not by its path: the same VAE saved
 elsewhere, or the tiny one rebuilt in memory from the same seed, has the same fingerprint;
-a fine-tuned one does not. Hashing SD-1.5's VAE (84 M parameters) takes about a second.
+a fine-tuned one does not. It costs one pass over the weights at start-up (SD-1.5's VAE
+is 84 M parameters, 0.3 GB as float32; its text encoder 123 M).
 """
 
 from __future__ import annotations
