@@ -6,7 +6,9 @@
 Both steps train the same UNet on the same batch (random latents and text
 embeddings: VAE and text encoding are left out of both) in one run:
 - reference: diffusers' UNet2DConditionModel with default settings (fp32,
-  default attention), torch AdamW, MSE on epsilon, backward, step;
+  default attention), torch AdamW, MSE on epsilon, backward, gradients clipped to norm
+  1.0 (diffusers' train_text_to_image default, max_grad_norm=1.0, as our loop's
+  zero.gradient_clipping), step;
 - galaxy-hpc: the SD family's training module inside the DeepSpeed engine the
   training loop builds, with the loop's defaults for the device (bf16 and
   channels-last and fused AdamW on GPU; fp32 on CPU), optionally torch.compile.
@@ -110,6 +112,7 @@ def reference(shape, resolution, batch, device):
         noisy = scheduler.add_noise(latents, noise, t)
         loss = torch.nn.functional.mse_loss(unet(noisy, t, context).sample, noise)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
