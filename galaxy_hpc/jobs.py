@@ -34,6 +34,8 @@ JOBS: dict[str, JobSpec] = {
                 "all-reduce over every rank with torch.distributed and MPI"),
         JobSpec("synth", ("synth",), "galaxy_hpc.data.synth.job:run_synth",
                 "draw synthetic galaxies with known truth into a store"),
+        JobSpec("encode", ("encode",), "galaxy_hpc.encode.job:run_encode",
+                "cache a store's SD VAE latents (8 exact rotations/flips) and caption embeddings"),
         JobSpec("train", tuple(MODELS), "galaxy_hpc.train.loop:train",
                 "train a model family under DeepSpeed ZeRO (kind: train_sd, ...)"),
         JobSpec("ingest", ("ingest",), "galaxy_hpc.data.ingest.pipeline:run_ingest",

@@ -130,6 +130,7 @@ for _spec in [
 for _kind, _target in {
     "synth": "galaxy_hpc.data.synth.job:SynthJobConfig",
     "ingest": "galaxy_hpc.data.ingest.config:IngestConfig",
+    "encode": "galaxy_hpc.encode.job:EncodeConfig",
     "evaluate": "galaxy_hpc.evaluate.job:EvaluateJobConfig",
     "generate": "galaxy_hpc.generate.config:GenerateConfig",
     "augmentation": "galaxy_hpc.evaluate.augmentation_config:AugmentationConfig",

@@ -20,9 +20,21 @@ class DataSection:
     augment: bool = True  # rotations by any angle and flips (galaxies have no "up")
     num_workers: int = 2
     shuffle_shards: int = 4  # shards shuffled together per worker
+    # Stable Diffusion (train_sd) only; other families ignore it. A latent store of
+    # data.store (`galaxy-hpc encode`): each item is drawn under one of the 8 exact
+    # rotations/flips it caches, from its cached latent distribution, instead of being
+    # encoded every step. Any-angle rotation cannot be cached, so it needs augment: false.
+    # Fixed captions (shuffle_caption_tags: false) also use the text encoder states
+    # cached beside it; shuffled ones are encoded per step.
+    latents: str = ""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.caption_dropout <= 1.0:
             raise ValueError(f"caption_dropout must be in [0, 1], got {self.caption_dropout}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.latents and self.augment:
+            raise ValueError(
+                "data.augment rotates by any angle, which cached latents cannot hold: set "
+                "data.augment: false with data.latents (items are then drawn under the 8 "
+                "exact rotations and flips the latent store caches)")

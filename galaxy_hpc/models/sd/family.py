@@ -26,6 +26,7 @@ from galaxy_hpc.models.sd.components import (
     tiny_components,
 )
 from galaxy_hpc.models.contract import ModelFamily
+from galaxy_hpc.models.sd.latent_cache import CachedLatents
 from hpc.files import follow_umask
 
 
@@ -69,6 +70,7 @@ class SDFamily(ModelFamily):
                                     partition=self.partition)
         self.parts: SDComponents = parts
         self.prediction_type = model.prediction_type or parts.noise_scheduler.config.prediction_type
+        self.cached = self._cached_latents(parts)  # before any cast: fingerprints are of weights
         parts.vae.requires_grad_(False).to(self.device).eval()
         if self.dtype != torch.float32:  # (diffusers warns on any dtype cast of the VAE)
             parts.vae.to(self.dtype)
@@ -102,6 +104,25 @@ class SDFamily(ModelFamily):
                              prediction_type=self.prediction_type,
                              noise_offset=model.noise_offset, snr_gamma=model.snr_gamma)
 
+    def _cached_latents(self, parts: SDComponents) -> CachedLatents | None:
+        """data.latents opened and checked against this model and the training store; its
+        text states used only when captions are fixed strings and the text encoder frozen
+        (shuffled tags make a new caption each step: those are encoded per step)."""
+        data = self.cfg.data
+        if not data.latents:
+            return None
+        fixed = not data.shuffle_caption_tags and not self.cfg.model.train_text_encoder
+        cached = CachedLatents(data.latents, store=self.store, vae=parts.vae,
+                               text_encoder=parts.text_encoder if fixed else None,
+                               tokenizer=parts.tokenizer)
+        factor = 2 ** (len(parts.vae.config.block_out_channels) - 1)
+        _, height, width = self.store.spec.image_shape
+        wanted = (16 * parts.vae.config.latent_channels, height // factor, width // factor)
+        if tuple(cached.latents.store.spec.image_shape) != wanted:
+            raise ValueError(f"data.latents: {data.latents} holds items of shape "
+                             f"{cached.latents.store.spec.image_shape}, this VAE makes {wanted}")
+        return cached
+
     def _check_store_resolution(self) -> None:
         store = self.store
         channels, height, width = store.spec.image_shape
@@ -121,10 +142,19 @@ class SDFamily(ModelFamily):
 
     @torch.no_grad()
     def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
-        pixels = batch["pixel_values"].to(self.device, self.dtype)
-        latents = self.parts.vae.encode(pixels).latent_dist.sample()
-        prepared = {"latents": latents.float() * self.parts.vae.config.scaling_factor,
-                    "index": batch["index"]}
+        """Latents and text states of a batch: encoded here, or drawn from data.latents
+        (its cached distributions and, for fixed captions, its cached text states)."""
+        if self.cached is not None:
+            latents = self.cached.latents_for(batch["index"], self.device)
+        else:
+            pixels = batch["pixel_values"].to(self.device, self.dtype)
+            latents = self.parts.vae.encode(pixels).latent_dist.sample().float() \
+                * self.parts.vae.config.scaling_factor
+        prepared = {"latents": latents, "index": batch["index"]}
+        if self.cached is not None and self.cached.text is not None:
+            prepared["encoder_hidden_states"] = self.cached.hidden_states_for(
+                batch["caption"], self.device, self.dtype)
+            return prepared
         input_ids = self.tokenize(batch["caption"]).to(self.device)
         if self.cfg.model.train_text_encoder:
             prepared["input_ids"] = input_ids
