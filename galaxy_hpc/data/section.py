@@ -20,7 +20,7 @@ class DataSection:
     augment: bool = True  # rotations by any angle and flips (galaxies have no "up")
     num_workers: int = 2
     shuffle_shards: int = 4  # shards shuffled together per worker
-    # Stable Diffusion (train_sd) only; other families ignore it. A latent store of
+    # Stable Diffusion (train_sd) only; other families refuse it. A latent store of
     # data.store (`galaxy-hpc encode`): each item is drawn under one of the 8 exact
     # rotations/flips it caches, from its cached latent distribution, instead of being
     # encoded every step. Any-angle rotation cannot be cached, so it needs augment: false.

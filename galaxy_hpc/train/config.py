@@ -12,7 +12,9 @@ A model section may define
   column, condition columns);
 - `check_config(self, cfg)`: called with the whole config once built, to fill what the
   data section left to the model and to refuse combinations it cannot train, with the
-  offending key in the message.
+  offending key in the message;
+- `reads_cached_latents = True` (a ClassVar) when it trains from `data.latents`
+  (`galaxy-hpc encode`); every other family refuses a latent store instead of ignoring it.
 """
 
 from __future__ import annotations
@@ -99,6 +101,9 @@ class TrainConfig:
     model: Any = None
 
     def __post_init__(self) -> None:
+        if self.data.latents and not getattr(self.model, "reads_cached_latents", False):
+            raise ValueError(f"data.latents: {type(self.model).__name__} trains on pixels and "
+                             "would ignore a latent store; leave data.latents empty")
         check = getattr(self.model, "check_config", None)
         if check is not None:
             check(self)

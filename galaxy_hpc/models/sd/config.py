@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from galaxy_hpc.data.section import DataSection
 from galaxy_hpc.models import lora
@@ -27,6 +27,7 @@ class LoraSection(lora.LoraSection):
 
 @dataclass
 class SDModelConfig:
+    reads_cached_latents: ClassVar[bool] = True  # data.latents (galaxy-hpc encode)
     # A local folder in diffusers layout (unet/, vae/, text_encoder/, tokenizer/,
     # scheduler/): nothing is downloaded. `galaxy-hpc` can write a tiny one for tests.
     pretrained_model_name_or_path: str = ""
