@@ -14,7 +14,8 @@ import atexit
 import dataclasses
 import os
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -146,3 +147,26 @@ def job_comm(env: DistEnv | None = None) -> Comm:
                 f"({env.source}); with srun, pass --mpi=pmi2 (or the site's MPI plugin)")
         return comm
     return TorchComm(env)
+
+
+T = TypeVar("T")
+_SHARED_ERRORS = {"ValueError": ValueError, "FileNotFoundError": FileNotFoundError}
+
+
+def on_root(comm: Comm, work: Callable[[], T]) -> T:
+    """`work()` on rank 0 alone (set up an output, estimate a stretch from a sample, reduce
+    gathered values), its result on every rank. Its one-line error (ValueError,
+    FileNotFoundError) is raised on every rank, as the same type: the other ranks stop with
+    it instead of waiting at the next collective for a rank that left."""
+    result, failure = None, None
+    if comm.rank == 0:
+        try:
+            result = work()
+        except tuple(_SHARED_ERRORS.values()) as error:
+            failure = (type(error).__name__, str(error))
+    result, failure = comm.bcast((result, failure))
+    if failure is not None:
+        kind, message = failure
+        raise _SHARED_ERRORS.get(kind, ValueError)(message)
+    return result
+

@@ -214,19 +214,6 @@ def _encode_text(cfg: EncodeConfig, source: Any, parts: Any, device: Any) -> int
     return len(captions)
 
 
-def _on_root(comm: Any, work: Any) -> Any:
-    """`work()` on rank 0, its result (or its one-line error) on every rank."""
-    result, failure = None, None
-    if comm.rank == 0:
-        try:
-            result = work()
-        except (ValueError, FileNotFoundError) as error:
-            failure = str(error)
-    result, failure = comm.bcast((result, failure))
-    if failure is not None:
-        raise ValueError(failure)
-    return result
-
 
 def run_encode(cfg: EncodeConfig, *, progress: bool = True) -> EncodeSummary:
     """Run on every rank (or alone); every rank returns the same summary."""
@@ -235,7 +222,7 @@ def run_encode(cfg: EncodeConfig, *, progress: bool = True) -> EncodeSummary:
 
     from galaxy_hpc.data.stretch import stretch_for_store
     from galaxy_hpc.models.sd.latent_cache import module_fingerprint
-    from hpc.comm import job_comm
+    from hpc.comm import job_comm, on_root
     from hpc.files import check_writable
     from hpc.outputs import remove_leftovers
     from hpc.store import finalize_store, open_store, open_store_for_writing
@@ -247,10 +234,10 @@ def run_encode(cfg: EncodeConfig, *, progress: bool = True) -> EncodeSummary:
     parts = _load(cfg)
     vae_fingerprint = module_fingerprint(parts.vae)
     device = _device(cfg, comm.rank)
-    setup = _on_root(comm, lambda: _prepare(cfg, source, parts, vae_fingerprint))
+    setup = on_root(comm, lambda: _prepare(cfg, source, parts, vae_fingerprint))
     summary = {"out": str(cfg.out), "num_items": len(source), "num_ranks": comm.size,
                "shards_total": setup["num_shards"], "shards_encoded": setup["pending"]}
-    text = _on_root(comm, lambda: _encode_text(cfg, source, parts, device))
+    text = on_root(comm, lambda: _encode_text(cfg, source, parts, device))
     if setup["complete"]:
         return EncodeSummary(**summary, checksum=setup["checksum"], text_captions=text,
                              seconds=time.perf_counter() - start, already_complete=True)
@@ -275,6 +262,6 @@ def run_encode(cfg: EncodeConfig, *, progress: bool = True) -> EncodeSummary:
         remove_leftovers([cfg.out])
         return checksum
 
-    checksum = _on_root(comm, finish)
+    checksum = on_root(comm, finish)
     return EncodeSummary(**summary, checksum=checksum, text_captions=text,
                          seconds=time.perf_counter() - start)

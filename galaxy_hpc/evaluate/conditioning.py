@@ -29,10 +29,10 @@ from galaxy_hpc.data.photometry import consistency, measure, profile
 from galaxy_hpc.evaluate.config import MEASURED, ConditioningConfig, require
 from galaxy_hpc.evaluate.fidelity import cell_fidelity, rho_intervals
 from galaxy_hpc.data.nonfinite import NonFinitePixels
-from galaxy_hpc.evaluate.passes import (on_root, progress, rank_batches, read_batches,
+from galaxy_hpc.evaluate.passes import (progress, rank_batches, read_batches,
                                         shared_failure)
 from galaxy_hpc.evaluate.results import EvaluationResult, store_summary
-from hpc.comm import Comm, job_comm
+from hpc.comm import Comm, job_comm, on_root
 from hpc.store import Store, open_store
 
 NUMERIC = ("float64", "float32", "int64")

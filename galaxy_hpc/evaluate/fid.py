@@ -31,14 +31,13 @@ from galaxy_hpc.evaluate.metrics import (
     precision_recall,
 )
 from galaxy_hpc.evaluate.passes import (
-    on_root,
     progress,
     rank_batches,
     read_batches,
     shared_failure,
 )
 from galaxy_hpc.evaluate.results import EvaluationResult, store_summary
-from hpc.comm import Comm, job_comm
+from hpc.comm import Comm, job_comm, on_root
 from hpc.dist import resolve_env
 from hpc.store import Store, open_store
 

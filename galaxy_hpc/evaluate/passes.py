@@ -14,15 +14,15 @@ Every read of float images is checked for NaN and infinite pixels: the pass stop
 first read that holds one and names the store and its items (galaxy_hpc.data.nonfinite),
 on the real side as on the generated one, instead of feeding an extractor arbitrary
 greys. One sum per image; uint8 stores have nothing to check. Such an error, met by one
-rank, is made every rank's (`shared_failure`, `on_root`): a rank that left alone would
+rank, is made every rank's (`shared_failure`, hpc.comm.on_root): a rank that left alone would
 leave the others waiting at their next collective for ever (MPI_Finalize included).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -46,9 +46,6 @@ def spaced_indices(num_items: int, limit: int) -> np.ndarray:
     return np.unique(np.linspace(0, num_items - 1, limit).round().astype(np.int64))
 
 
-T = TypeVar("T")
-
-
 def shared_failure(comm: Any, error: BaseException | None) -> None:
     """Call on every rank after a pass, with the NonFinitePixels it caught (None if none):
     every rank raises the first rank's error, or all go on."""
@@ -56,21 +53,6 @@ def shared_failure(comm: Any, error: BaseException | None) -> None:
     first = next((failure for failure in failures if failure is not None), None)
     if first is not None:
         raise NonFinitePixels(first)
-
-
-def on_root(comm: Any, work: Callable[[], T]) -> T:
-    """`work()` on rank 0 (a stretch estimated from a sample), its result or its one-line
-    error on every rank."""
-    result, failure = None, None
-    if comm.rank == 0:
-        try:
-            result = work()
-        except ValueError as error:
-            failure = str(error)
-    result, failure = comm.bcast((result, failure))
-    if failure is not None:
-        raise ValueError(failure)
-    return result
 
 
 READ_BUDGET_BYTES = 64 << 20  # at most this much of a store in one read (two in memory)

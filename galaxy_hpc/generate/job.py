@@ -27,11 +27,9 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from galaxy_hpc.generate.config import GenerateConfig
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -82,21 +80,6 @@ class GenerateSummary:
 
     def line(self) -> str:
         return self.summary()
-
-
-def _on_root(comm: Any, work: Callable[[], T]) -> T:
-    """Run `work` on rank 0 and broadcast its result; its error is raised on every rank."""
-    result, failure = None, None
-    if comm.rank == 0:
-        try:
-            result = work()
-        except (ValueError, FileNotFoundError) as error:
-            failure = (type(error).__name__, str(error))
-    result, failure = comm.bcast((result, failure))
-    if failure is not None:
-        kind, message = failure
-        raise (FileNotFoundError if kind == "FileNotFoundError" else ValueError)(message)
-    return result
 
 
 def build_catalog(cfg: GenerateConfig, local_rank: int = 0) -> Any:
@@ -179,7 +162,7 @@ def run_generate(cfg: GenerateConfig, *, progress: bool = True,
 
     from galaxy_hpc.generate.fits_table import write_catalog_table
     from galaxy_hpc.generate.progress import CatalogProgress
-    from hpc.comm import job_comm
+    from hpc.comm import job_comm, on_root
     from hpc.dist import resolve_env
     from hpc.files import check_writable
     from hpc.outputs import remove_leftovers
@@ -195,7 +178,7 @@ def run_generate(cfg: GenerateConfig, *, progress: bool = True,
     comm = job_comm(env)
     with PreemptionWatch() as watch:
         catalog = build_catalog(cfg, env.local_rank)
-        setup = _on_root(comm, lambda: open_catalog_store(catalog, command))
+        setup = on_root(comm, lambda: open_catalog_store(catalog, command))
         catalog.model_hashes = setup["model_hashes"]
         if setup["already_complete"]:
             return GenerateSummary(
@@ -239,7 +222,7 @@ def run_generate(cfg: GenerateConfig, *, progress: bool = True,
                 remove_leftovers([cfg.out])  # of killed earlier runs; every rank is done
                 return digest, table
 
-            checksum, table = _on_root(comm, finish)
+            checksum, table = on_root(comm, finish)
         preempted = bool(stopped) and remaining > 0
         summary = GenerateSummary(
             out=str(cfg.out), table=table, num_objects=catalog.num_objects, checksum=checksum,

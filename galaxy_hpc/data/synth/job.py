@@ -146,20 +146,6 @@ def _prepare(cfg: SynthJobConfig) -> dict[str, Any]:
             "num_shards": writer.num_shards}
 
 
-def _on_root(comm: Any, work: Any) -> Any:
-    """`work()` on rank 0, its result (or its one-line error) on every rank: the others
-    stop with it instead of waiting at the next collective for a rank that left."""
-    result, failure = None, None
-    if comm.rank == 0:
-        try:
-            result = work()
-        except (ValueError, FileNotFoundError) as error:
-            failure = str(error)
-    result, failure = comm.bcast((result, failure))
-    if failure is not None:
-        raise ValueError(failure)
-    return result
-
 
 def run_synth(cfg: SynthJobConfig, *, progress: bool = True) -> SynthSummary:
     """Run on every rank (or alone); every rank returns the same summary."""
@@ -167,7 +153,7 @@ def run_synth(cfg: SynthJobConfig, *, progress: bool = True) -> SynthSummary:
 
     from galaxy_hpc.data.captions import CaptionConfig, Captioner
     from galaxy_hpc.data.synth.galaxies import VOTE_COLUMNS, draw_galaxies
-    from hpc.comm import job_comm
+    from hpc.comm import job_comm, on_root
     from hpc.files import check_writable
     from hpc.outputs import remove_leftovers
     from hpc.store import finalize_store, open_store_for_writing
@@ -175,7 +161,7 @@ def run_synth(cfg: SynthJobConfig, *, progress: bool = True) -> SynthSummary:
     start = time.perf_counter()
     check_writable(cfg.out, "the store")  # every rank, before any collective
     comm = job_comm()
-    setup = _on_root(comm, lambda: _prepare(cfg))
+    setup = on_root(comm, lambda: _prepare(cfg))
     summary = {"out": str(cfg.out), "num_galaxies": cfg.num_galaxies, "num_ranks": comm.size,
                "shards_total": setup["num_shards"], "shards_drawn": setup["pending"]}
     if setup["complete"]:
@@ -200,6 +186,6 @@ def run_synth(cfg: SynthJobConfig, *, progress: bool = True) -> SynthSummary:
         remove_leftovers([cfg.out])  # of a killed earlier run; every rank is done here
         return checksum
 
-    checksum = _on_root(comm, finish)
+    checksum = on_root(comm, finish)
     return SynthSummary(**summary, checksum=checksum, shards_drawn_here=len(mine),
                         seconds=time.perf_counter() - start)
