@@ -138,6 +138,7 @@ for _kind, _target in {
     "fid": "galaxy_hpc.evaluate.config:FidConfig",
     "physics": "galaxy_hpc.evaluate.config:PhysicsConfig",
     "morphology": "galaxy_hpc.evaluate.config:MorphologyConfig",
+    "morphology_fidelity": "galaxy_hpc.evaluate.config:MorphologyFidelityConfig",
     "conditioning": "galaxy_hpc.evaluate.config:ConditioningConfig",
 }.items():
     register_kind(_kind, _target)

@@ -24,7 +24,7 @@ class Evaluation:
     runner: str  # "module:function" under galaxy_hpc.evaluate: f(cfg, show_progress=...)
     stores: tuple[str, ...] = ()  # config fields given as positionals, in order
     aliases: dict[str, str] = field(default_factory=dict)  # older spellings of flags
-    kind: str = ""  # the config kind; "": the evaluation's name
+    kind: str = ""  # the config kind and result name (RUN_DIR/<kind>.json); "": the name
     job: bool = False  # the `evaluate` job: its config's `out` is RUN_DIR, it writes there
     distributed: bool = True
 
@@ -40,7 +40,7 @@ class Evaluation:
             distributed=self.distributed)
         if not self.job:
             parser.add_argument("--out", metavar="RUN_DIR", help="also write RUN_DIR/"
-                                f"{name}.json (what `galaxy-hpc report` reads)")
+                                f"{self.kind or name}.json (what `galaxy-hpc report` reads)")
 
     def run(self, cls: type, name: str, args: argparse.Namespace) -> int:
         if not self.job and args.out:
@@ -55,7 +55,7 @@ class Evaluation:
         if self.job:
             print_result(args, result)
         else:
-            _emit(result, args, name)
+            _emit(result, args, self.kind or name)
         return 0
 
 
@@ -64,6 +64,9 @@ EVALUATIONS: dict[str, Evaluation] = {
     "fid": Evaluation("fid:run_fid", BOTH),
     "physics": Evaluation("physics:run_physics", BOTH, {"num_bins": "--bins"}),
     "morphology": Evaluation("morphology:run_morphology", ("generated", "predictor")),
+    "morphology-fidelity": Evaluation("morphology_fidelity:run_morphology_fidelity",
+                                      ("generated", "predictor"), {"num_bins": "--bins"},
+                                      kind="morphology_fidelity"),
     "conditioning": Evaluation("conditioning:run_conditioning", ("generated",),
                                {"num_bins": "--bins"}),
     "augmentation": Evaluation("augmentation:run_augmentation", distributed=False),
@@ -76,7 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for module in ("config", "augmentation_config", "job"):
         importlib.import_module(f"galaxy_hpc.evaluate.{module}")
     parser = subparsers.add_parser(
-        "evaluate", help="FID/KID/IS, physics, morphology and conditioning checks of a catalog",
+        "evaluate", help="FID/KID/IS, physics, morphology (and its fidelity against the "
+        "predictor's floor) and conditioning checks of a catalog",
         description="Evaluate a generated store against a real one, on any number of ranks "
         "(mpiexec, srun). Each evaluation takes a config (kind: its name) and a.b=value "
         "overrides, or its stores as positionals and flags; it prints on rank 0, has --json, "

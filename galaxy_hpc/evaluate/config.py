@@ -147,6 +147,57 @@ class MorphologyConfig:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
 
 
+FLOOR_GALAXIES = ("auto", "heldout", "all")
+
+
+@dataclass
+class MorphologyFidelityConfig:
+    """Morphology fidelity: MAE of predicted vs requested GZ2 fractions beside the predictor floor.
+
+    A vote predictor (e.g. a trained DINOv2 regressor) reads GZ2 vote fractions off the
+    generated galaxies; per question, their mean absolute error against the fractions the
+    catalog requested (its <GZ2 stem>_fraction columns) is set beside the floor: the same
+    predictor's MAE against the true fractions of real galaxies it did not train on. A
+    question passes when its MAE is at most `max_mae` and at most `max_floor_ratio` times
+    the floor; the catalog passes when every judged question does.
+    """
+
+    generated: str = ""  # the generated store (GEN_STORE), with the requested vote fractions
+    predictor: str = ""  # a vote predictor folder (predictor.json): a train_dino predictor/
+    real: str = ""  # real galaxies with true vote fractions: the predictor's floor
+    # Which real galaxies give the floor. heldout: those the predictor's training held out
+    # (predictor.json's heldout rule; the real store must be its training store). all:
+    # every galaxy (a store it never saw). auto: heldout when predictor.json records a
+    # held-out rule for this very store (same checksum), else all.
+    floor_galaxies: Literal["auto", "heldout", "all"] = "auto"
+    max_mae: float = 0.1  # a question passes with MAE at most this ...
+    max_floor_ratio: float = 1.5  # ... and at most this many times the predictor's floor
+    # A question counts for a galaxy where at least this share of volunteers reached it
+    # (per the requested or true fractions), as the predictor's own held-out metrics count.
+    min_reach: float = 0.5
+    min_galaxies: int = 20  # a question counted for fewer galaxies (either store): not judged
+    num_bins: int = 10  # requested-fraction bins of the requested vs predicted plot
+    vote_suffix: str = "fraction"  # requested/true columns: <GZ2 stem>_<suffix>, all 37
+    # Float stores: a stretch JSON; none: the predictor's own (predictor.json), else
+    # estimated from the real store.
+    stretch: str | None = None
+    batch_size: int = 64  # images per predictor batch
+    device: Device = "auto"  # auto: this rank's GPU when there is one, else the CPU
+
+    def __post_init__(self) -> None:
+        _positive(self, "batch_size", "min_galaxies", "num_bins")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.floor_galaxies not in FLOOR_GALAXIES:
+            raise ValueError(f"floor_galaxies must be one of {', '.join(FLOOR_GALAXIES)}, got "
+                             f"{self.floor_galaxies!r}")
+        if not (self.max_mae > 0 and self.max_floor_ratio > 0):
+            raise ValueError(f"max_mae and max_floor_ratio must be > 0, got {self.max_mae} "
+                             f"and {self.max_floor_ratio}")
+        if not 0 <= self.min_reach <= 1:
+            raise ValueError(f"min_reach must be in [0, 1], got {self.min_reach}")
+
+
 @dataclass
 class ConditioningConfig:
     """Rank correlation of requested vs measured quantities, and conditional fidelity per cell.

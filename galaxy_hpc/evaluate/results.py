@@ -17,6 +17,7 @@ from typing import Any
 from hpc.store import Store
 
 RESULT_FILES = {"fid": "fid.json", "physics": "physics.json", "morphology": "morphology.json",
+                "morphology_fidelity": "morphology_fidelity.json",
                 "conditioning": "conditioning.json"}
 
 

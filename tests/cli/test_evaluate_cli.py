@@ -109,10 +109,11 @@ def test_file_then_stores_then_overrides_then_flags(tmp_path):
         ("file.zarr", "g.zarr", 3)
 
 
-@pytest.mark.parametrize("name", ["fid", "physics", "morphology", "conditioning"])
+@pytest.mark.parametrize("name", ["fid", "physics", "morphology", "morphology-fidelity",
+                                  "conditioning"])
 def test_each_evaluation_ships_a_config_of_its_defaults(name):
-    """configs/evaluate/NAME.yaml names its kind and says what the dataclass says."""
-    path = REPO / "configs" / "evaluate" / f"{name}.yaml"
+    """configs/evaluate/KIND.yaml names its kind and says what the dataclass says."""
+    path = REPO / "configs" / "evaluate" / f"{EVALUATIONS[name].kind or name}.yaml"
     assert load_config(path) == config_class(name)()
     assert config_of(name, str(path), "max_galaxies=3" if name == "physics" else "real=r") \
         != config_class(name)()

@@ -16,6 +16,7 @@ import galaxy_hpc
 from galaxy_hpc.evaluate.report import html
 from galaxy_hpc.evaluate.report.conditioning import conditioning_section
 from galaxy_hpc.evaluate.report.grids import write_grids
+from galaxy_hpc.evaluate.report.morphology_fidelity import morphology_fidelity_section
 from galaxy_hpc.evaluate.report.plots import morphology_chart, physics_histograms
 from galaxy_hpc.evaluate.report.selection import select
 from galaxy_hpc.evaluate.results import read_results
@@ -168,6 +169,7 @@ def build_report(run_dir: str | Path, *, per_class: int = 8,
     builders = {"fid": lambda r: _fid_section(r),
                 "physics": lambda r: _physics_section(r, folder, images),
                 "morphology": lambda r: _morphology_section(r, folder, images),
+                "morphology_fidelity": lambda r: morphology_fidelity_section(r, folder, images),
                 "conditioning": lambda r: conditioning_section(r, folder, images),
                 "augmentation": lambda r: _augmentation_section(r, folder, images)}
     for name, builder in builders.items():

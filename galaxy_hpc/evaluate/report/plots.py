@@ -108,3 +108,50 @@ def fidelity_medians(fidelity: dict[str, Any], folder: Path) -> str:
     fig.savefig(folder / file)
     plt.close(fig)
     return file
+
+
+def vote_calibration(result: dict[str, Any], folder: Path) -> str:
+    """Requested vs predicted vote fraction, one panel per GZ2 question: per answer the
+    mean predicted fraction in each requested-fraction bin (bars: its std), generated
+    solid, real (true vs predicted: the predictor's own error) dotted; the diagonal is
+    perfect fidelity."""
+    plt = _pyplot()
+    calibration = result["calibration"]
+    edges = np.asarray(calibration["bin_edges"])
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    questions = result["questions"]
+    columns = 4
+    rows = -(-len(questions) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.0 * columns, 2.7 * rows), dpi=100,
+                             squeeze=False)
+    by_question: dict[int, list[tuple[dict, dict]]] = {}
+    for gen, real in zip(calibration["generated"], calibration["real"]):
+        by_question.setdefault(gen["question"], []).append((gen, real))
+    for ax, q in zip(axes.flat, questions):
+        ax.plot([0, 1], [0, 1], color="#999999", linewidth=0.8, linestyle="--")
+        for k, (gen, real) in enumerate(by_question.get(q["question"], [])):
+            colour = f"C{k}"
+            for side, style in ((gen, "-"), (real, ":")):
+                mean = np.array([np.nan if v is None else v for v in side["mean_predicted"]])
+                std = np.array([np.nan if v is None else v for v in side["std_predicted"]])
+                ax.errorbar(centres, mean, yerr=std if style == "-" else None, color=colour,
+                            linestyle=style, marker="o" if style == "-" else None,
+                            markersize=2.5, linewidth=1.1, capsize=1.5,
+                            label=side["text"][:18] if style == "-" else None)
+        mae = "-" if q["mae"] is None else f"{q['mae']:.3f}"
+        floor = "-" if q["floor"] is None else f"{q['floor']:.3f}"
+        ax.set_title(f"Q{q['question']} {q['slug']}\nMAE {mae}, floor {floor}", fontsize=8,
+                     color="#d62728" if q["status"] == "fail" else "#222222")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, frameon=False, loc="upper left")
+    for ax in list(axes.flat)[len(questions):]:
+        ax.axis("off")
+    fig.supxlabel("requested fraction (real: true fraction)", fontsize=9)
+    fig.supylabel("predicted fraction", fontsize=9)
+    fig.tight_layout()
+    file = "morphology-fidelity.png"
+    fig.savefig(folder / file)
+    plt.close(fig)
+    return file
