@@ -244,8 +244,8 @@ def run_morphology_fidelity(cfg: MorphologyFidelityConfig, *, show_progress: boo
     generated, real = open_store(cfg.generated), open_store(cfg.real)
     for store in (generated, real):  # fail early, on every rank, naming the store
         vote_columns(store, cfg.vote_suffix)
-    indices, described, notes = floor_galaxies(cfg, real)
     predictor = load_vote_predictor(cfg.predictor, device=pick_device(cfg.device, env.local_rank))
+    indices, described, notes = floor_galaxies(cfg, real)
     given = load_stretch(cfg.stretch)
     if given is None:
         given = getattr(predictor, "stretch", None)
