@@ -304,41 +304,44 @@ def test_metrics_on_hand_made_fractions():
 
 
 def dino_family(cfg):
-    """The family as the loop makes it: handed what the dataset found in the store."""
+    """The family as the loop makes it: handed what the dataset found in the store, and
+    the held-out split."""
     from galaxy_hpc.data.dataset import StoreDataset
+    from galaxy_hpc.data.split import Split
     from galaxy_hpc.models.contract import DataFacts
     from galaxy_hpc.models.dino.family import DinoFamily
 
-    facts = DataFacts.of(StoreDataset(cfg.data.store, shuffle=False), cfg.data)
+    dataset = StoreDataset(cfg.data.store, shuffle=False)
+    split = Split.of(len(dataset.store), fraction=cfg.data.validation_fraction,
+                     seed=cfg.data.validation_seed)
+    facts = DataFacts.of(dataset, cfg.data, split)
     return DinoFamily(cfg, data=facts, device=torch.device("cpu"), dtype=torch.float32)
 
 
-def test_heldout_split_and_batches_without_it(store32):
+def test_heldout_split_is_the_shared_one(store32):
+    from galaxy_hpc.data.split import heldout_mask
     from galaxy_hpc.train.config import TrainDinoConfig
-    from galaxy_hpc.models.dino.targets import heldout_mask
     from hpc.config import load_config
 
-    mask = heldout_mask(100_000, fraction=0.1, seed=0)
-    assert abs(mask.mean() - 0.1) < 0.005
-    assert np.array_equal(mask[:500], heldout_mask(500, fraction=0.1, seed=0))
-    assert not np.array_equal(mask[:500], heldout_mask(500, fraction=0.1, seed=1))
     cfg = load_config(HEAD_TINY, [f"data.store={store32}"])
-    assert isinstance(cfg, TrainDinoConfig)
+    assert isinstance(cfg, TrainDinoConfig) and cfg.data.validation_fraction == 0.1
     family = dino_family(cfg)
     torch.manual_seed(0)
     module = family.build()
-    held = np.flatnonzero(family.heldout)
+    assert np.array_equal(family.heldout, heldout_mask(160, fraction=0.1, seed=0))
     kept = np.flatnonzero(~family.heldout)[:5]
-    index = torch.from_numpy(np.concatenate([held[:3], kept]))
-    batch = family.prepare_batch({"index": index, "pixel_values": torch.zeros(8, 3, 32, 32)})
-    assert batch["index"].tolist() == kept.tolist()  # held-out galaxies never train
+    batch = family.prepare_batch({"index": torch.from_numpy(kept),
+                                  "pixel_values": torch.zeros(5, 3, 32, 32)})
     assert batch["features"].shape == (5, 64) and batch["weight"].tolist() == [1.0] * 5
     loss, parts = module(batch)
     assert torch.isfinite(loss) and set(parts) == {"mae"}
-    only_held = family.prepare_batch({"index": torch.from_numpy(held[:2]),
-                                      "pixel_values": torch.zeros(2, 3, 32, 32)})
-    assert only_held["weight"].tolist() == [0.0, 0.0]  # a step that changes nothing
-    assert float(module(only_held)[0].detach()) == 0.0
+    # The default validation loss is the training loss of the same batch.
+    module.eval()
+    with torch.no_grad():
+        again, terms = family.validation_loss(module, batch)
+    assert torch.equal(again, module(batch)[0]) and set(terms) == {"mae"}
+    with pytest.raises(ValueError, match="data.validation_fraction"):
+        load_config(HEAD_TINY, [f"data.store={store32}", "data.validation_fraction=0"])
 
 
 def test_configs_refuse_mistakes_and_sbatch_script(store32):
