@@ -33,15 +33,15 @@ from galaxy_hpc.models.contract import DataFacts, ModelFamily
 from galaxy_hpc.train import run_dir
 from galaxy_hpc.train.metrics import LossWindow
 from galaxy_hpc.train.run_dir import TrainResult
-from hpc.checkpoint import (
-    MARKER,
-    best_checkpoint,
-    checkpoint_dir,
-    mark_best,
-    mark_complete,
-    prune,
-    resolve_resume,
+from galaxy_hpc.train.validation import (
+    BestTracker,
+    as_row,
+    name_best,
+    validate_rank,
+    validation_dataset,
+    validation_result,
 )
+from hpc.checkpoint import checkpoint_dir, mark_complete, prune, resolve_resume
 from hpc.config import save_config
 from hpc.dist import DistEnv
 from hpc.preempt import PreemptionWatch
@@ -95,7 +95,6 @@ class Trainer:
         from galaxy_hpc.data.split import Split
         from galaxy_hpc.train.ema import ParameterEMA
         from galaxy_hpc.train.schedule import lr_multiplier
-        from galaxy_hpc.train.validation import BestTracker, validation_dataset
         from hpc.store import open_store
         from hpc.zero import build_engine, partitioned_build, torch_dtype
 
@@ -206,7 +205,8 @@ class Trainer:
             self.ema.load_state_dict(extra["ema"])
         if extra.get("validation") is not None:
             self.best.load_state_dict(extra["validation"])
-            self._mark_best()  # a job killed between saving a best and naming it
+            if self.env.is_main and self.cfg.run.keep_best:  # killed between save and naming
+                name_best(self.best, self.checkpoints)
         self.step, self.micro_step = int(client["step"]), int(client["micro_step"])
         self.resumed_from = self._saved_step = self.step
         if self.env.is_main:
@@ -231,21 +231,9 @@ class Trainer:
         self._saved_step = self.step
         return path
 
-    def _mark_best(self) -> None:
-        """Rank 0: best.json names the checkpoint of the lowest validation loss so far."""
-        step = self.best.best_step
-        if not self.env.is_main or not self.cfg.run.keep_best or step is None:
-            return
-        named = best_checkpoint(self.checkpoints)
-        if (named is None or named.step != step) and \
-                (checkpoint_dir(self.checkpoints, step) / MARKER).is_file():
-            mark_best(self.checkpoints, step, val_loss=self.best.best_loss)
-
     def validate(self, log: Any) -> None:
         """The validation loss now, on every rank, of the weights samples and the export
         use (the EMA's when kept), logged; a new best is saved and named."""
-        from galaxy_hpc.train.validation import as_row, validate_rank
-
         with self._ema_weights():
             self.engine.module.eval()
             sums = validate_rank(self.family, self.engine, self.validation, self.cfg.run.seed)
@@ -257,7 +245,8 @@ class Trainer:
         if improved and self.cfg.run.keep_best:
             if self._saved_step != self.step:
                 self.save_checkpoint()
-            self._mark_best()
+            if self.env.is_main:
+                name_best(self.best, self.checkpoints)
 
     # ------------------------------------------------------------------ weights out
 
@@ -441,15 +430,9 @@ class Trainer:
                              last_loss, rate, self.resumed_from,
                              memory=memory_report(self.env, self.device, self.num_params, cfg.zero,
                                                   ema=self.ema is not None),
-                             validation=self._validation_result(stopped))
+                             validation=validation_result(self.best, self.checkpoints, stopped)
+                             if cfg.run.eval_every else None)
         return result
-
-    def _validation_result(self, stopped: bool) -> dict[str, Any] | None:
-        if not self.cfg.run.eval_every:
-            return None
-        best = best_checkpoint(self.checkpoints)
-        return {"best_loss": self.best.best_loss, "best_step": self.best.best_step,
-                "best_checkpoint": str(best.path) if best else None, "stopped_early": stopped}
 
     def _final_row(self, log: Any) -> float | None:
         """A run resumed at max_steps (stopped before its export, or preempted exactly

@@ -117,6 +117,29 @@ def validate_rank(family: Any, module: Any, dataset: Any, seed: int) -> dict[str
     return sums
 
 
+def name_best(tracker: BestTracker, root: Any) -> None:
+    """Rank 0: <root>/best.json names the checkpoint of the tracker's best step, when that
+    checkpoint is complete and another (or none) is named; also after a resume, for a
+    job killed between saving a best and naming it."""
+    from hpc.checkpoint import MARKER, best_checkpoint, checkpoint_dir, mark_best
+
+    step = tracker.best_step
+    if step is None or not (checkpoint_dir(root, step) / MARKER).is_file():
+        return
+    named = best_checkpoint(root)
+    if named is None or named.step != step:
+        mark_best(root, step, val_loss=tracker.best_loss)
+
+
+def validation_result(tracker: BestTracker, root: Any, stopped: bool) -> dict[str, Any]:
+    """What a run's result says of its validations."""
+    from hpc.checkpoint import best_checkpoint
+
+    best = best_checkpoint(root)
+    return {"best_loss": tracker.best_loss, "best_step": tracker.best_step,
+            "best_checkpoint": str(best.path) if best else None, "stopped_early": stopped}
+
+
 def as_row(totals: dict[str, float], tracker: BestTracker) -> dict[str, Any]:
     """The log row of one validation from sums over all ranks: val_loss, val_<term>,
     the item count and the best so far."""

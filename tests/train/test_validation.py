@@ -89,3 +89,24 @@ def test_pruning_spares_the_best_checkpoint(tmp_path):
         mark_best(tmp_path, 50)
     (checkpoint_dir(tmp_path, 40) / "COMPLETE").unlink()
     assert best_checkpoint(tmp_path) is None  # a pointer to a broken save names nothing
+
+
+def test_a_run_stopped_early_is_complete_on_rerun(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from galaxy_hpc.train.run_dir import RESULT_FILE, completed_result
+
+    path = checkpoint_dir(tmp_path / "checkpoints", 40)
+    path.mkdir(parents=True)
+    mark_complete(path, 40)
+    cfg = SimpleNamespace(run=SimpleNamespace(resume_from_checkpoint="latest", max_steps=100))
+    result = {"ok": True, "output_dir": str(tmp_path), "step": 40, "max_steps": 100,
+              "preempted": False, "artifact": None, "loss": 0.1, "images_per_s": None,
+              "resumed_from": None, "validation": {"best_step": 20, "stopped_early": False}}
+    (tmp_path / RESULT_FILE).write_text(json.dumps(result))
+    assert completed_result(cfg, tmp_path) is None  # 40 of 100 steps: training goes on
+    result["validation"]["stopped_early"] = True
+    (tmp_path / RESULT_FILE).write_text(json.dumps(result))
+    done = completed_result(cfg, tmp_path)
+    assert done.already_complete and done.validation["best_step"] == 20
