@@ -147,8 +147,8 @@ class StoreDataset(IterableDataset):
         if drop_last and shards.rank_count(len(self.layout), 0, world_size, True, batch_size) == 0:
             raise ValueError(
                 f"{self.store.path} has {len(self.layout)} items to read: too few for "
-                f"{world_size} rank(s) to get a full batch of {batch_size} each with drop_last; lower "
-                "batch_size or set drop_last=False")
+                f"{world_size} rank(s) to get a full batch of {batch_size} each with "
+                "drop_last; lower batch_size or set drop_last=False")
         self.rank, self.world_size, self.seed = int(rank), int(world_size), int(seed)
         self.shuffle, self.drop_last, self.batch_size = shuffle, drop_last, int(batch_size)
         self.shuffle_shards, self.chunk_size = int(shuffle_shards), int(chunk_size)

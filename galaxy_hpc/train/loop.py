@@ -7,10 +7,11 @@ data sharded over ranks with exact mid-epoch resume (StoreLoader), an LR
 schedule, EMA, a JSONL + TensorBoard log with images/s and MFU, sample grids,
 checkpoints that are complete or ignored (hpc.checkpoint), and preemption:
 a Slurm warning signal makes every rank save the same step and requeue the job
-(hpc.preempt). With data.validation_fraction the held-out items are never trained on
+(hpc.preempt). With data.validation_fraction the held-out items are never trained on,
 and every run.eval_every steps their loss is logged, the best checkpoint kept and
-early stopping applied (validation.py). What a rerun finds in the output folder (another config, a run
-already complete) is decided in run_dir.py before anything is built.
+early stopping applied (validation.py). What a rerun finds in the output folder
+(another config, a run already complete) is decided in run_dir.py before anything is
+built.
 
 Randomness is stateless: before each micro-step the global torch RNG is
 seeded from (seed, micro-step, rank), so noise, timesteps and dropout depend
@@ -110,7 +111,8 @@ class Trainer:
                           seed=cfg.data.validation_seed)
                  if cfg.data.validation_fraction else None)
         dataset = StoreDataset(
-            store, items=None if split is None else split.train, rank=env.rank, world_size=env.world_size, seed=cfg.run.seed,
+            store, items=None if split is None else split.train, rank=env.rank,
+            world_size=env.world_size, seed=cfg.run.seed,
             shuffle=True, drop_last=True, batch_size=cfg.run.micro_batch_size,
             shuffle_shards=cfg.data.shuffle_shards,
             augment=GalaxyAugment() if cfg.data.augment else None,

@@ -11,9 +11,10 @@ A later stage starts from an earlier one's predictor folder (model.init_from).
 Batches come from the loop's StoreDataset (rotations by any angle and flips when
 data.augment is on); targets are looked up by store index (targets.py). The held-out
 items are the shared split (data.validation_fraction): the loop's dataset never reads
-them for training, and validates on them every run.eval_every steps; at the end `export` writes the predictor folder, and once training is over
-`evaluate_export` loads it back through load_vote_predictor and evaluates it on them
-(metrics.json, a PNG per question).
+them for training, and validates on them every run.eval_every steps. At the end
+`export` writes the predictor folder, and once training is over `evaluate_export`
+loads it back through load_vote_predictor and evaluates it on them (metrics.json, a
+PNG per question).
 
 Export: `<output_dir>/predictor` (predictor.py), and `<output_dir>/eval/`.
 """
