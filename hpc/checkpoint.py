@@ -7,7 +7,9 @@ atomic rename. A folder without that marker is a save that was interrupted
 (a node died, the job hit its limit mid-write) and is never resumed from.
 
 `resume_from_checkpoint: latest` picks the newest complete folder;
-`checkpoints_total_limit` keeps only the newest N complete ones.
+`checkpoints_total_limit` keeps only the newest N complete ones, and never the one that
+`best.json` (beside them, written by `mark_best`) names: the checkpoint a run judged
+best (lowest validation loss) survives however long the run goes on.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 MARKER = "COMPLETE"
+BEST = "best.json"
 _NAME = re.compile(r"^checkpoint-(\d{8,})$")
 
 
@@ -85,25 +88,51 @@ def resolve_resume(root: str | Path, resume_from: str | None) -> Checkpoint | No
     return Checkpoint(step, path)
 
 
-def mark_complete(path: str | Path, step: int, **info: Any) -> None:
-    """Rank 0, after every rank has written its part: the checkpoint becomes resumable."""
-    path = Path(path)
-    payload = {"step": step, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **info}
-    temporary = path / f".{MARKER}.tmp-{os.getpid()}"
+def _write_atomic(target: Path, payload: dict[str, Any]) -> None:
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     temporary.write_text(json.dumps(payload, indent=1, sort_keys=True))
     with open(temporary, "rb") as handle:
         os.fsync(handle.fileno())
-    os.replace(temporary, path / MARKER)
+    os.replace(temporary, target)
+
+
+def mark_complete(path: str | Path, step: int, **info: Any) -> None:
+    """Rank 0, after every rank has written its part: the checkpoint becomes resumable."""
+    payload = {"step": step, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **info}
+    _write_atomic(Path(path) / MARKER, payload)
+
+
+def mark_best(root: str | Path, step: int, **info: Any) -> Path:
+    """Rank 0: name the complete checkpoint of `step` the best one (`info`: why, e.g. its
+    validation loss), in <root>/best.json. Returns the checkpoint folder."""
+    path = checkpoint_dir(root, step)
+    if not (path / MARKER).is_file():
+        raise ValueError(f"mark_best: {path} is not a complete checkpoint")
+    _write_atomic(Path(root) / BEST, {"step": step, "checkpoint": path.name, **info})
+    return path
+
+
+def best_checkpoint(root: str | Path) -> Checkpoint | None:
+    """The checkpoint best.json names, when it is there and complete."""
+    try:
+        step = int(json.loads((Path(root) / BEST).read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    path = checkpoint_dir(root, step)
+    return Checkpoint(step, path) if (path / MARKER).is_file() else None
 
 
 def prune(root: str | Path, keep: int | None) -> list[Path]:
-    """Delete all but the newest `keep` complete checkpoints, and interrupted saves older
-    than the newest complete one (they can never be resumed). Returns what was removed."""
+    """Delete all but the newest `keep` complete checkpoints (sparing the best one, see
+    `mark_best`), and interrupted saves older than the newest complete one (they can never
+    be resumed). Returns what was removed."""
     complete = list_checkpoints(root)
     removed: list[Path] = []
     if keep is not None and keep < 1:
         raise ValueError(f"checkpoints_total_limit must be >= 1, got {keep}")
     doomed = complete[:-keep] if keep is not None and len(complete) > keep else []
+    best = best_checkpoint(root)
+    doomed = [c for c in doomed if best is None or c.step != best.step]
     newest = complete[-1].step if complete else None
     if newest is not None:
         doomed += [c for c in list_checkpoints(root, complete_only=False)

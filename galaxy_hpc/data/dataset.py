@@ -80,6 +80,7 @@ from galaxy_hpc.data import nonfinite, shards
 from galaxy_hpc.data.augment import NUM_DRAWS as _AUGMENT_DRAWS
 from galaxy_hpc.data.augment import GalaxyAugment
 from galaxy_hpc.data.captions import shuffle_tags_by_keys
+from galaxy_hpc.data.split import ItemSubset
 from galaxy_hpc.data.stretch import Stretch, Uint8Stretch, stretch_for_store
 from hpc.store import Store, open_store
 
@@ -106,6 +107,9 @@ class StoreDataset(IterableDataset):
     stretch: None -> x/127.5 - 1 for uint8 stores, an asinh stretch estimated from the
         store for float32 ones; or a Stretch / its to_dict() (from config or a model).
     chunk_size: items made together when the dataset is iterated item by item.
+    items: None -> every item of the store; or the ascending store indices to read (the
+        training items of a held-out split): epochs, ranks and resume work on them alone,
+        and batches still carry store indices.
     """
 
     def __init__(self, store: str | os.PathLike | Store, *, rank: int = 0, world_size: int = 1,
@@ -116,9 +120,13 @@ class StoreDataset(IterableDataset):
                  caption_dropout: float = 0.0, condition_columns: Sequence[str] = (),
                  pixel_range: tuple[float, float] = (-1.0, 1.0),
                  stretch: Stretch | Mapping[str, Any] | None = None,
-                 chunk_size: int = 64) -> None:
+                 chunk_size: int = 64, items: np.ndarray | None = None) -> None:
         super().__init__()
         self.store = store if isinstance(store, Store) else open_store(store)
+        # What is read: the whole store, or only some of its items (the training items of
+        # a held-out split), laid out as a store of their own (split.ItemSubset).
+        self.layout: Store | ItemSubset = (self.store if items is None
+                                           else ItemSubset(self.store, items))
         for name, value, least in (("world_size", world_size, 1), ("rank", rank, 0),
                                    ("batch_size", batch_size, 1), ("seed", seed, 0),
                                    ("shuffle_shards", shuffle_shards, 1),
@@ -136,11 +144,11 @@ class StoreDataset(IterableDataset):
         if not lo < hi:
             raise ValueError(f"pixel_range must be (low, high) with low < high, got {pixel_range}")
         self._check_columns(caption_column, condition_columns)
-        if drop_last and shards.rank_count(len(self.store), 0, world_size, True, batch_size) == 0:
+        if drop_last and shards.rank_count(len(self.layout), 0, world_size, True, batch_size) == 0:
             raise ValueError(
-                f"{self.store.path} has {len(self.store)} items: too few for {world_size} "
-                f"rank(s) to get a full batch of {batch_size} each with drop_last; lower "
-                "batch_size or set drop_last=False")
+                f"{self.store.path} has {len(self.layout)} items to read: too few for "
+                f"{world_size} rank(s) to get a full batch of {batch_size} each with "
+                "drop_last; lower batch_size or set drop_last=False")
         self.rank, self.world_size, self.seed = int(rank), int(world_size), int(seed)
         self.shuffle, self.drop_last, self.batch_size = shuffle, drop_last, int(batch_size)
         self.shuffle_shards, self.chunk_size = int(shuffle_shards), int(chunk_size)
@@ -178,7 +186,7 @@ class StoreDataset(IterableDataset):
     # -- epochs and resume ----------------------------------------------------------------
     def __len__(self) -> int:
         """Items this rank reads per epoch."""
-        return shards.rank_count(len(self.store), self.rank, self.world_size, self.drop_last,
+        return shards.rank_count(len(self.layout), self.rank, self.world_size, self.drop_last,
                                  self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
@@ -233,7 +241,7 @@ class StoreDataset(IterableDataset):
         reads: gathering them is left to the one pass that converts them to floats."""
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info else (0, 0)
-        store = self.store
+        store = self.layout
         sizes = np.array([b - a for a, b in map(store.shard_bounds, range(store.num_shards))])
         starts = np.array([store.shard_bounds(j)[0] for j in range(store.num_shards)])
         order = shards.shard_order(store.num_shards, self.seed, self.epoch, self.shuffle)
@@ -264,6 +272,8 @@ class StoreDataset(IterableDataset):
             taken = np.concatenate([np.arange(a, b) for a, b in window])[take]
             rows = taken - np.array([a for a, _ in window])[piece]
             images += [reads[j][row] for j, row in zip(piece.tolist(), rows.tolist())]
+            if store is not self.store:
+                taken = store.store_index(taken)
             indices = np.concatenate([indices, taken])
             while len(images) >= size:
                 yield images[:size], indices[:size].copy()

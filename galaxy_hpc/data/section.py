@@ -27,8 +27,26 @@ class DataSection:
     # Fixed captions (shuffle_caption_tags: false) also use the text encoder states
     # cached beside it; shuffled ones are encoded per step.
     latents: str = ""
+    # Held-out split (galaxy_hpc/data/split.py): item i is held out when a hash of
+    # (validation_seed, i) falls below validation_fraction; training never reads those
+    # items, validation (run.eval_every) does. 0: no split, every item is trained on.
+    # Keep the seed and the store the same across runs that must not see each other's
+    # validation items (the DINOv2 head and full stages).
+    validation_fraction: float = 0.0
+    validation_seed: int = 0  # the hash's seed: another seed, another split
+    # Held-out items each validation reads at most (the first in store order): a fixed
+    # set, so successive validation losses compare. null: all of them.
+    validation_max_items: int | None = 2048
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"data.validation_fraction must be in [0, 1), got "
+                             f"{self.validation_fraction}")
+        if self.validation_seed < 0:
+            raise ValueError(f"data.validation_seed must be >= 0, got {self.validation_seed}")
+        if self.validation_max_items is not None and self.validation_max_items < 1:
+            raise ValueError(f"data.validation_max_items must be >= 1 or null, got "
+                             f"{self.validation_max_items}")
         if not 0.0 <= self.caption_dropout <= 1.0:
             raise ValueError(f"caption_dropout must be in [0, 1], got {self.caption_dropout}")
         if self.num_workers < 0:

@@ -46,14 +46,17 @@ class DataFacts:
     stretch: Any  # galaxy_hpc.data.stretch.Stretch the dataset applies to pixels
     caption_column: str | None
     condition_columns: tuple[str, ...]
+    # galaxy_hpc.data.split.Split: the store indices trained on and held out (never in a
+    # training batch); None when data.validation_fraction is 0.
+    split: Any = None
 
     @classmethod
-    def of(cls, dataset: Any, section: Any) -> "DataFacts":
+    def of(cls, dataset: Any, section: Any, split: Any = None) -> "DataFacts":
         """The facts of a galaxy_hpc.data.dataset.StoreDataset built from `section` (a
-        galaxy_hpc.data.section.DataSection)."""
+        galaxy_hpc.data.section.DataSection) over the training items of `split`."""
         return cls(store=dataset.store, stretch=dataset.stretch,
                    caption_column=section.caption_column,
-                   condition_columns=tuple(section.condition_columns))
+                   condition_columns=tuple(section.condition_columns), split=split)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -120,6 +123,20 @@ class ModelFamily(ABC):
 
     def images_in(self, batch: dict[str, Any]) -> int:
         return len(batch["index"])
+
+    def validation_loss(self, module: "torch.nn.Module", batch: dict[str, Any]
+                        ) -> tuple["torch.Tensor", dict[str, "torch.Tensor"]]:
+        """(loss, {term: value}) of one held-out batch, already through `prepare_batch`.
+        The loop calls it on every rank, in eval mode, without gradients, with the global
+        RNG seeded from the batch's position in the held-out set (not the step), so that
+        successive validations draw the same noise and timesteps and compare. Default: the
+        training forward's loss and terms. A family whose training loss is no measure of
+        quality on its own overrides it."""
+        output = module(batch)
+        if isinstance(output, tuple):
+            loss, terms = output
+            return loss, dict(terms)
+        return output, {}
 
     @abstractmethod
     def sample(self, module: "torch.nn.Module", num_images: int, seed: int) -> "np.ndarray":

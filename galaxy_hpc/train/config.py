@@ -61,6 +61,21 @@ class EmaSection:
 
 
 @dataclass
+class EarlyStoppingSection:
+    """Stop once the validation loss has not improved for `patience` validations in a
+    row: improving means falling below the best so far by more than `min_delta`."""
+
+    patience: int = 0  # validations without improvement before stopping; 0: never stop
+    min_delta: float = 0.0  # how far below the best a loss must fall to count (loss units)
+
+    def __post_init__(self) -> None:
+        if self.patience < 0:
+            raise ValueError(f"run.early_stopping.patience must be >= 0, got {self.patience}")
+        if self.min_delta < 0:
+            raise ValueError(f"run.early_stopping.min_delta must be >= 0, got {self.min_delta}")
+
+
+@dataclass
 class RunSection:
     output_dir: str = "runs/train"
     max_steps: int = 1000  # optimizer steps
@@ -79,8 +94,19 @@ class RunSection:
     overwrite: bool = False
     gradient_checkpointing: bool = False
     tensorboard: bool = True
+    # Steps between validations (the loss on data.validation_fraction's held-out items,
+    # logged as val_loss); 0: none. Needs data.validation_fraction > 0.
+    eval_every: int = 0
+    early_stopping: EarlyStoppingSection = field(default_factory=EarlyStoppingSection)
+    # Keep the checkpoint of the lowest validation loss (checkpoints/best.json names it)
+    # beside the newest ones: saved when a validation improves, never pruned.
+    keep_best: bool = True
 
     def __post_init__(self) -> None:
+        if self.eval_every < 0:
+            raise ValueError(f"run.eval_every must be >= 0, got {self.eval_every}")
+        if self.early_stopping.patience and not self.eval_every:
+            raise ValueError("run.early_stopping.patience needs validations: set run.eval_every")
         for name in ("max_steps", "micro_batch_size", "log_every", "checkpoint_every",
                      "num_samples"):
             if getattr(self, name) < 1:
@@ -101,6 +127,9 @@ class TrainConfig:
     model: Any = None
 
     def __post_init__(self) -> None:
+        if self.run.eval_every and not self.data.validation_fraction:
+            raise ValueError("run.eval_every needs held-out items: set data.validation_fraction "
+                             "(e.g. 0.05)")
         if self.data.latents and not getattr(self.model, "reads_cached_latents", False):
             raise ValueError(f"data.latents: {type(self.model).__name__} trains on pixels and "
                              "would ignore a latent store; leave data.latents empty")

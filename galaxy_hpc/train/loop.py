@@ -7,8 +7,11 @@ data sharded over ranks with exact mid-epoch resume (StoreLoader), an LR
 schedule, EMA, a JSONL + TensorBoard log with images/s and MFU, sample grids,
 checkpoints that are complete or ignored (hpc.checkpoint), and preemption:
 a Slurm warning signal makes every rank save the same step and requeue the job
-(hpc.preempt). What a rerun finds in the output folder (another config, a run
-already complete) is decided in run_dir.py before anything is built.
+(hpc.preempt). With data.validation_fraction the held-out items are never trained on,
+and every run.eval_every steps their loss is logged, the best checkpoint kept and
+early stopping applied (validation.py). What a rerun finds in the output folder
+(another config, a run already complete) is decided in run_dir.py before anything is
+built.
 
 Randomness is stateless: before each micro-step the global torch RNG is
 seeded from (seed, micro-step, rank), so noise, timesteps and dropout depend
@@ -19,6 +22,7 @@ uninterrupted run would have drawn without saving any RNG state.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,14 @@ from galaxy_hpc.models.contract import DataFacts, ModelFamily
 from galaxy_hpc.train import run_dir
 from galaxy_hpc.train.metrics import LossWindow
 from galaxy_hpc.train.run_dir import TrainResult
+from galaxy_hpc.train.validation import (
+    BestTracker,
+    as_row,
+    name_best,
+    validate_rank,
+    validation_dataset,
+    validation_result,
+)
 from hpc.checkpoint import checkpoint_dir, mark_complete, prune, resolve_resume
 from hpc.config import save_config
 from hpc.dist import DistEnv
@@ -81,8 +93,10 @@ class Trainer:
         from galaxy_hpc.data.augment import GalaxyAugment
         from galaxy_hpc.data.dataset import StoreDataset
         from galaxy_hpc.data.loader import StoreLoader
+        from galaxy_hpc.data.split import Split
         from galaxy_hpc.train.ema import ParameterEMA
         from galaxy_hpc.train.schedule import lr_multiplier
+        from hpc.store import open_store
         from hpc.zero import build_engine, partitioned_build, torch_dtype
 
         self.cfg, self.env = cfg, env
@@ -91,9 +105,14 @@ class Trainer:
         self.out = Path(cfg.run.output_dir)
         self.checkpoints = self.out / "checkpoints"
         # The data side first: the family is handed what the dataset found (store, stretch,
-        # columns) instead of re-deriving it.
+        # columns, the held-out split) instead of re-deriving it.
+        store = open_store(cfg.data.store)
+        split = (Split.of(len(store), fraction=cfg.data.validation_fraction,
+                          seed=cfg.data.validation_seed)
+                 if cfg.data.validation_fraction else None)
         dataset = StoreDataset(
-            cfg.data.store, rank=env.rank, world_size=env.world_size, seed=cfg.run.seed,
+            store, items=None if split is None else split.train, rank=env.rank,
+            world_size=env.world_size, seed=cfg.run.seed,
             shuffle=True, drop_last=True, batch_size=cfg.run.micro_batch_size,
             shuffle_shards=cfg.data.shuffle_shards,
             augment=GalaxyAugment() if cfg.data.augment else None,
@@ -101,7 +120,11 @@ class Trainer:
             shuffle_caption_tags=cfg.data.shuffle_caption_tags,
             caption_dropout=cfg.data.caption_dropout,
             condition_columns=cfg.data.condition_columns)
-        facts = DataFacts.of(dataset, cfg.data)
+        facts = DataFacts.of(dataset, cfg.data, split)
+        self.validation = (validation_dataset(cfg, dataset, split, rank=env.rank,
+                                              world_size=env.world_size)
+                           if cfg.run.eval_every else None)
+        self.best = BestTracker(cfg.run.early_stopping.patience, cfg.run.early_stopping.min_delta)
         # Every rank builds the same initial weights (ZeRO-3 partitions each rank's own copy).
         torch.manual_seed(cfg.run.seed)
         self.family: ModelFamily = family_for(cfg, data=facts, device=self.device,
@@ -182,6 +205,10 @@ class Trainer:
             if extra.get("ema") is None:
                 raise ValueError(f"{found.path} has no EMA state but ema.enabled is true")
             self.ema.load_state_dict(extra["ema"])
+        if extra.get("validation") is not None:
+            self.best.load_state_dict(extra["validation"])
+            if self.env.is_main and self.cfg.run.keep_best:  # killed between save and naming
+                name_best(self.best, self.checkpoints)
         self.step, self.micro_step = int(client["step"]), int(client["micro_step"])
         self.resumed_from = self._saved_step = self.step
         if self.env.is_main:
@@ -194,7 +221,8 @@ class Trainer:
                                                   "micro_step": self.micro_step})
         torch.save({"loader": self.loader.state_dict(),
                     "ema": self.ema.state_dict() if self.ema else None,
-                    "log_window": self.window.state_dict()},
+                    "log_window": self.window.state_dict(),
+                    "validation": self.best.state_dict()},
                    path / f"extra-rank-{self.env.rank:05d}.pt")
         torch_dist.barrier()
         if self.env.is_main:
@@ -204,6 +232,23 @@ class Trainer:
         torch_dist.barrier()
         self._saved_step = self.step
         return path
+
+    def validate(self, log: Any) -> None:
+        """The validation loss now, on every rank, of the weights samples and the export
+        use (the EMA's when kept), logged; a new best is saved and named."""
+        with self._ema_weights():
+            self.engine.module.eval()
+            sums = validate_rank(self.family, self.engine, self.validation, self.cfg.run.seed)
+            self.engine.module.train()
+        totals = {name: self._mean_over_ranks(value) * self.env.world_size
+                  for name, value in sorted(sums.items())}
+        improved = self.best.update(self.step, totals["loss"] / max(totals["items"], 1.0))
+        log.write(self.step, as_row(totals, self.best))
+        if improved and self.cfg.run.keep_best:
+            if self._saved_step != self.step:
+                self.save_checkpoint()
+            if self.env.is_main:
+                name_best(self.best, self.checkpoints)
 
     # ------------------------------------------------------------------ weights out
 
@@ -302,11 +347,12 @@ class Trainer:
         last_loss: float | None = None
         rate: float | None = None
         preempted = False
+        stopped = self.best.should_stop  # early stopping decided before a resume
         bar = tqdm(total=cfg.run.max_steps, initial=self.step, desc="train", unit="step",
                    disable=not env.is_main, dynamic_ncols=True)
         self.engine.module.train()
         with PreemptionWatch() as watch:
-            while self.step < cfg.run.max_steps and not preempted:
+            while self.step < cfg.run.max_steps and not preempted and not stopped:
                 self.loader.set_epoch(self.loader.epoch)
                 for batch in self.loader:
                     torch.manual_seed(step_seed(cfg.run.seed, self.micro_step, env.rank))
@@ -345,15 +391,20 @@ class Trainer:
                             values["mfu"] = rate * flops_per_image / (peak * env.world_size)
                         log.write(self.step, values)
                         bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{rate:.1f}")
+                    if cfg.run.eval_every and self.step % cfg.run.eval_every == 0:
+                        started = time.perf_counter()
+                        self.validate(log)
+                        meter.skip(time.perf_counter() - started)
+                        stopped = self.best.should_stop
                     if cfg.run.sample_every and self.step % cfg.run.sample_every == 0:
                         self.write_samples()
                     if watch.should_stop(self._any_rank):
                         self.save_checkpoint()
                         preempted = True
                         break
-                    if self.step % cfg.run.checkpoint_every == 0:
+                    if self.step % cfg.run.checkpoint_every == 0 and self._saved_step != self.step:
                         self.save_checkpoint()
-                    if self.step >= cfg.run.max_steps:
+                    if self.step >= cfg.run.max_steps or stopped:
                         break
                 else:  # a whole pass: the next one is a new epoch (order, augmentation)
                     self.loader.set_epoch(self.loader.epoch + 1)
@@ -380,7 +431,9 @@ class Trainer:
         result = TrainResult(True, str(self.out), self.step, cfg.run.max_steps, False, artifact,
                              last_loss, rate, self.resumed_from,
                              memory=memory_report(self.env, self.device, self.num_params, cfg.zero,
-                                                  ema=self.ema is not None))
+                                                  ema=self.ema is not None),
+                             validation=validation_result(self.best, self.checkpoints, stopped)
+                             if cfg.run.eval_every else None)
         return result
 
     def _final_row(self, log: Any) -> float | None:

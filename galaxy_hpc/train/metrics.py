@@ -141,6 +141,10 @@ class Throughput:
     def add(self, images: int) -> None:
         self._images += images
 
+    def skip(self, seconds: float) -> None:
+        """Leave out time spent on something other than training (a validation)."""
+        self._start += seconds
+
     def read_and_reset(self) -> tuple[float, float]:
         now = time.perf_counter()
         elapsed = max(now - self._start, 1e-9)

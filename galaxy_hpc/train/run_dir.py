@@ -39,6 +39,8 @@ RESUMABLE = (
     "run.max_steps", "run.log_every", "run.sample_every", "run.num_samples",
     "run.checkpoint_every", "run.checkpoints_total_limit", "run.resume_from_checkpoint",
     "run.output_dir", "run.overwrite", "run.tensorboard", "run.gradient_checkpointing",
+    "run.eval_every", "run.keep_best", "run.early_stopping.patience",
+    "run.early_stopping.min_delta",
 )
 MAX_SHOWN = 6  # differences listed in the one-line refusal
 
@@ -62,6 +64,9 @@ class TrainResult:
     # What the family's evaluate_export found on the exported artifact (held-out metrics,
     # a consistency report), when it judges one.
     evaluation: dict | None = None
+    # With run.eval_every: the lowest validation loss, its step and checkpoint, and
+    # whether early stopping ended the run before max_steps.
+    validation: dict | None = None
 
     def summary(self) -> str:
         if self.already_complete:
@@ -73,8 +78,13 @@ class TrainResult:
                     f"{self.output_dir}/checkpoints; the job resumes from it")
         rate = f", {self.images_per_s:,.1f} images/s" if self.images_per_s else ""
         resumed = f" (resumed from step {self.resumed_from})" if self.resumed_from else ""
-        return (f"trained {self.step} steps{resumed}; final loss {_number(self.loss)}{rate}; "
-                f"model in {self.artifact}; log {self.output_dir}/train_log.jsonl")
+        best = ""
+        if self.validation:
+            stop = " (stopped early)" if self.validation.get("stopped_early") else ""
+            best = (f"; best validation loss {_number(self.validation.get('best_loss'))} at "
+                    f"step {self.validation.get('best_step')}{stop}")
+        return (f"trained {self.step} steps{resumed}; final loss {_number(self.loss)}{rate}"
+                f"{best}; model in {self.artifact}; log {self.output_dir}/train_log.jsonl")
 
 
 def _number(value: float | None) -> str:
@@ -121,7 +131,7 @@ def completed_result(cfg: Any, out: Path) -> TrainResult | None:
     """The stored result of a run already trained to run.max_steps and exported; None
     when there is training (or the final export) left to do."""
     found = resolve_resume(out / "checkpoints", cfg.run.resume_from_checkpoint)
-    if found is None or found.step < cfg.run.max_steps:
+    if found is None:
         return None
     if found.step > cfg.run.max_steps:
         raise ValueError(
@@ -132,6 +142,9 @@ def completed_result(cfg: Any, out: Path) -> TrainResult | None:
         result = json.loads((out / RESULT_FILE).read_text())
     except (OSError, ValueError):
         return None  # stopped between the last checkpoint and the export: finish those
+    stopped_early = bool((result.get("validation") or {}).get("stopped_early"))
+    if found.step < cfg.run.max_steps and not stopped_early:
+        return None
     artifact = result.get("artifact")
     if result.get("step") != found.step or (artifact and not Path(artifact).exists()):
         return None
@@ -157,9 +170,9 @@ def last_logged_loss(log_path: Path) -> float | None:
         lines = log_path.read_text().splitlines()
     except OSError:
         return None
-    for line in reversed(lines):
-        if line.strip():
-            return json.loads(line).get("loss")
+    for line in reversed(lines):  # validation rows have no training loss
+        if line.strip() and "loss" in json.loads(line):
+            return json.loads(line)["loss"]
     return None
 
 

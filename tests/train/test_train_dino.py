@@ -156,8 +156,10 @@ def test_resume_across_an_epoch_is_exact(galaxy_hpc, store32, tmp_path):
     from safetensors.torch import load_file
 
     # A constant schedule: a cosine one depends on max_steps, which the split run changes.
+    # Validation every 3 steps: a resumed run validates as the straight one did, and
+    # still knows the best so far (saved with each checkpoint).
     common = (*FROM_SCRATCH, "run.checkpoint_every=6", "model.head.dropout=0.2",
-              "optim.schedule=constant")
+              "optim.schedule=constant", "run.eval_every=3")
     train(galaxy_hpc, FULL_TINY, store32, tmp_path / "straight", "run.max_steps=14", *common)
     train(galaxy_hpc, FULL_TINY, store32, tmp_path / "split", "run.max_steps=6", *common)
     resumed = train(galaxy_hpc, FULL_TINY, store32, tmp_path / "split", "run.max_steps=14",
@@ -168,8 +170,16 @@ def test_resume_across_an_epoch_is_exact(galaxy_hpc, store32, tmp_path):
         b = load_file(tmp_path / "split" / "predictor" / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     straight, split = log_rows(tmp_path / "straight"), log_rows(tmp_path / "split")
-    assert [r["loss"] for r in straight] == [r["loss"] for r in split]
-    assert [r["epoch"] for r in straight][-1] == 1  # the run crossed into a new epoch
+    assert [r["loss"] for r in straight if "loss" in r] == \
+        [r["loss"] for r in split if "loss" in r]
+    assert [r["epoch"] for r in straight if "epoch" in r][-1] == 1  # crossed into epoch 1
+    validated = [(r["step"], r["val_loss"], r["best_val_step"]) for r in straight
+                 if "val_loss" in r]
+    assert [step for step, _, _ in validated] == [3, 6, 9, 12]
+    assert validated == [(r["step"], r["val_loss"], r["best_val_step"]) for r in split
+                         if "val_loss" in r]
+    assert (tmp_path / "split" / "checkpoints" / "best.json").read_text() == \
+        (tmp_path / "straight" / "checkpoints" / "best.json").read_text()
 
 
 @pytest.mark.mpi
@@ -178,16 +188,44 @@ def test_two_ranks_zero3_lora_with_dirichlet_multinomial(galaxy_hpc, mpiexec, co
     from galaxy_hpc.models.vote_predictor import load_vote_predictor
 
     out = tmp_path / "zero3"
+    # Validation every 2 steps; a min_delta no loss can beat with patience 1 stops the
+    # run at the second validation (step 4 of 6), the first one's checkpoint the best.
     result = train(galaxy_hpc, FULL_TINY, count_store, out, *FROM_SCRATCH, "model.stage=lora",
-                   "zero.stage=3", "run.max_steps=4", "run.micro_batch_size=8",
-                   "run.num_samples=4", launcher=(mpiexec, "-n", "2"))
+                   "zero.stage=3", "run.max_steps=6", "run.micro_batch_size=8",
+                   "run.num_samples=4", "data.validation_fraction=0.2", "run.eval_every=2",
+                   "run.early_stopping={patience: 1, min_delta: 1.0e9}",
+                   launcher=(mpiexec, "-n", "2"))
     assert result["ok"] and result["step"] == 4
+    assert result["validation"]["stopped_early"] and result["validation"]["best_step"] == 2
     marker = json.loads((out / "checkpoints" / "checkpoint-00000004" / "COMPLETE").read_text())
     assert marker["world_size"] == 2 and marker["zero_stage"] == 3
     manifest = json.loads((out / "predictor" / "predictor.json").read_text())
     assert manifest["loss"] == "dirichlet_multinomial" and manifest["stage"] == "lora"
+    assert manifest["heldout"]["fraction"] == 0.2
     rows = log_rows(out)
-    assert all(np.isfinite(r["loss"]) and r["loss"] > 0 for r in rows)
+    assert all(np.isfinite(r["loss"]) and r["loss"] > 0 for r in rows if "loss" in r)
+    # Validation rows at the expected steps, each the mean over both ranks' shares of the
+    # held-out items (under ZeRO-3 the same whole batches of 8 on each rank).
+    from galaxy_hpc.data.split import Split
+
+    held = len(Split.of(160, fraction=0.2, seed=0).heldout)
+    validations = [r for r in rows if "val_loss" in r]
+    assert [r["step"] for r in validations] == [2, 4]
+    assert all(r["val_items"] == held // 16 * 16 and np.isfinite(r["val_loss"])
+               for r in validations)
+    assert validations[1]["best_val_step"] == 2
+    assert validations[1]["best_val_loss"] == validations[0]["val_loss"]
+    # The best checkpoint is kept, named, and loads (DeepSpeed's own consolidation of
+    # the ZeRO-3 shards), holding the trained weights.
+    best = json.loads((out / "checkpoints" / "best.json").read_text())
+    assert best["checkpoint"] == "checkpoint-00000002"
+    assert result["validation"]["best_checkpoint"] == str(out / "checkpoints" / best["checkpoint"])
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    state = get_fp32_state_dict_from_zero_checkpoint(str(out / "checkpoints"),
+                                                     tag=best["checkpoint"])
+    assert any("lora" in name for name in state) and any(k.startswith("head.") for k in state)
+    assert all(torch.isfinite(v).all() for v in state.values())
     # LoRA adapters were merged: the backbone folder is a plain Dinov2Model.
     from transformers import Dinov2Model
 
@@ -304,41 +342,44 @@ def test_metrics_on_hand_made_fractions():
 
 
 def dino_family(cfg):
-    """The family as the loop makes it: handed what the dataset found in the store."""
+    """The family as the loop makes it: handed what the dataset found in the store, and
+    the held-out split."""
     from galaxy_hpc.data.dataset import StoreDataset
+    from galaxy_hpc.data.split import Split
     from galaxy_hpc.models.contract import DataFacts
     from galaxy_hpc.models.dino.family import DinoFamily
 
-    facts = DataFacts.of(StoreDataset(cfg.data.store, shuffle=False), cfg.data)
+    dataset = StoreDataset(cfg.data.store, shuffle=False)
+    split = Split.of(len(dataset.store), fraction=cfg.data.validation_fraction,
+                     seed=cfg.data.validation_seed)
+    facts = DataFacts.of(dataset, cfg.data, split)
     return DinoFamily(cfg, data=facts, device=torch.device("cpu"), dtype=torch.float32)
 
 
-def test_heldout_split_and_batches_without_it(store32):
+def test_heldout_split_is_the_shared_one(store32):
+    from galaxy_hpc.data.split import heldout_mask
     from galaxy_hpc.train.config import TrainDinoConfig
-    from galaxy_hpc.models.dino.targets import heldout_mask
     from hpc.config import load_config
 
-    mask = heldout_mask(100_000, fraction=0.1, seed=0)
-    assert abs(mask.mean() - 0.1) < 0.005
-    assert np.array_equal(mask[:500], heldout_mask(500, fraction=0.1, seed=0))
-    assert not np.array_equal(mask[:500], heldout_mask(500, fraction=0.1, seed=1))
     cfg = load_config(HEAD_TINY, [f"data.store={store32}"])
-    assert isinstance(cfg, TrainDinoConfig)
+    assert isinstance(cfg, TrainDinoConfig) and cfg.data.validation_fraction == 0.1
     family = dino_family(cfg)
     torch.manual_seed(0)
     module = family.build()
-    held = np.flatnonzero(family.heldout)
+    assert np.array_equal(family.heldout, heldout_mask(160, fraction=0.1, seed=0))
     kept = np.flatnonzero(~family.heldout)[:5]
-    index = torch.from_numpy(np.concatenate([held[:3], kept]))
-    batch = family.prepare_batch({"index": index, "pixel_values": torch.zeros(8, 3, 32, 32)})
-    assert batch["index"].tolist() == kept.tolist()  # held-out galaxies never train
+    batch = family.prepare_batch({"index": torch.from_numpy(kept),
+                                  "pixel_values": torch.zeros(5, 3, 32, 32)})
     assert batch["features"].shape == (5, 64) and batch["weight"].tolist() == [1.0] * 5
     loss, parts = module(batch)
     assert torch.isfinite(loss) and set(parts) == {"mae"}
-    only_held = family.prepare_batch({"index": torch.from_numpy(held[:2]),
-                                      "pixel_values": torch.zeros(2, 3, 32, 32)})
-    assert only_held["weight"].tolist() == [0.0, 0.0]  # a step that changes nothing
-    assert float(module(only_held)[0].detach()) == 0.0
+    # The default validation loss is the training loss of the same batch.
+    module.eval()
+    with torch.no_grad():
+        again, terms = family.validation_loss(module, batch)
+    assert torch.equal(again, module(batch)[0]) and set(terms) == {"mae"}
+    with pytest.raises(ValueError, match="data.validation_fraction"):
+        load_config(HEAD_TINY, [f"data.store={store32}", "data.validation_fraction=0"])
 
 
 def test_configs_refuse_mistakes_and_sbatch_script(store32):

@@ -58,17 +58,14 @@ class LoraSection(lora.LoraSection):
 
 @dataclass
 class HeldOutSection:
-    """The part of the store never trained on, evaluated at the end of training.
+    """How the held-out items are evaluated at the end of training.
 
-    An item is held out when a hash of (seed, its store index) falls below `fraction`:
-    the same items on every rank, in every epoch and after a resume, without a second
-    store. The training loop still reads them; the family drops them from each batch.
-    Keep `seed` (and the store) the same across stages, or the full stage trains on
-    what the head stage held out.
+    Which items are held out is the shared split of every trainer (data.validation_fraction
+    and data.validation_seed, galaxy_hpc/data/split.py): training never reads them. Keep
+    the seed (and the store) the same across stages, or the full stage trains on what the
+    head stage held out.
     """
 
-    fraction: float = 0.1
-    seed: int = 0
     max_items: int = 20_000  # evaluated at most (the first ones in store order)
     batch_size: int = 128
     # Per-question metrics use the galaxies where at least this share of volunteers
@@ -76,8 +73,6 @@ class HeldOutSection:
     min_reach: float = 0.5
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.fraction < 1.0:
-            raise ValueError(f"heldout.fraction must be in (0, 1), got {self.fraction}")
         if self.max_items < 1 or self.batch_size < 1:
             raise ValueError("heldout.max_items and heldout.batch_size must be >= 1")
         if not 0.0 <= self.min_reach <= 1.0:
@@ -126,7 +121,7 @@ class DinoModelConfig:
 
     @staticmethod
     def default_data() -> DataSection:
-        return DataSection(caption_column=None, condition_columns=[])
+        return DataSection(caption_column=None, condition_columns=[], validation_fraction=0.1)
 
     def check_config(self, cfg: Any) -> None:
         """The whole training config, once built (galaxy_hpc/train/config.py)."""
@@ -135,3 +130,6 @@ class DinoModelConfig:
                              "reads its targets itself (the 37 GZ2 columns named by "
                              "model.target_suffix, and vote counts when present); leave "
                              "them unset")
+        if not cfg.data.validation_fraction:
+            raise ValueError("data.validation_fraction: the regressor is evaluated on held-out "
+                             "galaxies at the end; hold some out (e.g. 0.1)")

@@ -9,11 +9,12 @@ Stages, as Galaxy Sommelier trains:
 A later stage starts from an earlier one's predictor folder (model.init_from).
 
 Batches come from the loop's StoreDataset (rotations by any angle and flips when
-data.augment is on); targets are looked up by store index (targets.py). Held-out
-items (model.heldout) are dropped from every batch here, so the model never learns
-from them; at the end `export` writes the predictor folder, and once training is over
-`evaluate_export` loads it back through load_vote_predictor and evaluates it on them
-(metrics.json, a PNG per question).
+data.augment is on); targets are looked up by store index (targets.py). The held-out
+items are the shared split (data.validation_fraction): the loop's dataset never reads
+them for training, and validates on them every run.eval_every steps. At the end
+`export` writes the predictor folder, and once training is over `evaluate_export`
+loads it back through load_vote_predictor and evaluates it on them (metrics.json, a
+PNG per question).
 
 Export: `<output_dir>/predictor` (predictor.py), and `<output_dir>/eval/`.
 """
@@ -39,7 +40,8 @@ from galaxy_hpc.models.dino.network import (
     tiny_backbone,
 )
 from galaxy_hpc.models.dino.predictor import METRICS_FILE, load_regressor, save_predictor
-from galaxy_hpc.models.dino.targets import heldout_mask, read_targets
+from galaxy_hpc.data.split import RULE
+from galaxy_hpc.models.dino.targets import read_targets
 from galaxy_hpc.models.dino.tree import (
     dirichlet_multinomial_nll,
     question_matrix,
@@ -96,13 +98,13 @@ class DinoFamily(ModelFamily):
                              "needs square images (ingest with --size S)")
         self.image_size = height
         self.targets = read_targets(self.store, suffix=model.target_suffix, loss=model.loss)
-        self.heldout = heldout_mask(len(self.store), fraction=model.heldout.fraction,
-                                    seed=model.heldout.seed)
-        num_held = int(self.heldout.sum())
-        if num_held == 0 or num_held == len(self.store):
-            raise ValueError(f"model.heldout.fraction {model.heldout.fraction} holds out "
-                             f"{num_held} of the store's {len(self.store)} items; the split "
-                             "needs some of each")
+        split = self.data.split
+        if split is None or not len(split.heldout) or not len(split.train):
+            held = 0 if split is None else len(split.heldout)
+            raise ValueError(f"data.validation_fraction {cfg.data.validation_fraction} holds "
+                             f"out {held} of the store's {len(self.store)} items; the "
+                             "regressor needs some of each")
+        self.heldout = split.mask
         self.init_manifest: dict[str, Any] | None = None
         if model.init_from:
             regressor, self.init_manifest = load_regressor(model.init_from)
@@ -145,8 +147,8 @@ class DinoFamily(ModelFamily):
 
     def _check_init(self, manifest: dict[str, Any]) -> None:
         """A later stage should hold out what the earlier one held out."""
-        ours = {"fraction": self.cfg.model.heldout.fraction, "seed": self.cfg.model.heldout.seed,
-                "store_checksum": self.store.checksum}
+        ours = {"fraction": self.cfg.data.validation_fraction,
+                "seed": self.cfg.data.validation_seed, "store_checksum": self.store.checksum}
         theirs = {k: manifest.get("heldout", {}).get(k) for k in ours}
         if ours != theirs:
             print(f"warning: model.init_from {self.cfg.model.init_from} was trained with a "
@@ -157,16 +159,11 @@ class DinoFamily(ModelFamily):
 
     @torch.no_grad()
     def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
-        index = batch["index"].numpy()
-        keep = np.flatnonzero(~self.heldout[index])
-        weight = np.ones(len(keep), dtype=np.float32)
-        if not len(keep):  # all held out: a step that changes nothing, on every rank alike
-            keep, weight = np.arange(len(index)), np.zeros(len(index), dtype=np.float32)
-        rows = index[keep]
-        pixels = batch["pixel_values"][torch.from_numpy(keep)].to(self.device)
+        rows = batch["index"].numpy()
+        pixels = batch["pixel_values"].to(self.device)
         out: dict[str, Any] = {
-            "index": batch["index"][torch.from_numpy(keep)],
-            "weight": torch.from_numpy(weight).to(self.device),
+            "index": batch["index"],
+            "weight": torch.ones(len(rows), device=self.device),
             "fractions": torch.from_numpy(self.targets.fractions[rows]).to(self.device),
             "reach": torch.from_numpy(self.targets.reach[rows]).to(self.device)}
         if self.targets.counts is not None:
@@ -230,10 +227,9 @@ class DinoFamily(ModelFamily):
             "stage": model.stage, "target_suffix": model.target_suffix,
             "trained_on": {"store": str(self.store.path), "checksum": self.store.checksum,
                            "num_items": len(self.store)},
-            "heldout": {"fraction": model.heldout.fraction, "seed": model.heldout.seed,
-                        "store_checksum": self.store.checksum,
-                        "rule": "item i is held out when splitmix64(seed, i) < fraction "
-                                "(galaxy_hpc.models.dino.targets.heldout_mask)"},
+            "heldout": {"fraction": self.cfg.data.validation_fraction,
+                        "seed": self.cfg.data.validation_seed,
+                        "store_checksum": self.store.checksum, "rule": RULE},
             "init_from": model.init_from}
         from transformers.utils import logging as hf_logging
 
@@ -283,5 +279,5 @@ class DinoFamily(ModelFamily):
     def describe(self) -> str:
         model = self.cfg.model
         loss = getattr(getattr(self, "targets", None), "loss", model.loss)
-        return f"dino-{model.stage} ({loss}, held out {model.heldout.fraction:g})"
+        return f"dino-{model.stage} ({loss}, held out {self.cfg.data.validation_fraction:g})"
 

@@ -1,4 +1,4 @@
-"""What the regressor learns from a store: per-question fractions, vote counts, the split.
+"""What the regressor learns from a store: per-question fractions and vote counts.
 
 Targets are read once per process into memory (37 floats per galaxy, twice with counts:
 ~70 MB for all of GZ2) and looked up by each batch's store indices, so the training
@@ -16,7 +16,6 @@ from galaxy_hpc.data.gz2 import ANSWERS, column_name, normalise_per_question, qu
 from hpc.store import Store
 
 NUMERIC = ("float64", "float32", "int64")
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 @dataclass(frozen=True)
@@ -71,21 +70,3 @@ def read_targets(store: Store, *, suffix: str, loss: str) -> VoteTargets:
     return VoteTargets(fractions.astype(np.float32), question_reach(fractions).astype(np.float32),
                        None if counts is None else counts.astype(np.float32),
                        fraction_columns, loss)
-
-
-def _mix64(z: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser (wrapping uint64 arithmetic)."""
-    with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-
-def heldout_mask(num_items: int, *, fraction: float, seed: int) -> np.ndarray:
-    """(N,) bool: item i is held out when a hash of (seed, i) is below `fraction`. Depends
-    on nothing else (not the rank count, the epoch or the shard size)."""
-    with np.errstate(over="ignore"):
-        z = np.arange(num_items, dtype=np.uint64) * _GOLDEN + _mix64(
-            np.array([seed], dtype=np.uint64) + _GOLDEN)
-    uniform = (_mix64(z) >> np.uint64(11)) * 2.0**-53
-    return uniform < fraction

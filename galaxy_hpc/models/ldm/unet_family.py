@@ -54,7 +54,9 @@ class LatentUNetTrainModule(torch.nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         latents, conditions = batch["latents"], batch["conditions"]
-        drop = torch.rand(latents.shape[0], device=latents.device) < self.condition_dropout
+        # Validation (eval mode) measures the conditional loss: no condition is dropped.
+        rate = self.condition_dropout if self.training else 0.0
+        drop = torch.rand(latents.shape[0], device=latents.device) < rate
         inputs = unet_inputs(self.unet, self.condition_encoder(conditions, drop=drop))
         return diffusion_loss(
             lambda noisy, t: self.unet(noisy.to(self.unet.dtype), t, **inputs).sample,
