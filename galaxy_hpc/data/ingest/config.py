@@ -85,6 +85,9 @@ class VotesOptions:
     # GZ2 columns the fractions come from; None: the raw `fraction` columns (what
     # volunteers saw, which suits image captions); Kaggle tables have no choice.
     suffix: str | None = None
+    # Write the 37 GZ2 `_count` columns (int64) when the table has them all: the DINOv2
+    # regressor's Dirichlet-multinomial loss (model.loss auto) trains on them.
+    counts: bool = True
     survey: str = "sdss"  # caption prefix
     threshold: float = 0.5
     odd_threshold: float = 0.5
