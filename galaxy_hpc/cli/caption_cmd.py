@@ -1,4 +1,6 @@
-"""`galaxy-hpc caption VOTES`: write GalaxySD-style captions for a GZ2 or Kaggle vote table."""
+"""`galaxy-hpc caption VOTES`: GalaxySD-style captions for a GZ2 or Kaggle vote table;
+`galaxy-hpc caption --predictor RUN STORE`: the same for a store's galaxies from the
+fractions a trained vote predictor gives them (caption_store.py), into a new store."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import csv
 from collections import Counter
 from pathlib import Path
 
+from galaxy_hpc.cli.batch import add_command
 from galaxy_hpc.cli.output import print_json
 from galaxy_hpc.data.captions import CaptionConfig, Captioner
 from galaxy_hpc.data.vote_table import FRACTION_SUFFIXES, TABLE_ENDINGS, read_vote_table
@@ -23,13 +26,23 @@ def default_out(votes: Path) -> Path:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "caption", help="caption galaxies from a GZ2 or Kaggle vote table",
+    parser = add_command(
+        subparsers, "caption", run=run,
+        help="caption galaxies from a GZ2 or Kaggle vote table, or a store with a predictor",
         description="Read a GZ2 (tNN_..._aNN_...) or Kaggle (Class1.1 ...) vote table, CSV or "
-        "FITS, and write id,caption rows in the GalaxySD style.")
-    parser.add_argument("votes", type=Path, metavar="VOTES", help="vote table (.csv or .fits)")
+        "FITS, and write id,caption rows in the GalaxySD style. With --predictor RUN, "
+        "caption a store's galaxies from the vote fractions a trained vote predictor gives "
+        "them instead, into a new store (the same images and columns, plus the caption and "
+        "the predicted fractions); MPI-parallel under mpiexec/srun, and a rerun finishes "
+        "a killed one.")
+    parser.add_argument("source", type=Path, metavar="VOTES|STORE",
+                        help="vote table (.csv or .fits); with --predictor, a store")
+    parser.add_argument("--predictor", metavar="RUN",
+                        help="vote predictor folder (predictor.json), a train_dino run's "
+                        "output folder, or its Hugging Face id: caption STORE with it")
     parser.add_argument("--out", type=Path, help="captions CSV (default: <stem>.captions.csv "
-                        "beside VOTES)")
+                        "beside VOTES); with --predictor, the new store (default: "
+                        "<stem>.captioned.zarr|h5 beside STORE)")
     parser.add_argument("--survey", default="sdss", help="caption prefix (default: sdss)")
     parser.add_argument("--threshold", type=float, default=CaptionConfig.threshold,
                         help="fraction an answer needs to count (default: %(default)s)")
@@ -39,11 +52,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--suffix", choices=FRACTION_SUFFIXES,
                         help="GZ2 columns to use (default: debiased if present, else fraction)")
     parser.add_argument("--id-column", help="id column (default: dr7objid/objid/id or GalaxyID)")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary")
-    parser.set_defaults(func=run)
+    store = parser.add_argument_group("with --predictor")
+    store.add_argument("--column", default="caption", help="caption column (default: caption)")
+    store.add_argument("--prefix", default="pred_",
+                       help="prefix of the predicted fraction columns (default: pred_)")
+    store.add_argument("--batch-size", type=int, default=128)
+    store.add_argument("--device", default="auto",
+                       help="auto (a GPU per rank if any), cpu, cuda, cuda:N")
+    store.add_argument("--overwrite", action="store_true",
+                       help="replace a store at --out made from other inputs or settings")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.predictor is not None:
+        return run_with_predictor(args)
+    if args.overwrite or args.column != "caption" or args.prefix != "pred_":
+        raise ValueError("--column, --prefix and --overwrite go with --predictor RUN STORE")
+    args.votes = args.source
     config = CaptionConfig(survey=args.survey, threshold=args.threshold,
                            odd_threshold=args.odd_threshold)
     out = args.out or default_out(args.votes)
@@ -65,4 +90,27 @@ def run(args: argparse.Namespace) -> int:
         listing = "; ".join(f"{c!r} x{n}" for c, n in common)
         print(f"captioned {len(captions)} galaxies ({table.naming}"
               f"{', ' + table.suffix if table.suffix else ''}) -> {out}; most common: {listing}")
+    return 0
+
+
+def run_with_predictor(args: argparse.Namespace) -> int:
+    from galaxy_hpc.cli.caption_store import run_caption_store
+    from hpc.dist import resolve_env
+
+    if args.suffix is not None or args.id_column is not None:
+        raise ValueError("--suffix and --id-column pick vote table columns; a store captioned "
+                         "with --predictor has no vote table")
+    summary = run_caption_store(args)
+    if resolve_env(cuda_available=False).rank != 0:
+        return 0
+    if args.json:
+        print_json(summary)
+    elif summary["already_complete"]:
+        print(f"already complete: {summary['out']} holds the captioned store "
+              f"({summary['checksum']}); nothing to do")
+    else:
+        print(f"captioned {summary['num_items']} galaxies of {summary['source']} with "
+              f"{summary['predictor']} in {summary['seconds']:.1f} s on "
+              f"{summary['num_ranks']} rank(s) -> {summary['out']} (column "
+              f"{summary['column']!r})")
     return 0

@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--captions", metavar="DIR",
                         help="folder of <image name>.txt captions (default: beside the images)")
     parser.add_argument("--no-captions", action="store_true", help="store no caption column")
+    parser.add_argument("--labels", action="store_true",
+                        help="folder: class folders (spiral_galaxies/, nebulae/) as a label "
+                        "column")
     parser.add_argument("--ids", metavar="IDS.npy", help="npy: one id per image, in order")
     parser.add_argument("--table", metavar="CSV", help="npy: property table joined on the id")
     parser.add_argument("--id-column", metavar="NAME",
@@ -66,6 +69,8 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
         flags["npy.id_column"] = flags["votes.id_column"] = args.id_column
     if args.no_captions:
         flags["captions"] = False
+    if args.labels:
+        flags["folder.labels"] = True
     if args.overwrite:
         flags["overwrite"] = True
     return [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]

@@ -47,6 +47,7 @@ COMMANDS: list[str] = [
     "store_cmd",
     "synth_cmd",
     "ingest_cmd",
+    "manifest_cmd",
     "encode_cmd",
     "train_cmd",
     "predict_cmd",

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from galaxy_hpc.cli.batch import add_command, print_result
+from hpc.hub import resolve_weights
 
 TABLE_ENDINGS = (".fits", ".csv")
 
@@ -50,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def predictor_folder(model: str) -> Path:
     from galaxy_hpc.models.vote_predictor import MANIFEST
 
-    folder = Path(model)
+    folder = Path(resolve_weights(model, field="MODEL"))
     if not (folder / MANIFEST).is_file() and (folder / "predictor" / MANIFEST).is_file():
         return folder / "predictor"
     return folder

@@ -37,7 +37,9 @@ class FeatureSettings:
     # A torch-fidelity extractor name: inception-v3-compat, dinov2-vit-s-14/b/l/g,
     # clip-vit-b-32 (any clip-*), vgg16, or one that `extractor_module` registers.
     extractor: str = "inception-v3-compat"
-    weights: str | None = None  # local file/folder; nothing is ever downloaded
+    # Local file/folder, or a Hugging Face id (ORG/NAME[/FILE]) in the local cache;
+    # nothing is ever downloaded.
+    weights: str | None = None
     extractor_module: str | None = None  # imported first: registers its own extractors
     batch_size: int = 64  # images per batch (torch-fidelity's: the same batches, the same features)
     # Float stores: a stretch JSON ({"kind": "asinh", ...}, as a model folder keeps it);

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from hpc.hub import resolve_weights
 # Networks torch-fidelity would download, and what to give as their weights.
 NEEDS_WEIGHTS = {
     "inception-v3-compat": "torch-fidelity's weights-inception-2015-12-05-6726825d.pth",
@@ -120,6 +121,8 @@ def build_extractor(name: str, metrics: list[str], *, weights: str | None,
                     ) -> tuple[torch.nn.Module, ExtractorSpec]:
     """The extractor, in eval mode on `device`, producing the layers `metrics` need."""
     cls = extractor_class(name, extractor_module)
+    if weights is not None:
+        weights = resolve_weights(weights, field="features.weights")
     needs = _prefix_match(NEEDS_WEIGHTS, name)
     if needs and weights is None:
         raise ValueError(f"feature extractor {name!r} needs --weights PATH ({needs}); "

@@ -32,6 +32,8 @@ class ModelSection:
     """
 
     kind: str = "sd"
+    # Folders as above; each may also be a Hugging Face id (ORG/NAME, ORG/NAME/subfolder)
+    # in the local cache, fetched beforehand with `huggingface-cli download`.
     path: str = ""
     base: str | None = None
     lora_scale: float = 1.0

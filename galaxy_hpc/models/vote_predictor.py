@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from hpc.imports import import_target
+from hpc.hub import resolve_weights
 
 MANIFEST = "predictor.json"
 
@@ -55,7 +56,7 @@ def register_predictor_kind(kind: str, loader: str) -> None:
 
 def load_vote_predictor(folder: str | Path, *, device: str | torch.device = "cpu"
                         ) -> VotePredictor:
-    folder = Path(folder)
+    folder = Path(resolve_weights(str(folder), field="the vote predictor"))
     manifest = folder / MANIFEST
     if not manifest.is_file():
         raise FileNotFoundError(f"{folder}: not a vote predictor (no {MANIFEST}); "

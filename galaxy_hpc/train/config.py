@@ -60,6 +60,24 @@ class EmaSection:
             raise ValueError(f"ema update_every must be >= 1, got {self.update_every}")
 
 
+LOGGERS = ("tensorboard", "wandb")
+
+
+@dataclass
+class WandbSection:
+    """Weights & Biases, when run.loggers has wandb (rank 0 logs; the other ranks never
+    start W&B)."""
+
+    project: str = "galaxy-hpc"
+    entity: str | None = None  # team or user; null: the logged-in default
+    name: str | None = None  # run name; null: the output folder's name
+    tags: list[str] = field(default_factory=list)
+    # offline: written under OUTPUT/wandb and uploaded later with the `wandb sync` command
+    # the run prints (compute nodes usually have no network); online; disabled. A
+    # WANDB_MODE environment variable wins over this.
+    mode: Literal["offline", "online", "disabled"] = "offline"
+
+
 @dataclass
 class EarlyStoppingSection:
     """Stop once the validation loss has not improved for `patience` validations in a
@@ -93,7 +111,11 @@ class RunSection:
     # and start over, instead of refusing. A run of this same config still resumes.
     overwrite: bool = False
     gradient_checkpointing: bool = False
-    tensorboard: bool = True
+    # Where scalars (loss, lr, images/s, ...) and sample grids go besides train_log.jsonl
+    # and samples/*.png: tensorboard (OUTPUT/tensorboard), wandb (see run.wandb); [] for
+    # neither.
+    loggers: list[str] = field(default_factory=lambda: ["tensorboard"])
+    wandb: WandbSection = field(default_factory=WandbSection)
     # Steps between validations (the loss on data.validation_fraction's held-out items,
     # logged as val_loss); 0: none. Needs data.validation_fraction > 0.
     eval_every: int = 0
@@ -113,6 +135,12 @@ class RunSection:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.sample_every < 0:
             raise ValueError(f"sample_every must be >= 0, got {self.sample_every}")
+        unknown = [name for name in self.loggers if name not in LOGGERS]
+        if unknown:
+            raise ValueError(f"loggers: {unknown[0]!r} is not a logger; use "
+                             f"{' and/or '.join(LOGGERS)} (or [] for neither)")
+        if len(set(self.loggers)) != len(self.loggers):
+            raise ValueError(f"loggers: {self.loggers} names one twice")
 
 
 @dataclass

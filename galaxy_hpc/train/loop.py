@@ -4,7 +4,7 @@
 
 What the loop provides, so that families do not: DeepSpeed ZeRO (hpc.zero),
 data sharded over ranks with exact mid-epoch resume (StoreLoader), an LR
-schedule, EMA, a JSONL + TensorBoard log with images/s and MFU, sample grids,
+schedule, EMA, a JSONL log (and TensorBoard, W&B) with images/s and MFU, sample grids,
 checkpoints that are complete or ignored (hpc.checkpoint), and preemption:
 a Slurm warning signal makes every rank save the same step and requeue the job
 (hpc.preempt). With data.validation_fraction the held-out items are never trained on,
@@ -43,7 +43,7 @@ from galaxy_hpc.train.validation import (
     validation_result,
 )
 from hpc.checkpoint import checkpoint_dir, mark_complete, prune, resolve_resume
-from hpc.config import save_config
+from hpc.config import save_config, to_dict
 from hpc.dist import DistEnv
 from hpc.preempt import PreemptionWatch
 
@@ -100,6 +100,7 @@ class Trainer:
         from hpc.zero import build_engine, partitioned_build, torch_dtype
 
         self.cfg, self.env = cfg, env
+        self.log: Any = None  # the RunLog, once the loop runs (sample grids go to its trackers)
         self.device = (torch.device("cuda", torch.cuda.current_device())
                        if env.backend == "nccl" else torch.device("cpu"))
         self.out = Path(cfg.run.output_dir)
@@ -307,6 +308,8 @@ class Trainer:
                 if self.env.is_main:
                     path = write_grid(images, self.out / "samples" / f"step-{self.step:08d}.png",
                                       columns=grid_columns(len(images)))
+                    if self.log is not None:
+                        self.log.image(self.step, "samples", path)
                     recipe = self.family.sample_recipe(self.cfg.run.num_samples,
                                                        seed=self.cfg.run.seed)
                     if recipe is not None:
@@ -337,9 +340,10 @@ class Trainer:
             run_dir.forget_result(self.out)
         # A pending window at the resume step means its row (if any) ended a shorter run
         # with a partial average; this run logs that window in full (metrics.RunLog).
-        log = RunLog(self.out, enabled=env.is_main, tensorboard=cfg.run.tensorboard,
-                     resume_step=self.step, drop_row_at_resume=len(self.window) > 0
-                     and self.step < cfg.run.max_steps)
+        log = self.log = RunLog(
+            self.out, enabled=env.is_main, loggers=cfg.run.loggers, wandb=cfg.run.wandb,
+            config=to_dict(cfg) if env.is_main else None, resume_step=self.step,
+            drop_row_at_resume=len(self.window) > 0 and self.step < cfg.run.max_steps)
         meter = Throughput()
         flops_per_image = None
         device_name = torch.cuda.get_device_name() if self.device.type == "cuda" else None

@@ -1,4 +1,4 @@
-"""What a training run reports: a JSONL log, TensorBoard, images/s and MFU.
+"""What a training run reports: a JSONL log, TensorBoard and W&B, images/s and MFU.
 
 Rank 0 writes; every rank contributes to the averaged loss. MFU (model FLOP
 utilisation) is the achieved training FLOP/s over the device's peak dense
@@ -34,7 +34,8 @@ def peak_flops(device_name: str | None, precision: str) -> float | None:
 
 
 class RunLog:
-    """train_log.jsonl (one JSON object per logged step) and TensorBoard, on rank 0 only.
+    """train_log.jsonl (one JSON object per logged step) and the trackers run.loggers
+    names (TensorBoard, W&B: galaxy_hpc.train.trackers), on rank 0 only.
 
     `resume_step` is the step the run starts from (0: fresh). Rows past it were written by
     a run that went on after its last checkpoint (killed, not preempted) and are dropped,
@@ -43,20 +44,21 @@ class RunLog:
     shorter run: the continued run logs that window in full). TensorBoard drops the same
     events (purge_step)."""
 
-    def __init__(self, output_dir: str | Path, *, enabled: bool, tensorboard: bool,
-                 resume_step: int = 0, drop_row_at_resume: bool = False) -> None:
+    def __init__(self, output_dir: str | Path, *, enabled: bool,
+                 loggers: list[str] | tuple[str, ...] = ("tensorboard",), wandb: Any = None,
+                 config: dict[str, Any] | None = None, resume_step: int = 0,
+                 drop_row_at_resume: bool = False) -> None:
+        from galaxy_hpc.train.trackers import open_trackers
+
         self.enabled = enabled
         self.path = Path(output_dir) / "train_log.jsonl"
-        self._writer = None
+        self.trackers: list[Any] = []
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             last_kept = resume_step - 1 if drop_row_at_resume else resume_step
             self._keep_rows_until(last_kept)
-            if tensorboard:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._writer = SummaryWriter(str(Path(output_dir) / "tensorboard"),
-                                             purge_step=last_kept + 1)
+            self.trackers = open_trackers(list(loggers), output_dir, first_step=last_kept + 1,
+                                          wandb_section=wandb, config=config)
 
     def _keep_rows_until(self, step: int) -> None:
         if not self.path.is_file():
@@ -82,15 +84,31 @@ class RunLog:
         record = {"step": step, "time": round(time.time(), 3), **values}
         with open(self.path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
-        if self._writer is not None:
-            for key, value in values.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self._writer.add_scalar(key, value, step)
-            self._writer.flush()
+        if self.trackers:
+            from galaxy_hpc.train.trackers import numeric
 
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
+            for tracker in self.trackers:
+                tracker.scalars(step, numeric(values))
+
+    def image(self, step: int, tag: str, path: str | Path) -> None:
+        """A sample grid PNG, as an image in every tracker (not only as a file)."""
+        if not self.trackers:
+            return
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(path) as picture:
+            pixels = np.asarray(picture.convert("RGB"))
+        for tracker in self.trackers:
+            tracker.image(step, tag, pixels, f"{Path(path).name} (step {step})")
+
+    def close(self) -> list[str]:
+        """Close the trackers; the lines they leave for the user (printed here too)."""
+        lines = [line for line in (t.close() for t in self.trackers) if line]
+        self.trackers = []
+        for line in lines:
+            print(line, flush=True)
+        return lines
 
 
 class LossWindow:

@@ -14,8 +14,9 @@ to train longer, and it must do the right thing with what the folder holds:
   (its `train_result.json`), and nothing is trained, sampled or exported again.
 
 Settings that may change on resume (RESUMABLE): how long to train and how
-often to log, sample and checkpoint; where the folder is; the resume and
-overwrite switches; gradient checkpointing (memory only, same maths). Any
+often to log, sample and checkpoint; where the folder is; where the logs go
+(run.loggers, run.wandb); the resume and overwrite switches; gradient
+checkpointing (memory only, same maths). Any
 other change (model, data, optimizer, precision, ZeRO, EMA, seed, batch size)
 alters what the checkpoint means and needs a new run.output_dir.
 """
@@ -38,7 +39,8 @@ RESULT_FILE = "train_result.json"
 RESUMABLE = (
     "run.max_steps", "run.log_every", "run.sample_every", "run.num_samples",
     "run.checkpoint_every", "run.checkpoints_total_limit", "run.resume_from_checkpoint",
-    "run.output_dir", "run.overwrite", "run.tensorboard", "run.gradient_checkpointing",
+    "run.output_dir", "run.overwrite", "run.loggers", "run.wandb.project", "run.wandb.entity",
+    "run.wandb.name", "run.wandb.tags", "run.wandb.mode", "run.gradient_checkpointing",
     "run.eval_every", "run.keep_best", "run.early_stopping.patience",
     "run.early_stopping.min_delta",
 )

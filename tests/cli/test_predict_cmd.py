@@ -111,3 +111,22 @@ def test_predict_refuses_what_is_not_a_predictor(galaxy_hpc, store, tmp_path):
                            str(tmp_path / "x.parquet")], capture_output=True, text=True,
                           timeout=120, env=ENV)
     assert done.returncode == 1 and ".fits or .csv" in done.stderr
+
+
+def test_predict_takes_a_hugging_face_id_from_the_local_cache(galaxy_hpc, store, tmp_path):
+    """A predictor fetched with `huggingface-cli download` is named by its id, offline."""
+    from support.hub import cached_repo
+
+    snapshot = cached_repo(tmp_path / "hf" / "hub", "galaxy-lab/gz2-predictor")
+    random_vote_predictor(snapshot, head_std=0.5)
+    env = {**ENV, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    env.pop("HF_HUB_CACHE", None)
+    out = tmp_path / "p.fits"
+    summary = run_json([galaxy_hpc, "predict", "galaxy-lab/gz2-predictor", store, "--out",
+                        str(out), "--json"], env=env, timeout=300)
+    assert summary["model"] == str(snapshot) and summary["num_items"] == 56
+    missing = subprocess.run([galaxy_hpc, "predict", "galaxy-lab/other", store, "--out",
+                              str(out)], env=env, capture_output=True, text=True, timeout=300)
+    lines = missing.stderr.strip().splitlines()
+    assert missing.returncode == 1 and "huggingface-cli download galaxy-lab/other" in lines[-1]
+    assert str(tmp_path / "hf" / "hub") in lines[-1]

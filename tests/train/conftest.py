@@ -19,13 +19,14 @@ def synth_store(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def sd_lora_run(galaxy_hpc, synth_store, tmp_path_factory):
-    """sd_lora_tiny, 6 steps, each logged, LoRA alpha 8 at rank 4 (a scale other than 1):
-    (output folder, `--json` result). test_train_sd loads it with diffusers' own API;
-    test_exports redraws its grid from base + LoRA."""
+    """sd_lora_tiny, 6 steps, each logged to TensorBoard and W&B (offline), LoRA alpha 8
+    at rank 4 (a scale other than 1): (output folder, `--json` result). test_train_sd
+    loads it with diffusers' own API and reads its W&B run; test_exports redraws its grid
+    from base + LoRA."""
     out = tmp_path_factory.mktemp("sd-runs") / "lora"
     result = train(galaxy_hpc, "sd_lora_tiny.yaml", synth_store, out, "run.max_steps=6",
                    "run.log_every=1", "model.lora.rank=4", "model.lora.alpha=8",
-                   "optim.lr=5e-3")
+                   "optim.lr=5e-3", "run.loggers=[tensorboard,wandb]")
     return out, result
 
 

@@ -28,7 +28,7 @@ sys.exit(main(sys.argv[1:]))
 
 CONFIG = """kind: train_toy
 run: {max_steps: 4, micro_batch_size: 4, log_every: 1, num_samples: 4, checkpoint_every: 4,
-      tensorboard: false}
+      loggers: []}
 zero: {stage: 0, precision: fp32}
 model: {width: 4}
 """

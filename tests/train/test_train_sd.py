@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support.wandb_files import history as wandb_history
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "configs" / "train" / "sd_lora_tiny.yaml")
@@ -59,6 +60,12 @@ def test_lora_run_exports_weights_diffusers_loads(sd_lora_run):
     rows = log_rows(out)
     assert [r["step"] for r in rows] == list(range(1, 7))
     assert all({"loss", "lr", "images_per_s", "grad_norm"} <= set(r) for r in rows)
+    # The same rows and the final grid, as an image, in the run's offline W&B file.
+    (wandb_file,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
+    logged = wandb_history(wandb_file)
+    assert [logged[r["step"]]["loss"] for r in rows] == [r["loss"] for r in rows]
+    assert logged[6]["samples/_type"] == "image-file"
+    assert (wandb_file.parent / "files" / logged[6]["samples/path"]).is_file()
     base = StableDiffusionPipeline.from_pretrained(out / "base")
     before = generate(base)
     base.load_lora_weights(out / "lora")

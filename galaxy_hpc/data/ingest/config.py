@@ -24,6 +24,10 @@ class FolderOptions:
     # Folder of <name>.txt captions (GalaxySD's `caption_file`); None: beside the images.
     captions: str | None = None
     recursive: bool = False  # look in sub-folders too; ids are then relative paths
+    # Class folders (Astro-Diffusion's spiral_galaxies/, nebulae/): each image's first
+    # sub-folder becomes its `label` column; implies recursive. Images directly in the
+    # source folder are then rejected (no_label).
+    labels: bool = False
     extensions: list[str] = field(default_factory=lambda: [".jpg", ".jpeg", ".png"])
 
 
@@ -33,6 +37,7 @@ class JsonlOptions:
 
     path_key: str = "path"
     caption_key: str = "caption"
+    label_key: str = "label"  # a `label` column when any line has one (manifest writes it)
 
 
 @dataclass
@@ -85,6 +90,9 @@ class VotesOptions:
     # GZ2 columns the fractions come from; None: the raw `fraction` columns (what
     # volunteers saw, which suits image captions); Kaggle tables have no choice.
     suffix: str | None = None
+    # Write the 37 GZ2 `_count` columns (int64) when the table has them all: the DINOv2
+    # regressor's Dirichlet-multinomial loss (model.loss auto) trains on them.
+    counts: bool = True
     survey: str = "sdss"  # caption prefix
     threshold: float = 0.5
     odd_threshold: float = 0.5

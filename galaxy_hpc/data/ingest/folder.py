@@ -6,13 +6,21 @@ any .txt file; then every image needs a non-empty caption (unless
 require_captions=false, which stores ""). The id is the file name without its
 extension (with recursive=true, the relative path without extension), so `a.jpg` and
 `a.png` share an id and the second is a duplicate.
+
+Astro-Diffusion sorts its images into class folders (`spiral_galaxies/`, `nebulae/`,
+`planets/`): with folder.labels=true the folder is walked recursively and the first
+sub-folder of each image under SOURCE becomes its `label` column, so the class survives
+into the store (for conditioning, or to balance a training set); an image directly in
+SOURCE has no class and is a `no_label` reject.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from galaxy_hpc.data.ingest.config import IngestConfig
@@ -40,27 +48,38 @@ def walk_files(root: Path, recursive: bool) -> list[str]:
     return sorted(found)
 
 
+LABEL_COLUMN = "label"
+
+
+def class_label(relative: str) -> str | None:
+    """The class folder of an image given by its path relative to the root (the first
+    sub-folder), or None for an image directly in the root."""
+    head, sep, _ = relative.partition("/")
+    return head if sep else None
+
+
 def list_records(cfg: IngestConfig) -> Listing:
     root = Path(cfg.source)
     opts = cfg.folder
+    recursive = opts.recursive or opts.labels
     if not root.exists():
         raise FileNotFoundError(f"{root}: no such folder (the images' folder is missing)")
     if not root.is_dir():
         raise ValueError(f"{root}: a file, not a folder of images")
     extensions = tuple(e.lower() if e.startswith(".") else f".{e.lower()}"
                        for e in opts.extensions)
-    names = walk_files(root, opts.recursive)
+    names = walk_files(root, recursive)
     images = [n for n in names if n.lower().endswith(extensions)]
     if not images:
         raise ValueError(f"{root}: no images found ({', '.join(extensions)})")
     caption_root = Path(opts.captions) if opts.captions else root
     if opts.captions and not caption_root.is_dir():
         raise ValueError(f"{caption_root}: caption folder not found")
-    texts = set(names) if caption_root == root else set(walk_files(caption_root, opts.recursive))
+    texts = set(names) if caption_root == root else set(walk_files(caption_root, recursive))
     texts = {n for n in texts if n.endswith(".txt")}
     with_captions = cfg.captions and (opts.captions is not None or bool(texts))
 
-    ids, sources, caption_files, rejects = [], [], [], []
+    ids, sources, caption_files, labels, rejects = [], [], [], [], []
     dedupe = Deduper()
     for name in images:
         record_id = name.rsplit(".", 1)[0]
@@ -68,6 +87,11 @@ def list_records(cfg: IngestConfig) -> Listing:
         duplicate = dedupe.check(record_id, source)
         if duplicate:
             rejects.append(duplicate)
+            continue
+        label = class_label(name)
+        if opts.labels and label is None:
+            rejects.append(Reject(source, f"no_label: {name} is not in a class folder of "
+                                  f"{root}", record_id))
             continue
         text = f"{record_id}.txt"
         if with_captions and text not in texts and cfg.require_captions:
@@ -77,13 +101,19 @@ def list_records(cfg: IngestConfig) -> Listing:
         ids.append(record_id)
         sources.append(source)
         caption_files.append(str(caption_root / text) if text in texts else "")
-    return Listing(
+        labels.append(label)
+    listing = Listing(
         kind="folder", ids=ids, sources=sources, dtype="uint8", channels=3,
         column_types={"caption": "str"} if with_captions else {},
         rejects=rejects, inputs=[str(root)] + ([str(caption_root)] if opts.captions else []),
         notes={"captions": str(caption_root) if with_captions else None},
         payload=caption_files if with_captions else None,
     )
+    if opts.labels:
+        listing.column_types[LABEL_COLUMN] = "str"
+        listing.columns[LABEL_COLUMN] = np.array(labels, dtype=object)
+        listing.notes["labels"] = dict(sorted(Counter(labels).items()))
+    return listing
 
 
 class Reader:

@@ -41,6 +41,7 @@ REASONS = {
     "no_image": "a vote row whose image file does not exist",
     "no_vote_row": "an image whose id has no row in the vote table",
     "no_table_row": "an image whose id has no row in the property table",
+    "no_label": "with folder.labels, an image that is not inside a class folder",
 }
 
 # What decoding one bad file can raise. Anything else is a bug and stops the job.

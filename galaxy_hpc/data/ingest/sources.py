@@ -3,7 +3,7 @@
 Guessing (source_kind=auto): a vote table given -> votes; `.jsonl` -> jsonl; `.npy` -> npy;
 a glob or a FITS file -> fits; a folder -> fits if it holds FITS files and no images,
 folder if it holds images and no FITS files (with both, name the kind). Sub-folders are
-looked at only with folder.recursive.
+looked at only with folder.recursive (or folder.labels).
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def detect_kind(cfg: IngestConfig) -> str:
     if not path.exists():
         raise FileNotFoundError(f"{source}: no such file or folder")
     if path.is_dir():
-        names = [name.lower() for name in walk_files(path, cfg.folder.recursive)]
+        names = [name.lower() for name in walk_files(path, cfg.folder.recursive
+                                                        or cfg.folder.labels)]
         has_fits = any(n.endswith(FITS_ENDINGS) for n in names)
         images = tuple(e.lower() for e in cfg.folder.extensions)
         has_images = any(n.endswith(images) for n in names)

@@ -5,7 +5,10 @@ its 37 per-question fractions become the store columns `tNN_..._aNN_..._fraction
 (gz2.column_name), in Kaggle order, and a GalaxySD-style caption is made from them
 with `captions.Captioner` (captions=false drops it). By default a GZ2 catalog's raw
 `_fraction` columns are used (votes.suffix picks `debiased` etc.); Kaggle values are
-converted to per-question fractions.
+converted to per-question fractions. When a GZ2 table has all 37 `_count` columns they
+are written too, as int64 `tNN_..._aNN_..._count` columns (votes.counts=false drops
+them): the DINOv2 regressor's Dirichlet-multinomial loss needs the counts, since a
+fraction does not say how many volunteers it rests on.
 
 The join: the image of id X is SOURCE / pattern.format(id=X). Records follow the
 table's row order. A row whose image is missing is a `no_image` reject (or, with
@@ -31,6 +34,7 @@ from galaxy_hpc.data.ingest.table import id_strings
 from galaxy_hpc.data.vote_table import read_vote_table
 
 FRACTION_COLUMNS = tuple(column_name(a, "fraction") for a in ANSWERS)
+COUNT_COLUMNS = tuple(column_name(a, "count") for a in ANSWERS)
 
 
 def is_kaggle(path: Path) -> bool:
@@ -101,15 +105,22 @@ def list_records(cfg: IngestConfig) -> Listing:
     if not ids and not rejects:
         raise ValueError(f"{path}: no vote rows")
     fractions = table.fractions[keep]
+    with_counts = opts.counts and table.counts is not None
     listing = Listing(
         kind="votes", ids=ids, sources=sources, dtype="uint8", channels=3, rejects=rejects,
         inputs=[str(root), str(path)],
         notes={"votes_naming": table.naming, "votes_suffix": table.suffix,
-               "vote_rows": len(table), "vote_rows_without_image_ignored": num_ignored},
+               "vote_rows": len(table), "vote_rows_without_image_ignored": num_ignored,
+               "vote_counts": bool(with_counts)},
     )
     for k, name in enumerate(FRACTION_COLUMNS):
         listing.column_types[name] = "float64"
         listing.columns[name] = np.ascontiguousarray(fractions[:, k])
+    if with_counts:
+        counts = table.counts[keep]
+        for k, name in enumerate(COUNT_COLUMNS):
+            listing.column_types[name] = "int64"
+            listing.columns[name] = np.ascontiguousarray(counts[:, k])
     if cfg.captions:
         captioner = Captioner(CaptionConfig(survey=opts.survey, threshold=opts.threshold,
                                             odd_threshold=opts.odd_threshold))

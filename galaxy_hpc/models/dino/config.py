@@ -82,8 +82,9 @@ class HeldOutSection:
 @dataclass
 class DinoModelConfig:
     # Where the backbone comes from, exactly one of:
-    # - backbone: a local folder in transformers layout (config.json + model.safetensors,
-    #   e.g. facebook/dinov2-base saved locally); nothing is downloaded;
+    # - backbone: a local folder in transformers layout (config.json + model.safetensors),
+    #   or a Hugging Face id in the local cache (facebook/dinov2-base after
+    #   `huggingface-cli download`); nothing is downloaded;
     # - tiny: a small Dinov2Config with random weights;
     # - init_from: the `predictor` folder of an earlier run (backbone and head), e.g. the
     #   head stage's output for the full stage.

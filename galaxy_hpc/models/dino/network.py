@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from galaxy_hpc.data.gz2 import NUM_ANSWERS
 from galaxy_hpc.models.dino.tree import bounded
+from hpc.hub import resolve_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -46,10 +47,11 @@ def tiny_backbone(tiny: Any, *, num_channels: int, image_size: int) -> Any:
 
 
 def load_backbone(path: str | Path) -> Any:
-    """A Dinov2Model from a local folder in transformers layout (never downloads)."""
+    """A Dinov2Model from a folder in transformers layout, or a Hub id in the local
+    cache (hpc.hub; never downloads)."""
     from transformers import Dinov2Model
 
-    folder = Path(path)
+    folder = Path(resolve_weights(str(path), field="model.backbone"))
     if not (folder / "config.json").is_file():
         raise ValueError(f"model.backbone: {folder} is not a transformers model folder (no "
                          "config.json); save a DINOv2 checkpoint such as dinov2-base there "

@@ -34,6 +34,7 @@ from galaxy_hpc.models.dino.network import (
 from galaxy_hpc.models.dino.tree import tree_softmax
 from galaxy_hpc.models.vote_predictor import MANIFEST
 from hpc.files import follow_umask
+from hpc.hub import resolve_weights
 
 KIND = "dino"
 FORMAT_VERSION = 1
@@ -83,7 +84,7 @@ def load_regressor(folder: str | Path) -> tuple[VoteRegressor, dict[str, Any]]:
 
     from transformers.utils import logging as hf_logging
 
-    folder = Path(folder)
+    folder = Path(resolve_weights(str(folder), field="model.init_from"))
     manifest = read_manifest(folder)
     shown = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # a bar per load is noise in batch jobs

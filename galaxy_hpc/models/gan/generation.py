@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from galaxy_hpc.models.contract import ConditionBatch
+from hpc.hub import resolve_weights
 
 
 class GANGenerator:
@@ -56,7 +57,7 @@ def load_gan(model: Any, sampler: Any, runtime: Any, *, size: int | None) -> GAN
     if not model.path:
         raise ValueError("model.path is empty: give a GAN generator folder (the generator/ "
                          "of a train_gan run)")
-    folder = Path(model.path)
+    folder = Path(resolve_weights(model.path, field="model.path"))
     if not folder.is_dir():
         raise FileNotFoundError(f"model.path: {folder} does not exist")
     gan = load_generator(folder, runtime.device)

@@ -44,7 +44,8 @@ class PerceptualSection:
     kind: Literal["none", "gradient", "vgg16"] = "none"
     weight: float = 0.1
     num_scales: int = 3  # gradient: scales compared
-    weights_path: str | None = None  # vgg16: local torchvision weights file
+    # vgg16: a local torchvision weights file, or ORG/NAME/FILE in the Hugging Face cache
+    weights_path: str | None = None
 
     def __post_init__(self) -> None:
         if self.weight < 0:
@@ -65,8 +66,8 @@ class VaeModelConfig:
     latent_channels: int = 4
     norm_num_groups: int = 32
     mid_block_attention: bool = True
-    # Fine-tune an existing AutoencoderKL folder instead of building one from the above
-    # (its channels must match the store).
+    # Fine-tune an existing AutoencoderKL folder (or Hugging Face id in the local cache)
+    # instead of building one from the above (its channels must match the store).
     init_from: str | None = None
     reconstruction_loss: Literal["l1", "mse"] = "l1"
     # KL(q(z|x) || N(0, I)) summed over a latent and divided by the pixels of an image,
@@ -124,7 +125,8 @@ class ConditionSection:
 @dataclass
 class LatentUNetModelConfig:
     # Stage 1's output: the `vae` folder of a train_ldm_vae run (AutoencoderKL with its
-    # scaling_factor measured on the data). Loaded frozen; nothing is downloaded.
+    # scaling_factor measured on the data), or its Hugging Face id in the local cache.
+    # Loaded frozen; nothing is downloaded.
     vae_path: str = ""
     block_out_channels: list[int] = field(default_factory=lambda: [128, 256, 512])
     # Per resolution: cross-attention to the condition tokens (true) or plain ResNet blocks.

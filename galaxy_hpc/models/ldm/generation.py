@@ -17,6 +17,7 @@ import torch
 
 from galaxy_hpc.models.contract import ConditionBatch
 from galaxy_hpc.models.samplers import build_scheduler, scheduler_provenance
+from hpc.hub import resolve_weights
 
 
 class LDMGenerator:
@@ -80,7 +81,7 @@ def load_ldm(model: Any, sampler: Any, runtime: Any, *, size: int | None) -> LDM
     from galaxy_hpc.models.sd.generation import quiet_loading
     from galaxy_hpc.models.ldm.pipeline import GalaxyLDMPipeline
 
-    folder = Path(model.path) if model.path else None
+    folder = Path(resolve_weights(model.path, field="model.path")) if model.path else None
     if folder is None:
         raise ValueError("model.path is empty: give a GalaxyLDMPipeline folder (the "
                          "pipeline/ of a train_ldm_unet run)")

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from hpc.hub import resolve_weights
+
 # Last layer index of each VGG16 stage in torchvision's `features` (relu1_2 ... relu5_3).
 _VGG_TAPS = (3, 8, 15, 22, 29)
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -56,7 +58,7 @@ class VGGFeatureLoss(torch.nn.Module):
         # classifier would be 120 M parameters we never use.
         from torchvision.models.vgg import cfgs, make_layers
 
-        path = Path(weights_path)
+        path = Path(resolve_weights(str(weights_path), field="model.perceptual.weights_path"))
         if not path.is_file():
             raise ValueError(f"model.perceptual.weights_path: no such file {path} (a local "
                              "torchvision vgg16 state dict, e.g. vgg16-397923af.pth; nothing "

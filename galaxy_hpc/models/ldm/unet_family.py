@@ -33,6 +33,7 @@ from galaxy_hpc.models.display import to_display
 from galaxy_hpc.models.ldm.images import read_vae_info
 from galaxy_hpc.models.contract import ModelFamily
 from hpc.files import follow_umask
+from hpc.hub import resolve_weights
 
 
 class LatentUNetTrainModule(torch.nn.Module):
@@ -68,7 +69,7 @@ def load_frozen_vae(path: str, store: Any) -> tuple[Any, dict[str, Any] | None]:
     """Stage 1's AutoencoderKL (and its galaxy_hpc_vae.json), checked against the store."""
     from diffusers import AutoencoderKL
 
-    folder = Path(path)
+    folder = Path(resolve_weights(path, field="model.vae_path"))
     if not path or not (folder / "config.json").is_file():
         raise ValueError(f"model.vae_path must be stage 1's AutoencoderKL folder (the vae/ "
                          f"folder of a train_ldm_vae run), got {path!r}")

@@ -39,6 +39,7 @@ from galaxy_hpc.models.ldm.images import (
 from galaxy_hpc.models.ldm.perceptual import build_perceptual
 from galaxy_hpc.models.contract import ModelFamily
 from hpc.files import follow_umask
+from hpc.hub import resolve_weights
 
 ENCODE_BATCH = 32  # images per forward pass when measuring the latents at export
 
@@ -80,7 +81,7 @@ def build_vae(model: Any, image_shape: tuple[int, int, int]) -> Any:
 
     channels, height, width = image_shape
     if model.init_from:
-        folder = Path(model.init_from)
+        folder = Path(resolve_weights(model.init_from, field="model.init_from"))
         if not (folder / "config.json").is_file():
             raise ValueError(f"model.init_from: {folder} is not an AutoencoderKL folder "
                              "(no config.json); nothing is downloaded")

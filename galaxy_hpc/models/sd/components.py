@@ -2,7 +2,8 @@
 
 Nothing is downloaded: `pretrained_model_name_or_path` must be a folder in
 diffusers layout (what `StableDiffusionPipeline.save_pretrained` writes, or a
-copy of stable-diffusion-v1-5 fetched once on a login node). `write_tiny_sd`
+copy of stable-diffusion-v1-5 fetched once on a login node), or the Hub id of one
+in the local Hugging Face cache (hpc.hub). `write_tiny_sd`
 builds an SD-1.5-shaped pipeline small enough to train on a laptop CPU in
 seconds, with a tokenizer learned from galaxy captions, for tests and the demo.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hpc.files import follow_umask
+from hpc.hub import resolve_weights
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 # Words as CLIP's pre-tokenizer splits them (letters, single digits, punctuation runs).
@@ -42,6 +44,7 @@ def load_components(path: str | Path, *, partitioned: tuple[str, ...] = (),
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+    path = resolve_weights(str(path), field="model.pretrained_model_name_or_path")
     folder = Path(path)
     if not str(path):
         raise ValueError("model.pretrained_model_name_or_path is empty: give a local folder in "

@@ -29,7 +29,8 @@ class LoraSection(lora.LoraSection):
 class SDModelConfig:
     reads_cached_latents: ClassVar[bool] = True  # data.latents (galaxy-hpc encode)
     # A local folder in diffusers layout (unet/, vae/, text_encoder/, tokenizer/,
-    # scheduler/): nothing is downloaded. `galaxy-hpc` can write a tiny one for tests.
+    # scheduler/), or a Hugging Face id (runwayml/stable-diffusion-v1-5) fetched into the
+    # local cache beforehand with `huggingface-cli download`: nothing is downloaded here.
     pretrained_model_name_or_path: str = ""
     # Instead of a folder: an SD-1.5-shaped model with tiny widths built in memory (its
     # tokenizer learned from the store's captions), for CPU runs of every code path.

@@ -26,6 +26,7 @@ import torch
 
 from galaxy_hpc.models.contract import ConditionBatch
 from galaxy_hpc.models.samplers import build_scheduler, scheduler_provenance
+from hpc.hub import resolve_weights
 
 GROUP = 8  # distinct captions encoded per text-encoder call
 CACHE_GROUPS = 256  # groups kept (SD-1.5 in bf16: 8 x 77 x 768 x 2 B = 0.9 MiB per group)
@@ -33,7 +34,7 @@ LORA_FILE = "pytorch_lora_weights.safetensors"
 
 
 def _pipeline_folder(path: str, field: str) -> Path:
-    folder = Path(path) if path else None
+    folder = Path(resolve_weights(path, field=field)) if path else None
     if folder is None:
         raise ValueError(f"{field} is empty: give a StableDiffusionPipeline folder "
                          "(diffusers layout; nothing is downloaded)")
@@ -195,7 +196,7 @@ def load_sd(model: Any, sampler: Any, runtime: Any, *, size: int | None) -> SDGe
 
 def load_sd_lora(model: Any, sampler: Any, runtime: Any, *, size: int | None) -> SDGenerator:
     base = _pipeline_folder(model.base, "model.base")
-    lora = Path(model.path) if model.path else None
+    lora = Path(resolve_weights(model.path, field="model.path")) if model.path else None
     if lora is None:
         raise ValueError(f"model.path is empty: give the LoRA folder (with {LORA_FILE}) or "
                          "its .safetensors file")

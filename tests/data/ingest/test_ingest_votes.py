@@ -90,3 +90,46 @@ def test_debiased_choice_no_captions_and_ignored_rows(tmp_path):
     assert summary.notes["vote_rows_without_image_ignored"] == 3
     expected = read_vote_table(votes, suffix="debiased").fractions[:2]
     np.testing.assert_array_equal(store.read_column(FRACTIONS[0]), expected[:, 0])
+
+
+def test_gz2_counts_become_store_columns_the_dirichlet_loss_trains_on(tmp_path):
+    import torch
+    from support.votes import gz2_table_with_counts, tree_counts
+
+    from galaxy_hpc.models.dino.targets import read_targets
+    from galaxy_hpc.models.dino.tree import dirichlet_multinomial_nll
+
+    counts = tree_counts(fractions_of(4, seed=2), num_volunteers=44)
+    votes = tmp_path / "gz2_hart16.csv"
+    gz2_table_with_counts(OBJIDS[:4], counts).write(votes, format="ascii.csv")
+    for objid in OBJIDS[:4]:
+        write_image(tmp_path / "img" / f"{objid}.jpg", rgb(48, 48, objid % 100))
+    summary, store, rejects = ingest(tmp_path, tmp_path / "img", size=32,
+                                     votes={"table": str(votes)})
+    assert summary.exit_code == 0 and rejects == [] and summary.notes["vote_counts"] is True
+    names = [column_name(a, "count") for a in ANSWERS]
+    assert {store.spec.columns[n] for n in names} == {"int64"}
+    np.testing.assert_array_equal(np.stack([store.read_column(n) for n in names], axis=1),
+                                  counts)
+
+    targets = read_targets(store, suffix="fraction", loss="auto")
+    assert targets.loss == "dirichlet_multinomial"
+    np.testing.assert_array_equal(targets.counts, counts)
+    # The loss reads the counts: concentrations that follow them beat reversed ones.
+    batch = torch.from_numpy(targets.counts)
+    following = dirichlet_multinomial_nll(torch.log(batch + 1.0), batch)
+    reversed_ = dirichlet_multinomial_nll(torch.log(batch.flip(1) + 1.0), batch)
+    assert torch.isfinite(following).all() and (following < reversed_).all()
+
+
+def test_counts_can_be_left_out(tmp_path):
+    from support.votes import gz2_table_with_counts, tree_counts
+
+    votes = tmp_path / "gz2.fits"
+    gz2_table_with_counts(OBJIDS[:2], tree_counts(fractions_of(2), 30)).write(votes)
+    for objid in OBJIDS[:2]:
+        write_image(tmp_path / "img" / f"{objid}.jpg", rgb(48, 48, 3))
+    summary, store, _ = ingest(tmp_path, tmp_path / "img", size=32,
+                               votes={"table": str(votes), "counts": False})
+    assert summary.notes["vote_counts"] is False
+    assert not any(name.endswith("_count") for name in store.columns)

@@ -1,0 +1,65 @@
+"""What a W&B offline run wrote, read back from its `.wandb` file.
+
+wandb 0.31 writes through its Go core and no longer ships a Python reader, so the
+framing (LevelDB's log format: 32 KiB blocks, records cut into FULL/FIRST/MIDDLE/LAST
+pieces behind a 7-byte header, after a 7-byte `:W&B` file header) is undone here and
+each record is parsed with wandb's own protobuf class.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+BLOCK = 32768
+HEADER = 7
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def wandb_records(path: str | Path) -> list:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = Path(path).read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a .wandb file"
+    pos, pieces, records = HEADER, b"", []
+    while pos + HEADER <= len(data):
+        left = BLOCK - pos % BLOCK
+        if left < HEADER:  # the block's tail is padding
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + HEADER])
+        chunk = data[pos + HEADER:pos + HEADER + length]
+        pos += HEADER + length
+        if kind == FULL:
+            records.append(chunk)
+        elif kind == FIRST:
+            pieces = chunk
+        elif kind == MIDDLE:
+            pieces += chunk
+        elif kind == LAST:
+            records.append(pieces + chunk)
+        else:  # zero padding up to the end of the block
+            pos += BLOCK - pos % BLOCK if pos % BLOCK else 0
+    return [pb.Record.FromString(r) for r in records]
+
+
+def history(path: str | Path) -> dict[int, dict]:
+    """{step: {key: value}} of the run's logged rows (keys of nested values joined by '/')."""
+    rows: dict[int, dict] = {}
+    for record in wandb_records(path):
+        if record.WhichOneof("record_type") == "history":
+            row = rows.setdefault(record.history.step.num, {})
+            for item in record.history.item:
+                key = item.key or "/".join(item.nested_key)
+                row[key] = json.loads(item.value_json)
+    return rows
+
+
+def run_config(path: str | Path) -> dict:
+    """The run's config, as the run record holds it."""
+    for record in wandb_records(path):
+        if record.WhichOneof("record_type") == "run":
+            return {item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                    for item in record.run.config.update}
+    return {}
