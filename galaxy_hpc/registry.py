@@ -139,5 +139,6 @@ for _kind, _target in {
     "physics": "galaxy_hpc.evaluate.config:PhysicsConfig",
     "morphology": "galaxy_hpc.evaluate.config:MorphologyConfig",
     "conditioning": "galaxy_hpc.evaluate.config:ConditioningConfig",
+    "clipscore": "galaxy_hpc.evaluate.config:ClipScoreConfig",
 }.items():
     register_kind(_kind, _target)

@@ -5,7 +5,8 @@ What `galaxy-hpc evaluate all CONFIG`, `galaxy-hpc submit evaluate CONFIG` and
 fill each section's stores left empty; each section is the typed config of its
 evaluation (config.py). Morphology runs when `morphology.predictor` is set (and scores the
 predictor on the real store's true votes too when it has them); conditioning reports the
-real store's correlations beside the generated ones.
+real store's correlations beside the generated ones. CLIP score runs when
+`clipscore.weights` (a CLIP folder) is set.
 """
 
 from __future__ import annotations
@@ -15,20 +16,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from galaxy_hpc.evaluate.config import (
+    ClipScoreConfig,
     ConditioningConfig,
     FidConfig,
     MorphologyConfig,
     PhysicsConfig,
 )
 
-EVALUATIONS = ("fid", "physics", "morphology", "conditioning")
+EVALUATIONS = ("fid", "physics", "morphology", "conditioning", "clipscore")
 
 
 @dataclass
 class EvaluateJobConfig:
     """Run the evaluations a config lists, then write the report.
 
-    FID, physics, morphology (when a predictor is given) and conditioning of one catalog,
+    FID, physics, morphology (when a predictor is given), conditioning and CLIP score (when
+    a CLIP folder is given) of one catalog,
     each from its section, writing OUT/<evaluation>.json and OUT/report/index.html. The
     same job `galaxy-hpc submit evaluate` sends.
     """
@@ -36,14 +39,15 @@ class EvaluateJobConfig:
     real: str = ""  # the real store; fills each section's real store left empty
     generated: str = ""  # the generated store; fills each section's generated store
     out: str = "evaluation"  # RUN_DIR: <evaluation>.json and report/index.html
-    # Any of fid, physics, morphology, conditioning, run in this order.
+    # Any of fid, physics, morphology, conditioning, clipscore, run in this order.
     evaluations: list[str] = field(default_factory=lambda: ["fid", "physics", "morphology",
-                                                            "conditioning"])
+                                                            "conditioning", "clipscore"])
     report: bool = True  # write OUT/report/index.html
     fid: FidConfig = field(default_factory=FidConfig)
     physics: PhysicsConfig = field(default_factory=PhysicsConfig)
     morphology: MorphologyConfig = field(default_factory=MorphologyConfig)
     conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
+    clipscore: ClipScoreConfig = field(default_factory=ClipScoreConfig)
 
     def __post_init__(self) -> None:
         unknown = [e for e in self.evaluations if e not in EVALUATIONS]
@@ -89,6 +93,7 @@ def _filled(name: str, section: Any, cfg: EvaluateJobConfig) -> Any:
 
 def run_evaluate(cfg: EvaluateJobConfig, *, show_progress: bool = True) -> EvaluateSummary:
     """Collective: every rank runs every evaluation; rank 0 writes results and the report."""
+    from galaxy_hpc.evaluate.clipscore import run_clipscore
     from galaxy_hpc.evaluate.conditioning import run_conditioning
     from galaxy_hpc.evaluate.fid import run_fid
     from galaxy_hpc.evaluate.morphology import run_morphology
@@ -100,12 +105,15 @@ def run_evaluate(cfg: EvaluateJobConfig, *, show_progress: bool = True) -> Evalu
     check_writable(cfg.out, "the results folder (out)")  # every rank, before any work
     comm = job_comm()
     runners = {"fid": run_fid, "physics": run_physics, "morphology": run_morphology,
-               "conditioning": run_conditioning}
+               "conditioning": run_conditioning, "clipscore": run_clipscore}
     ran, skipped, summaries = [], {}, {}
     for name in cfg.evaluations:
         section = _filled(name, getattr(cfg, name), cfg)
         if name == "morphology" and not section.predictor:
             skipped[name] = "no morphology.predictor (a vote predictor folder) given"
+            continue
+        if name == "clipscore" and not section.weights:
+            skipped[name] = "no clipscore.weights (a CLIP folder) given"
             continue
         result = runners[name](section, show_progress=show_progress, comm=comm)
         if comm.rank == 0:

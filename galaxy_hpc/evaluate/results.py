@@ -17,7 +17,7 @@ from typing import Any
 from hpc.store import Store
 
 RESULT_FILES = {"fid": "fid.json", "physics": "physics.json", "morphology": "morphology.json",
-                "conditioning": "conditioning.json"}
+                "conditioning": "conditioning.json", "clipscore": "clipscore.json"}
 
 
 @dataclass
