@@ -48,6 +48,7 @@ COMMANDS: list[str] = [
     "synth_cmd",
     "ingest_cmd",
     "encode_cmd",
+    "dedup_cmd",
     "train_cmd",
     "predict_cmd",
     "generate_cmd",

@@ -1,5 +1,5 @@
-"""A tiny CLIP folder (CLIPModel + CLIPProcessor, save_pretrained) built offline, and a
-store of two kinds of galaxies whose captions say which kind each is.
+"""A store of two kinds of galaxies whose captions say which kind each is, and the tiny
+CLIP (support/tiny_clip.py) fitted to it.
 
 `trained_clip` fits the tiny CLIP contrastively to that store for a few seconds, so that
 an image's own caption scores higher than the other kind's: a model whose CLIP score has
@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from support.tiny_clip import IMAGE_SIDE, tiny_clip
 
 CAPTIONS = ("a smooth round elliptical galaxy", "a thin edge on disk galaxy")
-IMAGE_SIDE = 32
 
 
 def two_kinds_store(out: Path, num: int, seed: int, *, swap_captions: bool = False) -> Path:
@@ -45,33 +45,6 @@ def two_kinds_store(out: Path, num: int, seed: int, *, swap_captions: bool = Fal
         writer.write_shard(shard, images[a:b], {"caption": captions[a:b]})
     finalize_store(out)
     return out
-
-
-def tiny_clip(out: Path, captions: list[str], *, seed: int = 0):
-    """A random tiny CLIP whose tokenizer knows every word of `captions`; saved at `out`."""
-    import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
-
-    from galaxy_hpc.models.sd.components import tiny_tokenizer
-
-    tokenizer = tiny_tokenizer(list(captions))
-    ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in
-           (("bos", "<|startoftext|>"), ("eos", "<|endoftext|>"))}
-    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=2, vocab_size=len(tokenizer), max_position_embeddings=77,
-                bos_token_id=ids["bos"], eos_token_id=ids["eos"], pad_token_id=ids["eos"])
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=2, image_size=IMAGE_SIDE, patch_size=8)
-    torch.manual_seed(seed)
-    model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
-    processor = CLIPProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": IMAGE_SIDE},
-                                           crop_size={"height": IMAGE_SIDE,
-                                                      "width": IMAGE_SIDE}),
-        tokenizer=tokenizer)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return model, processor
 
 
 def trained_clip(out: Path, store_path: Path, *, steps: int = 100, seed: int = 0) -> Path:
