@@ -129,7 +129,8 @@ def run_dedup(cfg: DedupConfig, *, show_progress: bool = True,
     attrs = {"dedup": {key: data[key] for key in ("store", "source_checksum", "extractor",
                                                   "transforms", "threshold", "keep_rule",
                                                   "counts", "mark")}}
-    checksum = write_store(cfg.out, store, plan, mark=cfg.mark, attrs=attrs, comm=comm)
+    checksum = write_store(cfg.out, store, plan, mark=cfg.mark, attrs=attrs,
+                           record=folder / "out_plan.sha256", comm=comm)
     data["out_checksum"] = comm.bcast(checksum)
     data["seconds"] = time.perf_counter() - start
     return DedupResult(comm.bcast(data))

@@ -9,6 +9,7 @@ by all ranks, whole output shards each, and reopened on a rerun (completed shard
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import io
 import os
@@ -19,7 +20,7 @@ import numpy as np
 
 from galaxy_hpc.curate.groups import DuplicatePlan
 from galaxy_hpc.evaluate.inputs import ExtractorInput
-from hpc.comm import Comm
+from hpc.comm import Comm, on_root
 from hpc.mpi import split_range
 from hpc.store import Store, StoreSpec, create_store, finalize_store
 from hpc.store.spec import backend_for_path
@@ -114,18 +115,31 @@ def output_spec(store: Store, mark: bool, out: str) -> StoreSpec:
                      column_info={k: v for k, v in info.items() if v})
 
 
+def plan_digest(store: Store, plan: DuplicatePlan, mark: bool) -> str:
+    """What the new store's content follows from: the source and the decision."""
+    content = hashlib.sha256(f"{store.checksum} {mark}".encode())
+    content.update(np.ascontiguousarray(plan.duplicate_of, dtype="<i8").tobytes())
+    return content.hexdigest()
+
+
 def write_store(out: str, store: Store, plan: DuplicatePlan, *, mark: bool,
-                attrs: dict[str, Any], comm: Comm) -> str | None:
+                attrs: dict[str, Any], record: Path, comm: Comm) -> str | None:
     """Collective: every rank writes its output shards; rank 0 finalises. The checksum
-    on rank 0, None elsewhere."""
+    on rank 0, None elsewhere. `record` holds the digest of the plan the store at `out`
+    was started from: the same plan resumes it, another (a new threshold, a changed
+    source) starts it over."""
     items = np.arange(len(store)) if mark else np.flatnonzero(plan.keep)
     spec = output_spec(store, mark, out)
     merged = {**store.attrs, **attrs}
-    writer = create_store(out, spec, num_items=len(items), attrs=merged) if comm.rank == 0 \
-        else None
-    comm.barrier()
-    if writer is None:
-        writer = create_store(out, spec, num_items=len(items), attrs=merged)
+
+    def start() -> None:
+        digest = plan_digest(store, plan, mark)
+        same = record.is_file() and record.read_text().strip() == digest
+        create_store(out, spec, num_items=len(items), attrs=merged, overwrite=not same)
+        record.write_text(digest + "\n")
+
+    on_root(comm, start)
+    writer = create_store(out, spec, num_items=len(items), attrs=merged)
     pending = writer.pending_shards()
     values = {name: store.read_column(name) for name in store.spec.columns} if pending else {}
     for shard in [pending[k] for k in split_range(len(pending), comm.rank, comm.size)]:

@@ -172,3 +172,14 @@ def test_pixel_fingerprint_of_a_flipped_image_is_the_flipped_fingerprint(side):
     assert shortcut.shape == (3, 8, 1024)
     np.testing.assert_allclose(shortcut, direct, atol=1e-4)
     assert np.abs(direct[:, 0] - direct[:, 4]).max() > 0.1  # a flip changes it
+
+
+def test_another_threshold_into_the_same_out_starts_the_store_over(deep_field, tmp_path,
+                                                                    capsys):
+    out = tmp_path / "again.zarr"
+    strict = dedup(deep_field["store"], out, "--threshold", "0.99", capsys=capsys)
+    assert strict["counts"]["near"] == 2  # the flipped and the turned copies (cosine 1.0)
+    assert len(open_store(out)) == deep_field["num"] - 4
+    loose = dedup(deep_field["store"], out, capsys=capsys)
+    assert loose["counts"]["removed"] == 7 and len(open_store(out)) == deep_field["num"] - 7
+    assert open_store(out).checksum == loose["out_checksum"] != strict["out_checksum"]
