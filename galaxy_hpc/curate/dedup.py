@@ -1,10 +1,11 @@
 """`galaxy-hpc dedup STORE --out CLEAN`: exact and near-duplicate removal, on any number
 of ranks.
 
-Every rank embeds its store shards (embed_pass.py; resumable), rank 0 reads them all,
-finds the groups with FAISS (groups.py: memory N x T x D float32, the one step that does
-not split) and writes the CSV and the page; then every rank writes its shards of the new
-store (outputs.py). A rerun after a kill embeds only the missing shards and writes only
+Every rank embeds its store shards (embed_pass.py; resumable), then searches its slice
+of the items, every transform, in a FAISS index of all items as stored (groups.py; memory
+N x D float32 plus its slice's N/K x T x D); rank 0 joins the pairs into groups and
+writes the CSV and the page; then every rank writes its shards of the new store
+(outputs.py). A rerun after a kill embeds only the missing shards and writes only
 the missing output shards.
 """
 
@@ -15,10 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from galaxy_hpc.curate.config import DedupConfig
-from galaxy_hpc.curate.embed_pass import embed_shards, load_embeddings, prepare_folder
+from galaxy_hpc.curate.embed_pass import embed_shards, load_base, load_items, prepare_folder
 from galaxy_hpc.curate.embedders import build_embedder
-from galaxy_hpc.curate.groups import plan_duplicates
+from galaxy_hpc.curate.groups import near_pairs, plan_duplicates
 from galaxy_hpc.curate.outputs import write_csv, write_page, write_store
 from galaxy_hpc.evaluate.extractors import pick_device
 from galaxy_hpc.evaluate.inputs import extractor_input
@@ -26,6 +29,7 @@ from galaxy_hpc.evaluate.passes import progress
 from hpc.comm import Comm, job_comm, on_root
 from hpc.dist import resolve_env
 from hpc.files import check_writable
+from hpc.mpi import split_range
 from hpc.store import open_store
 
 
@@ -97,15 +101,24 @@ def run_dedup(cfg: DedupConfig, *, show_progress: bool = True,
     comm.barrier()
     embed_seconds = time.perf_counter() - embed_start
 
-    def plan_on_root() -> Any:
-        embeddings, hashes = load_embeddings(work, len(store), store.spec.shard_size)
-        search_start = time.perf_counter()
-        plan = plan_duplicates(embeddings, store.read_item_digests(), hashes,
-                               threshold=threshold, neighbours=cfg.neighbours,
-                               index_kind=cfg.index, nprobe=cfg.nprobe)
-        return plan, time.perf_counter() - search_start
+    # Every rank searches its slice of the items (all transforms) against all of them.
+    search_start = time.perf_counter()
+    base, hashes = load_base(work, len(store), store.spec.shard_size)
+    mine = split_range(len(store), comm.rank, comm.size)
+    queries = load_items(work, np.arange(mine.start, mine.stop), store.spec.shard_size) \
+        if len(mine) else np.empty((0, 1, base.shape[1]), np.float32)
+    found = near_pairs(base, queries, mine.start, threshold, cfg.neighbours,
+                       index_kind=cfg.index, nprobe=cfg.nprobe)
+    del base, queries
+    gathered = comm.allgather(found)
+    pairs = (np.concatenate([g[0] for g in gathered]), np.concatenate([g[1] for g in gathered]))
 
-    plan, search_seconds = on_root(comm, plan_on_root)
+    def plan_on_root() -> Any:
+        return plan_duplicates(len(store), pairs, store.read_item_digests(), hashes,
+                               lambda rows: load_items(work, rows, store.spec.shard_size))
+
+    plan = on_root(comm, plan_on_root)
+    search_seconds = time.perf_counter() - search_start
     embedded = sum(c["embedded"] for c in counts)
     data = {
         "command": "dedup", "store": str(store.path), "source_checksum": store.checksum,

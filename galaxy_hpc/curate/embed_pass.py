@@ -81,13 +81,25 @@ def embed_shards(store: Store, folder: Path, embedder: Embedder, pixels: Extract
     return done
 
 
-def load_embeddings(folder: Path, num_items: int, shard_size: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(N, T, D) embeddings and (N, 32) image hashes, from every shard's file."""
+def load_base(folder: Path, num_items: int, shard_size: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) embeddings of the images as stored (transform 0) and (N, 32) image hashes."""
     num_shards = -(-num_items // shard_size)
-    embeddings, hashes = [], []
+    base, hashes = [], []
     for shard in range(num_shards):
         with np.load(shard_file(folder, shard)) as data:
-            embeddings.append(data["embeddings"])
+            base.append(data["embeddings"][:, 0])
             hashes.append(data["image_sha256"])
-    return np.concatenate(embeddings), np.concatenate(hashes)
+    return np.concatenate(base), np.concatenate(hashes)
+
+
+def load_items(folder: Path, indices: np.ndarray, shard_size: int) -> np.ndarray:
+    """(len(indices), T, D) embeddings of the given sorted items, reading only their shards."""
+    indices = np.asarray(indices, dtype=np.int64)
+    assert (np.diff(indices) > 0).all(), "sorted, distinct indices"
+    out: list[np.ndarray] = []
+    for shard in np.unique(indices // shard_size):
+        with np.load(shard_file(folder, int(shard))) as data:
+            rows = indices[indices // shard_size == shard] - shard * shard_size
+            out.append(data["embeddings"][rows])
+    return np.concatenate(out) if out else np.empty((0, 1, 1), np.float32)

@@ -16,7 +16,7 @@ removed and names the kept item it duplicates.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -88,25 +88,29 @@ def build_index(base: np.ndarray, kind: str = "flat", nprobe: int = 16) -> Any:
     return index
 
 
-def near_pairs(embeddings: np.ndarray, threshold: float, neighbours: int, *,
-               index_kind: str = "flat", nprobe: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j) with i < j and max over transforms of cos >= threshold, from a FAISS
-    inner-product index of the identity embeddings; embeddings are (N, T, D)."""
-    num_items, num_transforms, _ = embeddings.shape
-    if num_items < 2:
+def near_pairs(base: np.ndarray, queries: np.ndarray, offset: int, threshold: float,
+               neighbours: int, *, index_kind: str = "flat", nprobe: int = 16
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j), i < j, with max over transforms of cos >= threshold: the items
+    offset + q of `queries` ((n, T, D), every transform of each) searched in an index of
+    `base` ((N, D), every item as stored). Ranks each search their own slice of items."""
+    num_items = len(base)
+    if num_items < 2 or len(queries) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    index = build_index(normalised(embeddings[:, 0]), index_kind, nprobe)
+    index = build_index(normalised(base), index_kind, nprobe)
     k = min(neighbours + 1, num_items)
     found_i, found_j = [], []
-    for t in range(num_transforms):
-        for lo in range(0, num_items, QUERY_CHUNK):
-            queries = normalised(embeddings[lo:lo + QUERY_CHUNK, t])
-            sims, idx = index.search(queries, k)
-            rows = np.repeat(np.arange(lo, lo + len(queries)), k).reshape(-1, k)
+    for t in range(queries.shape[1]):
+        for lo in range(0, len(queries), QUERY_CHUNK):
+            chunk = normalised(queries[lo:lo + QUERY_CHUNK, t])
+            sims, idx = index.search(chunk, k)
+            rows = np.repeat(np.arange(offset + lo, offset + lo + len(chunk)), k).reshape(-1, k)
             hit = (sims >= threshold) & (idx >= 0) & (idx != rows)
             found_i.append(rows[hit])
             found_j.append(idx[hit])
     i, j = np.concatenate(found_i), np.concatenate(found_j)
+    if len(i) == 0:
+        return i, j
     pairs = np.unique(np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1), axis=0)
     return pairs[:, 0], pairs[:, 1]
 
@@ -118,29 +122,36 @@ def _exact_groups(keys: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(inverse == g) for g in np.flatnonzero(counts > 1)]
 
 
-def best_similarity(embeddings: np.ndarray, item: int, kept: int) -> float:
-    """max over the item's transforms of cos(T item, kept)."""
-    query = normalised(embeddings[item])
-    return float((query @ normalised(embeddings[kept, 0])).max())
+def best_similarities(items: np.ndarray, kept: np.ndarray,
+                      load: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """max over transforms of cos(T item, kept) for each pair; `load(sorted indices)`
+    gives their (n, T, D) embeddings."""
+    if len(items) == 0:
+        return np.empty(0)
+    needed = np.unique(np.concatenate([items, kept]))
+    rows = {int(index): k for k, index in enumerate(needed)}
+    vectors = normalised(load(needed))
+    return np.array([float((vectors[rows[int(a)]] @ vectors[rows[int(b)], 0]).max())
+                     for a, b in zip(items, kept)])
 
 
-def plan_duplicates(embeddings: np.ndarray, item_digests: np.ndarray,
-                    image_hashes: np.ndarray, *, threshold: float, neighbours: int,
-                    index_kind: str = "flat", nprobe: int = 16) -> DuplicatePlan:
-    num_items = len(embeddings)
+def plan_duplicates(num_items: int, pairs: tuple[np.ndarray, np.ndarray],
+                    item_digests: np.ndarray, image_hashes: np.ndarray,
+                    load: Callable[[np.ndarray], np.ndarray]) -> DuplicatePlan:
+    """Groups from the exact keys and the near pairs; `load` as best_similarities."""
     joins = UnionFind(num_items)
     for keys in (item_digests, image_hashes):
         for members in _exact_groups(keys):
             for member in members[1:]:
                 joins.union(int(members[0]), int(member))
-    for a, b in zip(*near_pairs(embeddings, threshold, neighbours, index_kind=index_kind,
-                                nprobe=nprobe)):
+    for a, b in zip(*pairs):
         joins.union(int(a), int(b))
-    roots = np.array([joins.find(i) for i in range(num_items)])
+    roots = np.array([joins.find(i) for i in range(num_items)], dtype=np.int64)
     duplicate_of = np.where(roots == np.arange(num_items), -1, roots).astype(np.int64)
     similarity = np.full(num_items, np.nan)
     reason = np.full(num_items, "", dtype=object)
     groups: dict[int, list[int]] = {}
+    near = []
     for item in np.flatnonzero(duplicate_of >= 0):
         kept = int(duplicate_of[item])
         groups.setdefault(kept, [kept]).append(int(item))
@@ -150,7 +161,8 @@ def plan_duplicates(embeddings: np.ndarray, item_digests: np.ndarray,
             reason[item], similarity[item] = "exact image", 1.0
         else:
             reason[item] = "near"
-            similarity[item] = best_similarity(embeddings, int(item), kept)
+            near.append(int(item))
+    near_items = np.array(near, dtype=np.int64)
+    similarity[near_items] = best_similarities(near_items, duplicate_of[near_items], load)
     ordered = sorted(groups.values(), key=lambda members: (-len(members), members[0]))
     return DuplicatePlan(num_items, duplicate_of, similarity, reason, ordered)
-
