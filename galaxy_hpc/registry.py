@@ -131,6 +131,7 @@ for _kind, _target in {
     "synth": "galaxy_hpc.data.synth.job:SynthJobConfig",
     "ingest": "galaxy_hpc.data.ingest.config:IngestConfig",
     "encode": "galaxy_hpc.encode.job:EncodeConfig",
+    "dedup": "galaxy_hpc.curate.config:DedupConfig",
     "evaluate": "galaxy_hpc.evaluate.job:EvaluateJobConfig",
     "generate": "galaxy_hpc.generate.config:GenerateConfig",
     "augmentation": "galaxy_hpc.evaluate.augmentation_config:AugmentationConfig",
@@ -140,5 +141,6 @@ for _kind, _target in {
     "morphology": "galaxy_hpc.evaluate.config:MorphologyConfig",
     "morphology_fidelity": "galaxy_hpc.evaluate.config:MorphologyFidelityConfig",
     "conditioning": "galaxy_hpc.evaluate.config:ConditioningConfig",
+    "clipscore": "galaxy_hpc.evaluate.config:ClipScoreConfig",
 }.items():
     register_kind(_kind, _target)

@@ -69,6 +69,7 @@ EVALUATIONS: dict[str, Evaluation] = {
                                       kind="morphology_fidelity"),
     "conditioning": Evaluation("conditioning:run_conditioning", ("generated",),
                                {"num_bins": "--bins"}),
+    "clipscore": Evaluation("clipscore:run_clipscore", ("generated",)),
     "augmentation": Evaluation("augmentation:run_augmentation", distributed=False),
     "all": Evaluation("job:run_evaluate", kind="evaluate", job=True),
 }
@@ -80,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         importlib.import_module(f"galaxy_hpc.evaluate.{module}")
     parser = subparsers.add_parser(
         "evaluate", help="FID/KID/IS, physics, morphology (and its fidelity against the "
-        "predictor's floor) and conditioning checks of a catalog",
+        "predictor's floor), conditioning and CLIP score of a catalog",
         description="Evaluate a generated store against a real one, on any number of ranks "
         "(mpiexec, srun). Each evaluation takes a config (kind: its name) and a.b=value "
         "overrides, or its stores as positionals and flags; it prints on rank 0, has --json, "

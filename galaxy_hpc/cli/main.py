@@ -49,6 +49,7 @@ COMMANDS: list[str] = [
     "ingest_cmd",
     "manifest_cmd",
     "encode_cmd",
+    "dedup_cmd",
     "train_cmd",
     "predict_cmd",
     "generate_cmd",

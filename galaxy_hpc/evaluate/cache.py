@@ -63,25 +63,37 @@ class StatsCache:
         return self.folder / f"{Path(key.store_path).name}-{key.digest()}.npz"
 
     def load(self, key: CacheKey) -> StoreStats | None:
+        arrays = self.load_arrays(key)
+        try:
+            return None if arrays is None else _stats_from(arrays)
+        except (ValueError, KeyError):
+            return None  # from another version: recompute and overwrite
+
+    def save(self, key: CacheKey, stats: StoreStats) -> CacheOutcome:
+        return self.save_arrays(key, _arrays_of(stats), stats.num_items)
+
+    def load_arrays(self, key: CacheKey) -> dict[str, np.ndarray] | None:
+        """The arrays of the entry for `key` (any evaluation's), None if absent or damaged."""
         path = self.path_for(key)
         if not path.is_file():
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                return _stats_from(dict(data))
-        except (OSError, ValueError, KeyError):
-            return None  # damaged or from another version: recompute and overwrite
+                return dict(data)
+        except (OSError, ValueError):
+            return None  # damaged: recompute and overwrite
 
-    def save(self, key: CacheKey, stats: StoreStats) -> CacheOutcome:
+    def save_arrays(self, key: CacheKey, arrays: dict[str, np.ndarray],
+                    num_items: int) -> CacheOutcome:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path_for(key)
         removed = self._remove_stale(key)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **_arrays_of(stats))
+        np.savez(tmp, **arrays)
         os.replace(tmp, path)
         meta = {"store_path": str(Path(key.store_path).resolve()), "checksum": key.checksum,
                 "extractor": key.extractor, "pixels": key.pixels, "settings": key.settings,
-                "num_items": stats.num_items, "version": CACHE_VERSION}
+                "num_items": num_items, "version": CACHE_VERSION}
         path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
         return CacheOutcome("miss", str(path), removed)
 

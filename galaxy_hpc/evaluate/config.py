@@ -266,3 +266,32 @@ class ConditioningConfig:
 
 MEASURED = ("total_flux", "half_light_radius", "colour", "concentration")
 FIDELITY_QUANTITIES = ("log_flux", "half_light_radius", "colour", "concentration")
+
+
+@dataclass
+class ClipScoreConfig:
+    """CLIP score of generated galaxies against their captions (mean and std).
+
+    100 x the cosine between each image's and its caption's CLIP embeddings (torchmetrics'
+    CLIPScore), from a local CLIP folder (transformers CLIPModel + CLIPProcessor), over every
+    image of the store, split over ranks in whole batches; the per-image scores are cached
+    by the store's checksum and the CLIP folder.
+    """
+
+    generated: str = ""  # the generated store (GEN_STORE), with a caption column
+    weights: str = ""  # a CLIP folder (CLIPModel + CLIPProcessor save_pretrained); no download
+    caption_column: str = "caption"  # the captions the images were generated from
+    # Float stores: a stretch JSON (as FeatureSettings.stretch); None: from the store itself.
+    stretch: str | None = None
+    rgb_bands: list[int] | None = None  # float stores with 3+ bands: the bands shown as R, G, B
+    batch_size: int = 64  # images per batch (the same batches on any number of ranks)
+    device: Device = "auto"  # auto: this rank's GPU when there is one, else the CPU
+    cache: bool = True  # reuse per-image scores (keyed by checksum, CLIP folder, pixel map)
+    cache_dir: str | None = None  # none: as FidConfig.cache_dir
+
+    def __post_init__(self) -> None:
+        _positive(self, "batch_size")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.rgb_bands is not None and len(self.rgb_bands) != 3:
+            raise ValueError(f"rgb_bands needs three band indices (R, G, B), got {self.rgb_bands}")

@@ -7,7 +7,7 @@ evaluation (config.py). Morphology runs when `morphology.predictor` is set (and 
 predictor on the real store's true votes too when it has them); morphology fidelity runs
 with the same predictor (or its own) when the real store has true votes to give the
 predictor's floor; conditioning reports the real store's correlations beside the
-generated ones.
+generated ones. CLIP score runs when `clipscore.weights` (a CLIP folder) is set.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from galaxy_hpc.evaluate.config import (
+    ClipScoreConfig,
     ConditioningConfig,
     FidConfig,
     MorphologyConfig,
@@ -24,15 +25,16 @@ from galaxy_hpc.evaluate.config import (
     PhysicsConfig,
 )
 
-EVALUATIONS = ("fid", "physics", "morphology", "morphology_fidelity", "conditioning")
+EVALUATIONS = ("fid", "physics", "morphology", "morphology_fidelity", "conditioning",
+               "clipscore")
 
 
 @dataclass
 class EvaluateJobConfig:
     """Run the evaluations a config lists, then write the report.
 
-    FID, physics, morphology and morphology fidelity (when a predictor is given) and
-    conditioning of one catalog,
+    FID, physics, morphology and morphology fidelity (when a predictor is given),
+    conditioning and CLIP score (when a CLIP folder is given) of one catalog,
     each from its section, writing OUT/<evaluation>.json and OUT/report/index.html. The
     same job `galaxy-hpc submit evaluate` sends.
     """
@@ -40,9 +42,10 @@ class EvaluateJobConfig:
     real: str = ""  # the real store; fills each section's real store left empty
     generated: str = ""  # the generated store; fills each section's generated store
     out: str = "evaluation"  # RUN_DIR: <evaluation>.json and report/index.html
-    # Any of fid, physics, morphology, morphology_fidelity, conditioning, run in this order.
+    # Any of fid, physics, morphology, morphology_fidelity, conditioning, clipscore, run in
+    # this order.
     evaluations: list[str] = field(default_factory=lambda: [
-        "fid", "physics", "morphology", "morphology_fidelity", "conditioning"])
+        "fid", "physics", "morphology", "morphology_fidelity", "conditioning", "clipscore"])
     report: bool = True  # write OUT/report/index.html
     fid: FidConfig = field(default_factory=FidConfig)
     physics: PhysicsConfig = field(default_factory=PhysicsConfig)
@@ -51,6 +54,7 @@ class EvaluateJobConfig:
     morphology_fidelity: MorphologyFidelityConfig = field(
         default_factory=MorphologyFidelityConfig)
     conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
+    clipscore: ClipScoreConfig = field(default_factory=ClipScoreConfig)
 
     def __post_init__(self) -> None:
         unknown = [e for e in self.evaluations if e not in EVALUATIONS]
@@ -117,6 +121,7 @@ def _skip(name: str, section: Any) -> str | None:
 
 def run_evaluate(cfg: EvaluateJobConfig, *, show_progress: bool = True) -> EvaluateSummary:
     """Collective: every rank runs every evaluation; rank 0 writes results and the report."""
+    from galaxy_hpc.evaluate.clipscore import run_clipscore
     from galaxy_hpc.evaluate.conditioning import run_conditioning
     from galaxy_hpc.evaluate.fid import run_fid
     from galaxy_hpc.evaluate.morphology import run_morphology
@@ -130,13 +135,16 @@ def run_evaluate(cfg: EvaluateJobConfig, *, show_progress: bool = True) -> Evalu
     comm = job_comm()
     runners = {"fid": run_fid, "physics": run_physics, "morphology": run_morphology,
                "morphology_fidelity": run_morphology_fidelity,
-               "conditioning": run_conditioning}
+               "conditioning": run_conditioning, "clipscore": run_clipscore}
     ran, skipped, summaries = [], {}, {}
     for name in cfg.evaluations:
         section = _filled(name, getattr(cfg, name), cfg)
         why = _skip(name, section)
         if why:
             skipped[name] = why
+            continue
+        if name == "clipscore" and not section.weights:
+            skipped[name] = "no clipscore.weights (a CLIP folder) given"
             continue
         result = runners[name](section, show_progress=show_progress, comm=comm)
         if comm.rank == 0:

@@ -18,7 +18,7 @@ from hpc.store import Store
 
 RESULT_FILES = {"fid": "fid.json", "physics": "physics.json", "morphology": "morphology.json",
                 "morphology_fidelity": "morphology_fidelity.json",
-                "conditioning": "conditioning.json"}
+                "conditioning": "conditioning.json", "clipscore": "clipscore.json"}
 
 
 @dataclass

@@ -39,15 +39,18 @@ def float_stores(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def evaluated_run(float_stores, tmp_path_factory) -> Path:
     """RUN_DIR of `galaxy-hpc evaluate all` (the `evaluate` job) on the float stores: every
-    evaluation with the test extractor and predictor, and the report."""
+    evaluation with the test extractor, predictor and tiny CLIP, and the report."""
     import yaml
 
+    import eval_tiny_clip
     import eval_tiny_extractor
     import eval_tiny_predictor
     from galaxy_hpc.cli.main import main
 
     root = tmp_path_factory.mktemp("eval-all")
     predictor = eval_tiny_predictor.save(root / "predictor", 3, 32)
+    clip = root / "clip"
+    eval_tiny_clip.tiny_clip(clip, ["a smooth round galaxy"])
     config = root / "evaluate.yaml"
     config.write_text(yaml.safe_dump({
         "kind": "evaluate", "real": str(float_stores["real"]),
@@ -55,7 +58,8 @@ def evaluated_run(float_stores, tmp_path_factory) -> Path:
         "fid": {"features": {"extractor": eval_tiny_extractor.NAME}, "kid_subset_size": 40,
                 "cache_dir": str(root / "cache")},
         "physics": {"max_galaxies": 6, "num_bins": 8},
-        "morphology": {"predictor": str(predictor)}}))
+        "morphology": {"predictor": str(predictor)},
+        "clipscore": {"weights": str(clip), "cache_dir": str(root / "cache")}}))
     assert main(["evaluate", "all", str(config), "--json"]) == 0
     return root / "run"
 

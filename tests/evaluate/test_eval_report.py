@@ -22,7 +22,7 @@ def run_dir(evaluated_run):
 
 def test_evaluate_all_writes_every_result_and_the_report(run_dir):
     names = sorted(p.name for p in run_dir.glob("*.json"))
-    assert names == ["conditioning.json", "fid.json", "morphology.json",
+    assert names == ["clipscore.json", "conditioning.json", "fid.json", "morphology.json",
                      "morphology_fidelity.json", "physics.json"]
     assert (run_dir / "report" / "index.html").is_file()
 
@@ -33,7 +33,7 @@ def test_report_references_only_pictures_that_exist(run_dir, capsys):
     page = run_dir / "report" / "index.html"
     assert result["html"] == str(page)
     assert result["sections"] == ["grids", "fid", "physics", "morphology",
-                                  "morphology_fidelity", "conditioning"]
+                                  "morphology_fidelity", "conditioning", "clipscore"]
     html = page.read_text()
     sources = re.findall(r'<img src="([^"]+)"', html)
     assert sorted(sources) == sorted(result["images"]) and len(sources) >= 7 + 1 + 2
@@ -60,6 +60,9 @@ def test_report_shows_metrics_counts_and_provenance(run_dir):
     assert fidelity["predictor"] == json.loads((run_dir / "morphology.json").read_text())[
         "predictor"] and fidelity["floor_galaxies"]["num"] == 64
     assert "against the predictor's floor</h2>" in html and fidelity["verdict"] in html
+    clip = json.loads((run_dir / "clipscore.json").read_text())
+    assert clip["num_generated"] == 48 and 'src="clipscore.png"' in html
+    assert f"{clip['metrics']['clip_score_mean']:.4g}" in html
 
 
 def test_report_of_an_empty_folder_is_a_one_line_error(tmp_path, capsys):
@@ -70,7 +73,8 @@ def test_report_of_an_empty_folder_is_a_one_line_error(tmp_path, capsys):
 def test_a_folder_mixing_catalogs_is_reported_one_catalog_at_a_time(run_dir, float_stores,
                                                                     tmp_path, capsys):
     """Another catalog's conditioning evaluated into a copy of the run folder (it replaces
-    conditioning.json; fid, physics and morphology stay those of the first catalog): the
+    conditioning.json; fid, physics, morphology and clipscore stay those of the first
+    catalog): the
     report covers the newest result's catalog, names it, warns and lists what it left out;
     --generated reports on the other."""
     mixed = tmp_path / "mixed"
@@ -87,7 +91,7 @@ def test_a_folder_mixing_catalogs_is_reported_one_catalog_at_a_time(run_dir, flo
     assert Path(result["generated"]["path"]) == other.resolve()
     assert result["sections"] == ["conditioning"]
     assert sorted(entry.split(" ")[0] for entry in result["left_out"]) == \
-        ["fid", "morphology", "morphology_fidelity", "physics"]
+        ["clipscore", "fid", "morphology", "morphology_fidelity", "physics"]
     assert all(str(float_stores["generated"].resolve()) in e for e in result["left_out"])
     assert "galaxy-hpc report: warning:" in captured.err and "mixes results of 2" in captured.err
     page = Path(result["html"]).read_text()

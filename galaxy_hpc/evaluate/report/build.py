@@ -17,7 +17,11 @@ from galaxy_hpc.evaluate.report import html
 from galaxy_hpc.evaluate.report.conditioning import conditioning_section
 from galaxy_hpc.evaluate.report.grids import write_grids
 from galaxy_hpc.evaluate.report.morphology_fidelity import morphology_fidelity_section
-from galaxy_hpc.evaluate.report.plots import morphology_chart, physics_histograms
+from galaxy_hpc.evaluate.report.plots import (
+    clip_score_histogram,
+    morphology_chart,
+    physics_histograms,
+)
 from galaxy_hpc.evaluate.report.selection import select
 from galaxy_hpc.evaluate.results import read_results
 from hpc.store import open_store
@@ -104,6 +108,21 @@ def _morphology_section(morph: dict[str, Any], folder: Path, images: list[str]) 
             + html.table(header, rows) + html.image(chart, "per-question r and MAE", "plots"))
 
 
+def _clipscore_section(clip: dict[str, Any], folder: Path, images: list[str]) -> str:
+    m = clip["metrics"]
+    rows = [["CLIP score (mean)", m["clip_score_mean"], f"+- {html.num(m['clip_score_std'])} "
+             "(std over images)"],
+            ["lowest / highest", m["clip_score_min"], html.num(m["clip_score_max"])]]
+    chart = clip_score_histogram(clip, folder)
+    images.append(chart)
+    return ("<h2>CLIP score: images against their captions</h2>"
+            + html.table(["metric", "value", ""], rows)
+            + html.notes([f"CLIP {clip['clip']['folder']}; captions from column "
+                          f"{clip['caption_column']!r}; {clip['num_generated']:,} images; "
+                          f"{clip['input_description']}; cache {clip['cache']['status']}"])
+            + html.image(chart, "CLIP score of each image", "plots"))
+
+
 def _augmentation_section(result: dict[str, Any], folder: Path, images: list[str]) -> str:
     from galaxy_hpc.evaluate.augmentation import ARMS, plot_scores, result_from_dict
 
@@ -171,6 +190,7 @@ def build_report(run_dir: str | Path, *, per_class: int = 8,
                 "morphology": lambda r: _morphology_section(r, folder, images),
                 "morphology_fidelity": lambda r: morphology_fidelity_section(r, folder, images),
                 "conditioning": lambda r: conditioning_section(r, folder, images),
+                "clipscore": lambda r: _clipscore_section(r, folder, images),
                 "augmentation": lambda r: _augmentation_section(r, folder, images)}
     for name, builder in builders.items():
         if name in results:

@@ -155,3 +155,22 @@ def vote_calibration(result: dict[str, Any], folder: Path) -> str:
     fig.savefig(folder / file)
     plt.close(fig)
     return file
+
+
+def clip_score_histogram(clip: dict[str, Any], folder: Path) -> str:
+    """The per-image CLIP scores' histogram; the file name, relative to `folder`."""
+    plt = _pyplot()
+    hist = clip["histogram"]
+    fig, ax = plt.subplots(figsize=(4.0, 2.8), dpi=100)
+    ax.stairs(np.asarray(hist["counts"], dtype=float), np.asarray(hist["edges"]),
+              color=GENERATED_COLOUR, fill=True, alpha=0.6)
+    mean = clip["metrics"]["clip_score_mean"]
+    ax.axvline(mean, color="k", linewidth=1)
+    ax.set_xlabel("CLIP score (100 cos)")
+    ax.set_ylabel("images")
+    ax.set_title(f"mean {mean:.3g}", fontsize=9)
+    fig.tight_layout()
+    name = "clipscore.png"
+    fig.savefig(folder / name)
+    plt.close(fig)
+    return name
