@@ -21,6 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="galaxies shown per class and store (default 8)")
     parser.add_argument("--generated", metavar="STORE",
                         help="report on the results of this generated store (path or checksum)")
+    parser.add_argument("--baseline", metavar="BASE_DIR",
+                        help="another run folder (e.g. the same model untrained): its FID, "
+                        "conditioning figures and galaxies are shown beside RUN_DIR's")
+    parser.add_argument("--label", default="generated",
+                        help="what RUN_DIR's catalog is called on the page (default: generated)")
+    parser.add_argument("--baseline-label", default="baseline",
+                        help="what BASE_DIR's catalog is called (default: baseline)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.per_class < 1:
         raise ValueError(f"--per-class must be >= 1, got {args.per_class}")
-    result = build_report(args.run_dir, per_class=args.per_class, generated=args.generated)
+    result = build_report(args.run_dir, per_class=args.per_class, generated=args.generated,
+                          baseline=args.baseline, label=args.label,
+                          baseline_label=args.baseline_label)
     print_result(args, result)
     for note in result.notes if args.json else ():  # a mixed folder's warning, where a
         if note.startswith("warning:"):  # person sees it

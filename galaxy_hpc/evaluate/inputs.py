@@ -9,7 +9,8 @@ bilinear interpolation), so a store's images go in at their own size:
   (galaxy_hpc.data.stretch: asinh, estimated from the real store's sample unless a
   stretch file is given) to [-1, 1], then y -> round((y + 1) * 127.5) clipped to 0..255;
   three bands are shown as R, G, B (by default the reddest, i.e. last of three, as R,
-  like synth's composites); a single band is repeated as grey.
+  like synth's composites; with two or more than three bands the reddest, the middle
+  and the bluest); a single band is repeated as grey.
 
 Both stores of a comparison go through the same map, or the comparison says why it
 cannot: a uint8 store against a float one is refused.
@@ -85,13 +86,15 @@ class ExtractorInput:
 
 
 def default_rgb_bands(num_bands: int, dtype: str) -> tuple[int, int, int]:
+    """Bands run blue to red (g, r, i, ...): the reddest as R, the middle one as G and the
+    bluest as B, so two bands (g, r) show as (r, r, g) and five (u..z) as bands 4, 2, 0.
+    Three uint8 bands are RGB already; one band is grey. Any store has a default, so a
+    report or an FID of a 2-band flux store needs no --rgb-bands."""
     if num_bands == 1:
         return (0, 0, 0)
-    if num_bands == 3:
-        # uint8 stores are RGB already; float bands run blue to red (g, r, i): reddest as R.
-        return (0, 1, 2) if dtype == "uint8" else (2, 1, 0)
-    raise ValueError(f"images have {num_bands} bands: say which three to show as R, G, B "
-                     "(--rgb-bands i,j,k)")
+    if num_bands == 3 and dtype == "uint8":
+        return (0, 1, 2)
+    return (num_bands - 1, num_bands // 2, 0)
 
 
 def extractor_input(real: Store, generated: Store, *, stretch_file: str | None = None,

@@ -14,6 +14,7 @@ from typing import Any
 
 import galaxy_hpc
 from galaxy_hpc.evaluate.report import html
+from galaxy_hpc.evaluate.report.comparison import comparison_section
 from galaxy_hpc.evaluate.report.conditioning import conditioning_section
 from galaxy_hpc.evaluate.report.grids import write_grids
 from galaxy_hpc.evaluate.report.morphology_fidelity import morphology_fidelity_section
@@ -148,17 +149,31 @@ def _augmentation_section(result: dict[str, Any], folder: Path, images: list[str
             + html.image(chart, "completeness and purity per class", "plots"))
 
 
-def build_report(run_dir: str | Path, *, per_class: int = 8,
-                 generated: str | None = None) -> ReportResult:
-    """RUN_DIR/report/index.html from the results of one generated store: `generated`
-    (a path or checksum), or by default the store of the newest result."""
-    run_dir = Path(run_dir)
+def _read(run_dir: Path) -> dict[str, Any]:
     results = read_results(run_dir)
     if not results:
         raise ValueError(f"{run_dir} holds no evaluation results: run `galaxy-hpc evaluate ... "
                          f"--out {run_dir}` first")
-    chosen = select(run_dir, results, generated)
+    return results
+
+
+def _rgb_bands(results: dict[str, Any]) -> list[int] | None:
+    """The bands the FID showed as R, G, B, so the grids show the pixels it measured."""
+    bands = results.get("fid", {}).get("input", {}).get("rgb_bands")
+    return list(bands) if bands else None
+
+
+def build_report(run_dir: str | Path, *, per_class: int = 8, generated: str | None = None,
+                 baseline: str | Path | None = None, label: str = "generated",
+                 baseline_label: str = "baseline") -> ReportResult:
+    """RUN_DIR/report/index.html from the results of one generated store: `generated`
+    (a path or checksum), or by default the store of the newest result. With `baseline`
+    (another run folder, e.g. the same model untrained), its figures and galaxies are
+    shown beside these (comparison.py), under `baseline_label` and `label`."""
+    run_dir = Path(run_dir)
+    chosen = select(run_dir, _read(run_dir), generated)
     results = chosen.results
+    base = select(Path(baseline), _read(Path(baseline))) if baseline is not None else None
     folder = run_dir / "report"
     if folder.exists():
         shutil.rmtree(folder)  # no PNG of an earlier report may linger beside this one
@@ -170,20 +185,32 @@ def build_report(run_dir: str | Path, *, per_class: int = 8,
         covered = stores["generated"]
         sections.append(html.notes([f"This report covers the generated store {covered['path']}"
                                     f" (checksum {covered.get('checksum')})."] + notes))
+    if base is not None:
+        sections.append(comparison_section(results, base.results, label=label,
+                                           baseline_label=baseline_label))
+        names.append("comparison")
     if {"real", "generated"} <= set(stores):
+        sides = ["real"] + (["baseline"] if base is not None and base.generated else []) \
+            + ["generated"]
+        captions = {"real": "real", "baseline": baseline_label, "generated": label}
         try:
             real, generated = (open_store(stores[s]["path"]) for s in ("real", "generated"))
+            other = open_store(base.generated["path"]) if "baseline" in sides else None
         except (FileNotFoundError, ValueError) as error:
             notes.append(f"no image grids: {error}")
         else:
-            grids = write_grids(real, generated, folder, per_class=per_class)
-            images += [g[s] for g in grids for s in ("real", "generated") if g[s]]
+            grids = write_grids(real, generated, folder, per_class=per_class, baseline=other,
+                                rgb_bands=_rgb_bands(results))
+            images += [g[s] for g in grids for s in sides if g[s]]
             blocks = "".join(
-                f"<h3>{g['class']} ({g['num_real']:,} real, {g['num_generated']:,} generated)</h3>"
+                f"<h3>{g['class']} ("
+                + ", ".join(f"{g['num_' + s]:,} {captions[s]}" for s in sides) + ")</h3>"
                 f'<div class="pair">'
-                + "".join(html.image(g[s], s) for s in ("real", "generated") if g[s])
+                + "".join(html.image(g[s], captions[s]) for s in sides if g[s])
                 + "</div>" for g in grids)
-            sections.append("<h2>Real vs generated galaxies</h2>" + blocks)
+            shown = html.notes([f"Per class: {', '.join(captions[s] for s in sides)}, "
+                                f"{per_class} galaxies each."]) if base is not None else ""
+            sections.append("<h2>Real vs generated galaxies</h2>" + shown + blocks)
             names.append("grids")
     builders = {"fid": lambda r: _fid_section(r),
                 "physics": lambda r: _physics_section(r, folder, images),

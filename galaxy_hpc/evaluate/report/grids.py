@@ -53,27 +53,36 @@ def _tile(images: np.ndarray, columns: int, scale: int) -> Image.Image:
     return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
 
 
-def pixel_map(real: Store, generated: Store) -> tuple[ExtractorInput, ExtractorInput]:
-    """The map for each store: the shared one when they compare, else each its own."""
+def pixel_map(real: Store, generated: Store, rgb_bands: list[int] | None = None
+              ) -> tuple[ExtractorInput, ExtractorInput]:
+    """The map for each store: the shared one when they compare, else each its own.
+    `rgb_bands`: the bands the FID showed as R, G, B (its result records them)."""
     try:
-        shared = extractor_input(real, generated)
+        shared = extractor_input(real, generated, rgb_bands=rgb_bands)
         return shared, shared
     except ValueError:
         return extractor_input(real, real), extractor_input(generated, generated)
 
 
 def write_grids(real: Store, generated: Store, folder: Path, *, per_class: int = 8,
-                columns: int = 8, max_classes: int = 6) -> list[dict[str, object]]:
-    """One real and one generated PNG per class (the most common classes first)."""
-    maps = dict(zip(("real", "generated"), pixel_map(real, generated)))
-    labels = {"real": classes(real), "generated": classes(generated)}
+                columns: int = 8, max_classes: int = 6, baseline: Store | None = None,
+                rgb_bands: list[int] | None = None) -> list[dict[str, object]]:
+    """One real and one generated PNG per class (the most common classes first), and one
+    of the `baseline` store (e.g. the same model untrained) when given, drawn through the
+    generated store's map so that the two models' pictures compare pixel for pixel."""
+    maps = dict(zip(("real", "generated"), pixel_map(real, generated, rgb_bands)))
+    sides = [("real", real)] + ([("baseline", baseline)] if baseline is not None else []) \
+        + [("generated", generated)]
+    if baseline is not None:
+        maps["baseline"] = pixel_map(real, baseline, rgb_bands)[1]
+    labels = {side: classes(store) for side, store in sides}
     names, counts = np.unique(np.concatenate(list(labels.values())), return_counts=True)
     order = [str(n) for n in names[np.argsort(-counts, kind="stable")]][:max_classes]
-    scale = max(1, 128 // max(real.spec.image_shape[-1], generated.spec.image_shape[-1]))
+    scale = max(1, 128 // max(store.spec.image_shape[-1] for _, store in sides))
     grids = []
     for k, name in enumerate(order):
         entry: dict[str, object] = {"class": name}
-        for side, store in (("real", real), ("generated", generated)):
+        for side, store in sides:
             members = np.flatnonzero(labels[side] == name)
             entry[f"num_{side}"] = int(len(members))
             if not len(members):

@@ -15,7 +15,7 @@ td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f3f3f3; } td.num { text-align: right; font-family: monospace; }
 .pair { display: flex; gap: 1.5em; flex-wrap: wrap; } .pair figure { margin: 0; }
 figcaption { font-size: 0.85em; color: #555; } img { image-rendering: pixelated; }
-.plots img { image-rendering: auto; } pre { background: #f7f7f7; padding: 0.6em;
+.plots img { image-rendering: auto; max-width: 100%; } pre { background: #f7f7f7; padding: 0.6em;
 overflow-x: auto; font-size: 0.8em; } .note { color: #555; font-size: 0.9em; }
 tr.within td { background: #e6f4ea; } tr.off td { background: #fde2e1; }
 tr.sparse td, tr.unmeasured td { color: #888; background: #f7f7f7; }
