@@ -51,6 +51,7 @@ COMMANDS: list[str] = [
     "train_cmd",
     "predict_cmd",
     "generate_cmd",
+    "sample_cmd",
     "evaluate_cmd",
     "report_cmd",
     "demo_cmd",

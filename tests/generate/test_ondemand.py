@@ -4,6 +4,7 @@ seed and rows, drawn in one batch as the catalog drew its batch, are the same by
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -82,3 +83,24 @@ def test_bad_requests_name_the_field(models):
         model_section_for(str(models["lora"]))
     assert model_section_for(str(models["lora"]), base=str(models["sd"])).kind == "sd_lora"
     assert model_section_for(str(models["ldm_zm"])).kind == "ldm"
+
+
+def test_sample_command_draws_base_against_lora(models, tmp_path, capsys):
+    from PIL import Image
+
+    from galaxy_hpc.cli.main import main
+
+    out = tmp_path / "grid.png"
+    status = main(["sample", str(models["lora"]), "--base", str(models["sd"]), "--prompt", PROMPT,
+                   "--n", "3", "--seed", "4", "--steps", "2", "--device", "cpu",
+                   "--out", str(out), "--json"])
+    assert status == 0
+    pixels = np.asarray(Image.open(out))
+    assert pixels.shape == (64, 96, 3)  # a base row and a LoRA row of 3 tiles of 32 px
+    base, tuned = pixels[:32], pixels[32:]
+    assert base.std() > 0 and not np.array_equal(base, tuned)  # the LoRA changes the galaxy
+    assert json.loads(capsys.readouterr().out)["rows"] == ["base", "sd_lora"]
+    status = main(["sample", str(models["gan"]), "--conditions", "redshift=0.1,log_stellar_mass",
+                   "--out", str(tmp_path / "g.png")])
+    assert status == 1  # one-line error: the condition has no value
+    assert "NAME=NUMBER" in capsys.readouterr().err
