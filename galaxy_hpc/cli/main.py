@@ -52,6 +52,7 @@ COMMANDS: list[str] = [
     "predict_cmd",
     "generate_cmd",
     "sample_cmd",
+    "serve_cmd",
     "evaluate_cmd",
     "report_cmd",
     "demo_cmd",
