@@ -21,6 +21,7 @@ import numpy as np
 from galaxy_hpc.serve.config import NAME
 
 FILTER = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(<=|>=|!=|<|>|=|~)\s*(.*?)\s*$")
+BLOCKS = 4096  # shard-sized column blocks kept per store (LRU)
 LIST_COLUMNS = 6  # columns shown under each thumbnail: id-like and caption first
 
 
@@ -36,6 +37,7 @@ class OpenStore:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _stretch: Any = None
     _columns: dict[str, np.ndarray] = field(default_factory=dict)
+    _blocks: OrderedDict = field(default_factory=OrderedDict)  # (column, shard start) -> values
 
     def __len__(self) -> int:
         return len(self.store)
@@ -79,27 +81,40 @@ class OpenStore:
 
     def row(self, index: int) -> dict[str, Any]:
         self.check_index(index)
-        with self.lock:
-            values = {n: self.store.read_column(n, index, index + 1)[0]
-                      for n in self.store.spec.columns}
-        return {"index": index, **{n: plain(v) for n, v in values.items()}}
+        [row] = self.rows(np.array([index]), list(self.store.spec.columns))
+        return row
 
     def rows(self, indices: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
-        """A page's rows: each column read once over the page's span, or from the cache."""
-        if not len(indices):
-            return []
-        lo, hi = int(indices.min()), int(indices.max()) + 1
+        """Rows of `indices`: from whole columns a query read, else from shard-sized blocks
+        of each column (one read serves every item of a shard: a page, its objects)."""
         values = {}
         for name in names:
             if name in self._columns:
                 values[name] = self._columns[name][indices]
-            elif hi - lo <= 4 * len(indices):
-                with self.lock:
-                    values[name] = self.store.read_column(name, lo, hi)[indices - lo]
-            else:  # a sorted page spread over the store: read what the sort read, whole
-                values[name] = self.column(name)[indices]
+            else:
+                column = values[name] = np.empty(len(indices), dtype=object)
+                for k, i in enumerate(indices.tolist()):
+                    column[k] = self._block(name, i)[i - self._shard_start(i)]
         return [{"index": int(i), **{n: plain(values[n][k]) for n in names}}
                 for k, i in enumerate(indices.tolist())]
+
+    def _shard_start(self, index: int) -> int:
+        size = self.store.spec.shard_size
+        return (index // size) * size
+
+    def _block(self, name: str, index: int) -> np.ndarray:
+        start = self._shard_start(index)
+        key = (name, start)
+        with self.lock:
+            block = self._blocks.get(key)
+            if block is None:
+                stop = min(start + self.store.spec.shard_size, len(self.store))
+                block = self._blocks[key] = self.store.read_column(name, start, stop)
+                while len(self._blocks) > BLOCKS:
+                    self._blocks.popitem(last=False)
+            else:
+                self._blocks.move_to_end(key)
+            return block
 
     # -- queries ------------------------------------------------------------------------
     def query(self, where: list[str], sort: str | None, descending: bool, offset: int,

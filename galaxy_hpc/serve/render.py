@@ -69,17 +69,14 @@ def fits_row(row: dict[str, Any], info: dict[str, dict[str, str]]) -> bytes:
     table = Table()
     for name, value in row.items():
         table[name] = [value]
-        unit = info.get(name, {}).get("unit")
-        if unit:
-            try:
-                table[name].unit = unit
-            except ValueError:
-                pass  # a unit astropy does not parse stays in the description
-        if info.get(name, {}).get("description"):
-            table[name].description = info[name]["description"]
     hdu = fits.table_to_hdu(table)
+    # Units as the store has them (nanomaggy, log(solMass)): TUNITn as written, the way
+    # catalogs' tables carry them, not through astropy's unit parser (which drops them).
     for k, name in enumerate(table.colnames, start=1):
+        unit = info.get(name, {}).get("unit")
         text = info.get(name, {}).get("description")
+        if unit:
+            hdu.header[f"TUNIT{k}"] = unit
         if text:
             hdu.header[f"TCOMM{k}"] = text[:68]
     out = io.BytesIO()

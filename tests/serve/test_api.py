@@ -68,6 +68,7 @@ def test_object_images_and_downloads(client, serve_stores):
         np.testing.assert_array_equal(f[0].data, store.read_images(3, 4)[0])
     with fits.open(io.BytesIO(client.get("/api/stores/flux/items/3/row.fits").content)) as f:
         assert len(f[1].data) == 1 and "caption" in f[1].columns.names
+        assert f[1].columns["flux_g"].unit == units["flux_g"] == "nanomaggy"
     colour = _png(client.get("/api/stores/flux/items/3/image.png").content)
     band = _png(client.get("/api/stores/flux/items/3/image.png?band=1").content)
     assert colour.shape == (32, 32, 3) and colour.std() > 0
