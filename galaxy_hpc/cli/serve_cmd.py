@@ -49,7 +49,8 @@ def command_overrides(args: argparse.Namespace) -> list[str]:
         if section.base:
             out.append(f"model.base={json.dumps(section.base)}")
     if args.base:
-        out += ["base_model.kind=sd", f"base_model.path={json.dumps(args.base)}"]
+        base = model_section_for(args.base)
+        out += [f"base_model.kind={base.kind}", f"base_model.path={json.dumps(base.path)}"]
     if args.host:
         out.append(f"host={args.host}")
     if args.port:

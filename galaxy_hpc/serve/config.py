@@ -27,7 +27,7 @@ class RateSection:
     """Rate limits (the `limits` library's strings: "120/minute", "10/second")."""
 
     per_client: str = "1200/minute"  # every request of one client address
-    per_session: str = "600/minute"  # one browser session (its cookie) or API token
+    per_session: str = "600/minute"  # one browser session (its cookie)
     overall: str = "12000/minute"  # all clients together
     infer_per_client: str = "120/minute"  # /infer calls of one client
 

@@ -104,3 +104,13 @@ def test_sample_command_draws_base_against_lora(models, tmp_path, capsys):
                    "--out", str(tmp_path / "g.png")])
     assert status == 1  # one-line error: the condition has no value
     assert "NAME=NUMBER" in capsys.readouterr().err
+
+
+def test_ldm_flux_draws_and_displays_through_its_stretch(models):
+    model = load_ondemand(model_section_for(str(models["ldm_zm"])),
+                          SamplerSection(name="ddim", steps=2), RuntimeSection(cpu_threads=1))
+    [drawn] = model.draw([DrawRequest(n=2, seed=1, conditions={"redshift": 0.1,
+                                                                "log_stellar_mass": 10.5})])
+    assert drawn.images.shape == (2, 4, 32, 32) and drawn.images.dtype == np.float32
+    assert model.stretch is not None  # flux: shown through the stretch it was trained with
+    assert drawn.display.shape == (2, 3, 32, 32) and drawn.display.dtype == np.uint8
