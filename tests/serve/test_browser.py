@@ -1,6 +1,6 @@
 """The catalog browser in a real browser: headless Chromium (Debian's, driven by
 playwright) loads the page over a synthetic store served by uvicorn, pages, filters,
-opens an object, draws galaxies from a tiny SD + LoRA beside its base, and starts an
+shows a second store beside it, opens an object, draws galaxies from a tiny SD + LoRA beside its base, and starts an
 img2img from the object; each step's screenshot is saved and checked."""
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ def test_browse_filter_open_and_generate(live, chromium, serve_stores, tmp_path)
 
     captions = [str(c) for c in open_store(serve_stores["rgb"]).read_column("caption")]
     spirals = sum("spiral" in c for c in captions)
+    flux_spirals = sum("spiral" in str(c)
+                       for c in open_store(serve_stores["flux"]).read_column("caption"))
+    assert 0 < flux_spirals <= PAGE
     assert 0 < spirals < NUM_RGB
     shots = tmp_path / "screenshots"
     shots.mkdir()
@@ -80,6 +83,13 @@ def test_browse_filter_open_and_generate(live, chromium, serve_stores, tmp_path)
             assert page.locator("#grid img.thumb").count() == min(spirals, PAGE)
             _loaded_images(page, "#grid img.thumb")
             _checked_screenshot(page, shots / "3-filtered.png")
+            # The flux store beside it, under the same filter (real vs generated, matched
+            # by a caption tag).
+            page.select_option("#compare", "flux")
+            page.wait_for_function("document.querySelectorAll('#compare-grid img.thumb')"
+                                   f".length == {flux_spirals}")
+            _loaded_images(page, "#compare-grid img.thumb")
+            _checked_screenshot(page, shots / "3b-beside.png")
             # Open the first spiral: its image, every column with units, downloads.
             page.click("#grid .tile >> nth=0")
             page.wait_for_selector("#object:not([hidden])")
@@ -107,5 +117,5 @@ def test_browse_filter_open_and_generate(live, chromium, serve_stores, tmp_path)
         finally:
             browser.close()
     assert sorted(p.name for p in shots.iterdir()) == [
-        "1-grid.png", "2-next-page.png", "3-filtered.png", "4-object.png", "5-generated.png",
+        "1-grid.png", "2-next-page.png", "3-filtered.png", "3b-beside.png", "4-object.png", "5-generated.png",
         "6-img2img.png"]
