@@ -40,8 +40,9 @@ class DrawRequest:
 
     def batch_key(self) -> tuple[Any, ...]:
         """Requests with equal keys run in one generator call."""
-        return (self.steps, self.guidance_scale, self.size, self.negative_prompt,
-                self.strength if self.init_image is not None else None)
+        init = None if self.init_image is None else \
+            (self.strength, self.init_image.shape, self.init_image.dtype.str)
+        return (self.steps, self.guidance_scale, self.size, self.negative_prompt, init)
 
 
 @dataclass
@@ -123,6 +124,11 @@ class OnDemandModel:
                 raise ValueError(f"init image: a {self.kind} model has no img2img")
             if not 0 < request.strength <= 1:
                 raise ValueError(f"strength must be in (0, 1], got {request.strength}")
+            init = request.init_image
+            if gen.image_dtype == "uint8" and (init.dtype != np.uint8 or init.ndim != 3
+                                               or init.shape[0] != 3):
+                raise ValueError(f"init image: a {self.kind} model starts from RGB (uint8, 3 "
+                                 f"bands) images, not {init.dtype} {tuple(init.shape)}")
 
     # -- drawing ----------------------------------------------------------------------
     def draw(self, requests: list[DrawRequest]) -> list[Drawn]:

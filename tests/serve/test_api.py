@@ -178,3 +178,16 @@ def test_token(serve_stores):
         assert client.get("/api/stores", headers={"Authorization": "Bearer s3cret"}).is_success
         assert client.get("/?token=s3cret").status_code == 200  # sets the cookie
         assert client.get("/api/stores").status_code == 200
+
+
+def test_img2img_from_a_flux_store_is_refused_before_the_queue(serve_stores, serve_models):
+    from galaxy_hpc.serve.app import create_app
+
+    cfg = serve_config(serve_stores, model={"kind": "sd", "path": str(serve_models["sd"])})
+    with TestClient(create_app(cfg)) as client:
+        bad = client.post("/infer", json={"prompt": "a ring galaxy",
+                                          "init": {"store": "flux", "index": 0}})
+        assert bad.status_code == 400 and "RGB (uint8, 3 bands)" in bad.json()["error"]
+        good = client.post("/infer", json={"prompt": "a ring galaxy", "n": 2, "strength": 0.5,
+                                           "init": {"store": "rgb", "index": 0}})
+        assert good.status_code == 200 and _png(good.content).shape == (32, 64, 3)
