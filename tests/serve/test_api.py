@@ -191,3 +191,30 @@ def test_img2img_from_a_flux_store_is_refused_before_the_queue(serve_stores, ser
         good = client.post("/infer", json={"prompt": "a ring galaxy", "n": 2, "strength": 0.5,
                                            "init": {"store": "rgb", "index": 0}})
         assert good.status_code == 200 and _png(good.content).shape == (32, 64, 3)
+
+
+def test_paging_reads_only_the_page(serve_stores):
+    """Pages, objects and thumbnails read their items' shards, never a whole column."""
+    from galaxy_hpc.serve.app import create_app
+
+    with TestClient(create_app(serve_config(serve_stores))) as client:
+        assert client.get("/api/stores/rgb/items", params={"offset": 8, "limit": 8}).is_success
+        assert client.get("/api/stores/rgb/items/9").is_success
+        assert client.get("/api/stores/rgb/items/10/thumb.png").is_success
+        store = client.app.state.serve.stores.get("rgb")
+        assert store._columns == {}  # no whole column was read
+        assert {start for _, start in store._blocks} == {8}  # the shard of items 8..15
+
+
+def test_per_session_limit(serve_stores):
+    from galaxy_hpc.serve.app import create_app
+
+    cfg = serve_config(serve_stores, rate={"per_session": "3/minute"})
+    with TestClient(create_app(cfg)) as client:
+        assert client.get("/").status_code == 200  # the page gives the browser its session
+        assert "ghpc_session" in client.cookies
+        codes = [client.get("/api/stores").status_code for _ in range(3)]
+        assert codes == [200, 200, 429]  # the page itself was the session's first request
+        assert "per session" in client.get("/api/stores").json()["error"]
+        client.cookies.clear()  # a script without the cookie is limited per client only
+        assert client.get("/api/stores").status_code == 200
