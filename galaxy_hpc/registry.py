@@ -134,6 +134,7 @@ for _kind, _target in {
     "dedup": "galaxy_hpc.curate.config:DedupConfig",
     "evaluate": "galaxy_hpc.evaluate.job:EvaluateJobConfig",
     "generate": "galaxy_hpc.generate.config:GenerateConfig",
+    "serve": "galaxy_hpc.serve.config:ServeConfig",
     "augmentation": "galaxy_hpc.evaluate.augmentation_config:AugmentationConfig",
     # `galaxy-hpc evaluate EVALUATION CONFIG`: each evaluation's config file names its kind.
     "fid": "galaxy_hpc.evaluate.config:FidConfig",

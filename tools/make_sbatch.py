@@ -139,6 +139,31 @@ usage="sbatch slurm/eval_fid.sbatch [EVALUATION] REAL_STORE GEN_STORE [flags]"
 [[ $# -gt 0 ]] || ghpc_die "usage: $usage"
 if [[ -e "$1" ]]; then set -- fid "$@"; fi  # a store path first: the default evaluation
 """)), profile_overrides=("time_min=60",)),
+    Shipped("serve.sbatch", BatchJob(
+        job_name="ghpc-serve", arguments=("serve",), preemptible=False, about=_text("""
+`galaxy-hpc serve` on one GPU of a compute node: the catalog browser and the generation
+API, with /infer requests batched onto the GPU. It listens on the node's 127.0.0.1 and
+prints the ssh command that forwards a laptop's port to it through the login node (and,
+for a Jupyter hub with jupyter-server-proxy, the port to proxy).
+
+  sbatch slurm/serve.sbatch configs/serve.yaml [key=value ...]
+  sbatch slurm/serve.sbatch --store real=$SCRATCH/sdss.zarr --store gen=$SCRATCH/cat.zarr \
+      --model runs/sd_lora/lora --base $SCRATCH/sd-1.5
+  GHPC_SERVE_PORT=8765 sbatch -t 2:00:00 slurm/serve.sbatch configs/serve.yaml
+
+The port: $GHPC_SERVE_PORT, else 8000 + the job id modulo 1000 (two users' servers on
+one node seldom collide). It runs until the time limit or scancel.
+"""), prologue=_text("""
+port="${GHPC_SERVE_PORT:-$((8000 + SLURM_JOB_ID % 1000))}"
+node="$(hostname)"
+login="${SLURM_SUBMIT_HOST:-LOGIN_NODE}"
+echo "galaxy-hpc serve: on ${node}:${port} (127.0.0.1 there)"
+echo "  from a laptop: ssh -N -L ${port}:localhost:${port} -J ${USER}@${login} ${USER}@${node}"
+echo "  then open http://localhost:${port}/  (API: http://localhost:${port}/docs)"
+echo "  Jupyter (jupyter-server-proxy): open <hub>/user/${USER}/proxy/${port}/"
+set -- "$@" "port=${port}"
+""")), profile_overrides=("time_min=240", "tasks_per_node=1", "gpus_per_node=1",
+                           "cpus_per_task=16")),
 ]
 
 

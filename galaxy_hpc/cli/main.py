@@ -53,6 +53,8 @@ COMMANDS: list[str] = [
     "train_cmd",
     "predict_cmd",
     "generate_cmd",
+    "sample_cmd",
+    "serve_cmd",
     "evaluate_cmd",
     "report_cmd",
     "demo_cmd",

@@ -17,3 +17,20 @@ def to_display(stretched: np.ndarray, *, flux: bool) -> np.ndarray:
     else:
         x = x.mean(axis=1, keepdims=True)
     return (np.clip((x + 1) / 2, 0, 1) * 255).round().astype(np.uint8)
+
+
+def to_rgb(images: np.ndarray, stretch: object = None) -> np.ndarray:
+    """Images as a store or generator holds them -> (N, 3, H, W) uint8 for a PNG.
+
+    uint8 images are RGB (or grey) already; float images (flux) go through `stretch`
+    (a galaxy_hpc.data.stretch object: forward maps to [-1, 1]) and `to_display`."""
+    x = np.asarray(images)
+    if x.dtype == np.uint8:
+        shown = x[:, :3] if x.shape[1] >= 3 else x[:, :1]
+    else:
+        if stretch is None:
+            raise ValueError("float images need a stretch to be shown")
+        shown = to_display(np.asarray(stretch.forward(x.astype(np.float32))), flux=True)
+    if shown.shape[1] == 1:
+        shown = np.repeat(shown, 3, axis=1)
+    return np.ascontiguousarray(shown)

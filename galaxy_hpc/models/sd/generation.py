@@ -124,6 +124,11 @@ class SDGenerator:
         return torch.stack([self._group(int(i) // GROUP, batch.vocabulary)[int(i) % GROUP]
                             for i in ids])
 
+    def forget_captions(self) -> None:
+        """Drop the cached caption embeddings: the next batch brings another vocabulary
+        (a catalog keeps one for its whole run; on-demand requests do not)."""
+        self._groups.clear()
+
     def negative_embeddings(self, prompt: str, count: int) -> torch.Tensor:
         if prompt not in self._negative:
             self._negative[prompt] = self._encode([prompt])
