@@ -10,7 +10,7 @@ INDEXES = ("flat", "ivf")
 DEVICES = ("auto", "cpu", "cuda")
 # Cosine above which two items are duplicates, by extractor, when `threshold` is not given.
 # pixels: measured on 64 px cutouts of the Hubble Deep Field (docs/curate.md): distinct
-# cutouts reach 0.43 at most, one-pixel shifts and JPEG copies 0.74 at least.
+# cutouts reach 0.43 at most, one-pixel shifts and JPEG copies 0.76 at least.
 DEFAULT_THRESHOLDS = {"pixels": 0.6}
 NETWORK_THRESHOLD = 0.95  # networks' embeddings (CLIP, DINOv2, Inception): a common choice
 

@@ -15,6 +15,8 @@ metric allows (what does not is bounded, and says so in its output):
 - conditioning.py: rank correlation of requested against measured quantities, with
   bootstrap intervals, and conditional fidelity per cell of the condition grid
   (fidelity.py: generated vs real distributions against the real split-half floor);
+- clipscore.py: CLIP score of captioned images against their captions (clip_local.py: a
+  local transformers CLIP folder), per-image scores cached like FID's statistics;
 - report/: an HTML page with PNGs beside it, from the JSON results in a run folder.
 
 Results are dataclasses with `to_dict()` (what `--json` prints and `RUN_DIR/<name>.json`
