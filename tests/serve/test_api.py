@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import NUM_RGB, serve_config
+from serve_helpers import NUM_RGB, serve_config
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import NUM_RGB, LiveServer, serve_config
+from serve_helpers import NUM_RGB, LiveServer, serve_config
 
 PAGE = 24  # thumbnails a page (the page's script)
 

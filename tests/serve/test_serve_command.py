@@ -48,7 +48,9 @@ def test_installed_command_serves_a_store(galaxy_hpc, serve_stores):
                 assert time.monotonic() < deadline, "serve did not answer in 120 s"
                 time.sleep(0.3)
         assert health.json()["stores"] == ["gen"] and health.json()["models"] == []
-        thumb = httpx.get(f"http://127.0.0.1:{port}/api/stores/gen/items/0/thumb.png")
+        # The first flux thumbnail imports torch and estimates the stretch: seconds.
+        thumb = httpx.get(f"http://127.0.0.1:{port}/api/stores/gen/items/0/thumb.png",
+                          timeout=120)
         assert thumb.headers["content-type"] == "image/png" and len(thumb.content) > 100
     finally:
         server.terminate()
