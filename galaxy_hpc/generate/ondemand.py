@@ -231,7 +231,9 @@ def model_section_for(path: str, *, base: str | None = None, kind: str | None = 
         raise FileNotFoundError(f"model {path}: no such file or folder")
     if kind is None:
         index = folder / "model_index.json"
-        if folder.suffix == ".safetensors" or (folder / "pytorch_lora_weights.safetensors").is_file():
+        lora = folder.suffix == ".safetensors" or \
+            (folder / "pytorch_lora_weights.safetensors").is_file()
+        if lora:
             kind = "sd_lora"
         elif (folder / "generator.json").is_file():
             kind = "gan"

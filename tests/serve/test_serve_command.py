@@ -17,7 +17,8 @@ def test_flags_become_the_config(serve_stores, serve_models, monkeypatch):
     from galaxy_hpc.serve.config import ServeConfig
 
     monkeypatch.setenv("MY_TOKEN", "t0k")
-    args = argparse.Namespace(store=[f"real={serve_stores['rgb']}"], model=str(serve_models["lora"]),
+    args = argparse.Namespace(store=[f"real={serve_stores['rgb']}"],
+                              model=str(serve_models["lora"]),
                               base=str(serve_models["sd"]), host="0.0.0.0", port=8123,
                               token_env="MY_TOKEN", config=None, overrides=["limits.max_n=2"])
     args.overrides = [*args.overrides, *command_overrides(args)]
