@@ -6,7 +6,6 @@ and checked."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from PIL import Image
