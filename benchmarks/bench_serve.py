@@ -3,7 +3,7 @@ what batching /infer requests gains.
 
     nice -n 15 .venv/bin/python benchmarks/bench_serve.py                  # CPU, ~2 min
     .venv/bin/python benchmarks/bench_serve.py --clients 64 --seconds 30 --json
-    .venv/bin/python benchmarks/bench_serve.py --device cuda --shape sd15 --size 256 --steps 25  # a GPU
+    .venv/bin/python benchmarks/bench_serve.py --device cuda --shape sd15 --size 256 --steps 25
 
 It writes a synthetic store (--galaxies, 64 px RGB) and a Stable Diffusion pipeline of
 random weights (bench_generate.py's shapes: the tests' tiny one at 32 px by default,
@@ -132,7 +132,8 @@ async def mixed_load(url: str, clients: int, seconds: float, count: int) -> dict
             index = rng.randrange(count)
             started = time.perf_counter()
             if pick < 0.70:
-                kind, response = "thumb", await http.get(f"/api/stores/bench/items/{index}/thumb.png")
+                kind = "thumb"
+                response = await http.get(f"/api/stores/bench/items/{index}/thumb.png")
             elif pick < 0.85:
                 kind, response = "object", await http.get(f"/api/stores/bench/items/{index}")
             elif pick < 0.95:

@@ -37,12 +37,16 @@ class DrawRequest:
     size: int | None = None  # null: the model's own
     init_image: np.ndarray | None = None  # (C, H, W) store image to start from (img2img)
     strength: float = 0.6
+    # Drawn in a call of its own, never merged with other requests: the catalog's bytes
+    # (a catalog batch of these rows), not just its galaxies.
+    alone: bool = False
 
     def batch_key(self) -> tuple[Any, ...]:
         """Requests with equal keys run in one generator call."""
         init = None if self.init_image is None else \
             (self.strength, self.init_image.shape, self.init_image.dtype.str)
-        return (self.steps, self.guidance_scale, self.size, self.negative_prompt, init)
+        return (self.steps, self.guidance_scale, self.size, self.negative_prompt, init,
+                id(self) if self.alone else None)
 
 
 @dataclass
@@ -231,7 +235,9 @@ def model_section_for(path: str, *, base: str | None = None, kind: str | None = 
         raise FileNotFoundError(f"model {path}: no such file or folder")
     if kind is None:
         index = folder / "model_index.json"
-        if folder.suffix == ".safetensors" or (folder / "pytorch_lora_weights.safetensors").is_file():
+        lora = folder.suffix == ".safetensors" or \
+            (folder / "pytorch_lora_weights.safetensors").is_file()
+        if lora:
             kind = "sd_lora"
         elif (folder / "generator.json").is_file():
             kind = "gan"

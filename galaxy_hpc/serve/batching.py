@@ -90,7 +90,8 @@ class BatchQueue:
             group, total = [first], first.request.n
             key = first.request.batch_key()
             for waiting in list(self._waiting):
-                if waiting.request.batch_key() == key and total + waiting.request.n <= self.max_batch:
+                fits = total + waiting.request.n <= self.max_batch
+                if fits and waiting.request.batch_key() == key:
                     group.append(waiting)
                     total += waiting.request.n
                     self._waiting.remove(waiting)

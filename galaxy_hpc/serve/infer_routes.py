@@ -42,6 +42,10 @@ class InferBody(BaseModel):
     strength: float = 0.6
     model: Literal["model", "base"] = "model"
     format: Literal["png", "base64"] = "png"
+    # Drawn alone, not batched with other clients' requests: the bytes `galaxy-hpc
+    # sample` and a catalog batch of these rows give (batched: the same galaxies, up to
+    # the last bits of a pixel).
+    exact: bool = False
 
 
 def infer_router() -> APIRouter:
@@ -98,4 +102,4 @@ def _checked(body: InferBody, state: object) -> DrawRequest:
     return DrawRequest(n=body.n, seed=body.seed, start=body.start, prompt=body.prompt,
                        negative_prompt=body.negative_prompt, conditions=body.conditions,
                        steps=body.steps, guidance_scale=body.guidance_scale, size=body.size,
-                       init_image=init, strength=body.strength)
+                       init_image=init, strength=body.strength, alone=body.exact)

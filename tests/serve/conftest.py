@@ -1,5 +1,5 @@
 """Shared by the serve tests: two small synthetic stores (Zarr RGB, HDF5 flux), the tiny
-SD and GAN models of the generation tests, and an app over them."""
+SD, LoRA and GAN models of the generation tests, and Debian's Chromium."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generate"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tiny_models  # noqa: E402
+from serve_helpers import NUM_RGB  # noqa: E402
 from support import stores  # noqa: E402
-
-NUM_RGB = 30
 
 
 @pytest.fixture(scope="session")
@@ -33,17 +33,6 @@ def serve_models(tmp_path_factory):
     sd = tiny_models.write_tiny_sd(root / "sd")
     return {"sd": sd, "lora": tiny_models.write_tiny_lora(sd, root / "lora"),
             "gan": tiny_models.write_tiny_gan(root / "gan")}
-
-
-def serve_config(serve_stores, **fields):
-    from galaxy_hpc.serve.config import ServeConfig
-
-    from hpc.config import from_dict
-
-    data = {"stores": {k: str(v) for k, v in serve_stores.items()},
-            "sampler": {"name": "ddim", "steps": 2, "guidance_scale": 2.0},
-            "runtime": {"device": "cpu", "cpu_threads": 1}, **fields}
-    return from_dict(ServeConfig, data)
 
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser")
@@ -78,35 +67,3 @@ def chromium() -> str:
             pytest.fail(f"chromium is not installed and apt-get could not install it:\n"
                         f"{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
     return found
-
-
-class LiveServer:
-    """An app served by uvicorn on a free port in a thread of this process."""
-
-    def __init__(self, app) -> None:
-        import threading
-
-        import uvicorn
-
-        from support.ports import free_port
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "LiveServer":
-        import time
-
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)

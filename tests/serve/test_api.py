@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import NUM_RGB, serve_config
+from serve_helpers import NUM_RGB, serve_config
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +180,7 @@ def test_token(serve_stores):
         assert client.get("/api/stores").status_code == 200
 
 
-def test_img2img_from_a_flux_store_is_refused_before_the_queue(serve_stores, serve_models):
+def test_sd_img2img_and_exact_draws(serve_stores, serve_models):
     from galaxy_hpc.serve.app import create_app
 
     cfg = serve_config(serve_stores, model={"kind": "sd", "path": str(serve_models["sd"])})
@@ -191,6 +191,19 @@ def test_img2img_from_a_flux_store_is_refused_before_the_queue(serve_stores, ser
         good = client.post("/infer", json={"prompt": "a ring galaxy", "n": 2, "strength": 0.5,
                                            "init": {"store": "rgb", "index": 0}})
         assert good.status_code == 200 and _png(good.content).shape == (32, 64, 3)
+        # exact: drawn alone, the bytes of the model's own draw (which test_ondemand shows
+        # are a catalog's).
+        from galaxy_hpc.generate.config import RuntimeSection, SamplerSection
+        from galaxy_hpc.generate.ondemand import DrawRequest, load_ondemand
+
+        out = client.post("/infer", json={"prompt": "a ring galaxy", "n": 2, "seed": 5,
+                                          "exact": True, "format": "base64"}).json()
+        model = load_ondemand(cfg.model, SamplerSection(name="ddim", steps=2, guidance_scale=2.0),
+                              RuntimeSection(device="cpu", cpu_threads=1))
+        [drawn] = model.draw([DrawRequest(n=2, seed=5, prompt="a ring galaxy")])
+        for k in range(2):
+            np.testing.assert_array_equal(_png(base64.b64decode(out["images"][k])),
+                                          drawn.display[k].transpose(1, 2, 0))
 
 
 def test_paging_reads_only_the_page(serve_stores):

@@ -81,3 +81,15 @@ def test_full_queue_refuses_and_big_requests_run_alone(gan):
     finally:
         queue.close()
     assert calls == [3, 3, 6]  # 3 + 3 is over max_batch; 6 alone is over it and runs alone
+    calls.clear()
+    queue = BatchQueue(gan, max_batch=8, max_wait_s=0.2, max_queue_images=64,
+                       on_batch=lambda images, seconds: calls.append(images))
+    try:
+        exact = [_request(s) for s in range(2)]
+        for request in exact:
+            request.alone = True
+        for future in [queue.submit(r) for r in exact]:
+            future.result(timeout=60)
+    finally:
+        queue.close()
+    assert calls == [2, 2]  # `alone` requests are never merged

@@ -1,17 +1,16 @@
 """The catalog browser in a real browser: headless Chromium (Debian's, driven by
 playwright) loads the page over a synthetic store served by uvicorn, pages, filters,
-shows a second store beside it, opens an object, draws galaxies from a tiny SD + LoRA beside its base, and starts an
-img2img from the object; each step's screenshot is saved and checked."""
+shows a second store beside it, opens an object, draws galaxies from a tiny SD + LoRA
+beside its base, and starts an img2img from the object; each step's screenshot is saved
+and checked."""
 
 from __future__ import annotations
-
-import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import NUM_RGB, LiveServer, serve_config
+from serve_helpers import NUM_RGB, LiveServer, serve_config
 
 PAGE = 24  # thumbnails a page (the page's script)
 
@@ -117,5 +116,5 @@ def test_browse_filter_open_and_generate(live, chromium, serve_stores, tmp_path)
         finally:
             browser.close()
     assert sorted(p.name for p in shots.iterdir()) == [
-        "1-grid.png", "2-next-page.png", "3-filtered.png", "3b-beside.png", "4-object.png", "5-generated.png",
-        "6-img2img.png"]
+        "1-grid.png", "2-next-page.png", "3-filtered.png", "3b-beside.png", "4-object.png",
+        "5-generated.png", "6-img2img.png"]

@@ -17,7 +17,8 @@ def test_flags_become_the_config(serve_stores, serve_models, monkeypatch):
     from galaxy_hpc.serve.config import ServeConfig
 
     monkeypatch.setenv("MY_TOKEN", "t0k")
-    args = argparse.Namespace(store=[f"real={serve_stores['rgb']}"], model=str(serve_models["lora"]),
+    args = argparse.Namespace(store=[f"real={serve_stores['rgb']}"],
+                              model=str(serve_models["lora"]),
                               base=str(serve_models["sd"]), host="0.0.0.0", port=8123,
                               token_env="MY_TOKEN", config=None, overrides=["limits.max_n=2"])
     args.overrides = [*args.overrides, *command_overrides(args)]
@@ -48,7 +49,9 @@ def test_installed_command_serves_a_store(galaxy_hpc, serve_stores):
                 assert time.monotonic() < deadline, "serve did not answer in 120 s"
                 time.sleep(0.3)
         assert health.json()["stores"] == ["gen"] and health.json()["models"] == []
-        thumb = httpx.get(f"http://127.0.0.1:{port}/api/stores/gen/items/0/thumb.png")
+        # The first flux thumbnail imports torch and estimates the stretch: seconds.
+        thumb = httpx.get(f"http://127.0.0.1:{port}/api/stores/gen/items/0/thumb.png",
+                          timeout=120)
         assert thumb.headers["content-type"] == "image/png" and len(thumb.content) > 100
     finally:
         server.terminate()
