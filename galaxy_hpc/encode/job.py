@@ -42,7 +42,9 @@ class EncodeConfig:
     """Cache the VAE latent distributions (and caption embeddings) of a training store."""
 
     store: str  # the uint8 RGB training store to encode
-    model: str  # a Stable Diffusion folder in diffusers layout (its vae/, text_encoder/)
+    # A Stable Diffusion folder in diffusers layout (its vae/, text_encoder/), or its
+    # Hugging Face id in the local cache.
+    model: str
     out: str  # the latent store to write (data.latents of the training config)
     # null: from the suffix of out (.h5/.hdf5: hdf5, .zarr: zarr), zarr without one.
     format: Literal["zarr", "hdf5"] | None = None
@@ -121,6 +123,7 @@ def _fingerprint(cfg: EncodeConfig, source: Any, vae_fingerprint: str) -> dict[s
 def _prepare(cfg: EncodeConfig, source: Any, parts: Any, vae_fingerprint: str) -> dict[str, Any]:
     """Rank 0: start over, refuse another encoding's store, or create/reopen the store."""
     from galaxy_hpc.data.latents import ATTRS_KEY, NUM_TRANSFORMS
+    from hpc.hub import resolve_weights
     from hpc.outputs import check_fingerprint, remove_output, store_attrs
     from hpc.provenance import command_line
     from hpc.store import StoreSpec, create_store
@@ -149,7 +152,7 @@ def _prepare(cfg: EncodeConfig, source: Any, parts: Any, vae_fingerprint: str) -
     attrs = {"source": "galaxy-hpc encode", "command": command_line(),
              "encode_fingerprint": wanted,
              ATTRS_KEY: {"source": {"path": str(source.path), "checksum": source.checksum},
-                         "vae": {"path": str(Path(cfg.model).resolve()),
+                         "vae": {"path": str(Path(resolve_weights(cfg.model, field="model")).resolve()),
                                  "fingerprint": vae_fingerprint},
                          "scaling_factor": float(vae.config.scaling_factor),
                          "transforms": "k < 4: k quarter turns counter-clockwise; k >= 4: a "

@@ -8,8 +8,8 @@ without decoding data, so a changed byte inside a chunk is the one damage it can
 it says the store was never verified, and once `store verify` has found the damage,
 `info` fails too (test_info_after_verify_knows_a_flip). `store info` and `store verify`
 run on every damage of both backends; the heavier commands (evaluate fid, train,
-predict, a rerun of synth) on a chosen set by default and on all with HPC_FAULTS_ALL=1
-(see `quick`).
+predict, caption --predictor, a rerun of synth) on a chosen set by default and on all
+with HPC_FAULTS_ALL=1 (see `quick`).
 """
 
 from __future__ import annotations
@@ -172,6 +172,21 @@ def test_predict(damaged, predictor, backend, kind):
                cwd=store.parent)
     assert_fails_naming(done, store, file)
     assert not (store.parent / "pred.fits").exists()
+
+
+@pytest.mark.parametrize("backend, kind", quick(
+    CASES, {("zarr", "flip"), ("zarr", "column"), ("hdf5", "truncate")}))
+def test_caption_with_predictor(damaged, predictor, backend, kind):
+    """It copies every column and image into the new store: each damage stops it."""
+    from hpc.store import open_store
+
+    store, file = damaged(backend, kind)
+    out = store.parent / "captioned.zarr"
+    done = run("caption", "--predictor", predictor, store, "--column", "auto_caption", "--out",
+               out, "--json", cwd=store.parent)
+    assert_fails_naming(done, store, file)
+    with pytest.raises((ValueError, FileNotFoundError)):
+        open_store(out)  # never finalized: it does not read as data
 
 
 @pytest.mark.parametrize("backend, kind", quick(
