@@ -102,7 +102,8 @@ def step_ingest(ctx: DemoContext) -> str:
     captions = source.read_column("caption")
     pictures = extractor_input(source, source).to_uint8(source.read_images(0, num)).numpy()
     for index, image in enumerate(pictures):
-        Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"galaxy_{index:05d}.jpg", quality=92)
+        Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"galaxy_{index:05d}.jpg",
+                                                       quality=92)
         (folder / f"galaxy_{index:05d}.txt").write_text(str(captions[index]))
     (folder / "galaxy_corrupt.jpg").write_bytes(b"\xff\xd8 this is not a JPEG")
     (folder / "galaxy_corrupt.txt").write_text("sdss, elliptical galaxy")
