@@ -110,6 +110,9 @@ class StoreDataset(IterableDataset):
     items: None -> every item of the store; or the ascending store indices to read (the
         training items of a held-out split): epochs, ranks and resume work on them alone,
         and batches still carry store indices.
+    pixels: False -> batches carry no pixel_values and no image is read or decoded: the
+        order, captions and conditions stay exactly those of pixels=True. For training from
+        cached latents (data.latents), where images would be read only to be thrown away.
     """
 
     def __init__(self, store: str | os.PathLike | Store, *, rank: int = 0, world_size: int = 1,
@@ -120,13 +123,15 @@ class StoreDataset(IterableDataset):
                  caption_dropout: float = 0.0, condition_columns: Sequence[str] = (),
                  pixel_range: tuple[float, float] = (-1.0, 1.0),
                  stretch: Stretch | Mapping[str, Any] | None = None,
-                 chunk_size: int = 64, items: np.ndarray | None = None) -> None:
+                 chunk_size: int = 64, items: np.ndarray | None = None,
+                 pixels: bool = True) -> None:
         super().__init__()
         self.store = store if isinstance(store, Store) else open_store(store)
         # What is read: the whole store, or only some of its items (the training items of
         # a held-out split), laid out as a store of their own (split.ItemSubset).
         self.layout: Store | ItemSubset = (self.store if items is None
                                            else ItemSubset(self.store, items))
+        self.pixels = bool(pixels)
         for name, value, least in (("world_size", world_size, 1), ("rank", rank, 0),
                                    ("batch_size", batch_size, 1), ("seed", seed, 0),
                                    ("shuffle_shards", shuffle_shards, 1),
@@ -261,7 +266,8 @@ class StoreDataset(IterableDataset):
                 continue
             # Kept per shard, not concatenated: a window is ~50 MB at 128 px, and a fresh
             # allocation that large costs page faults (~30 us per image here).
-            reads = [store.read_images(a, b) for a, b in window]
+            reads = ([store.read_images(a, b) for a, b in window] if self.pixels
+                     else [[None] * (b - a) for a, b in window])
             take = np.arange(count)
             if self.shuffle:
                 take = np.random.default_rng(
@@ -295,10 +301,11 @@ class StoreDataset(IterableDataset):
 
     def _batch(self, images: list[np.ndarray], indices: np.ndarray, key: np.uint64,
                shared: bool) -> dict[str, Any]:
-        nonfinite.check_read(self.store, images, indices, use="training")  # float stores
         columns = self._load_columns()
-        batch: dict[str, Any] = {"pixel_values": self._pixels(images, indices, key, shared),
-                                 "index": torch.from_numpy(indices)}
+        batch: dict[str, Any] = {"index": torch.from_numpy(indices)}
+        if self.pixels:
+            nonfinite.check_read(self.store, images, indices, use="training")  # float stores
+            batch["pixel_values"] = self._pixels(images, indices, key, shared)
         if self.caption_column is not None:
             batch["caption"] = self._captions(columns["caption"][indices].tolist(), indices, key)
         if "conditions" in columns:
@@ -372,10 +379,12 @@ def _empty(shape: tuple[int, ...], dtype: np.dtype, shared: bool) -> torch.Tenso
 
 
 def _items_of(batch: dict[str, Any]):
-    pixels, captions = batch["pixel_values"], batch.get("caption")
+    pixels, captions = batch.get("pixel_values"), batch.get("caption")
     conditions = batch.get("conditions")
     for k, index in enumerate(batch["index"].tolist()):
-        item: dict[str, Any] = {"pixel_values": pixels[k], "index": index}
+        item: dict[str, Any] = {"index": index}
+        if pixels is not None:
+            item["pixel_values"] = pixels[k]
         if captions is not None:
             item["caption"] = captions[k]
         if conditions is not None:
@@ -400,9 +409,10 @@ def collate_items(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Batch StoreDataset items: pixel_values (B, C, H, W), index int64 (B,), caption
     list[str], conditions (B, K)."""
     batch: dict[str, Any] = {
-        "pixel_values": _stack([item["pixel_values"] for item in items]),
         "index": torch.tensor([item["index"] for item in items], dtype=torch.int64),
     }
+    if items and "pixel_values" in items[0]:
+        batch["pixel_values"] = _stack([item["pixel_values"] for item in items])
     if items and "caption" in items[0]:
         batch["caption"] = [item["caption"] for item in items]
     if items and "conditions" in items[0]:

@@ -120,7 +120,10 @@ class Trainer:
             caption_column=cfg.data.caption_column,
             shuffle_caption_tags=cfg.data.shuffle_caption_tags,
             caption_dropout=cfg.data.caption_dropout,
-            condition_columns=cfg.data.condition_columns)
+            condition_columns=cfg.data.condition_columns,
+            # From cached latents (data.latents) the family never looks at pixels: reading
+            # and decoding them would cost what the cache is there to save.
+            pixels=not cfg.data.latents)
         facts = DataFacts.of(dataset, cfg.data, split)
         self.validation = (validation_dataset(cfg, dataset, split, rank=env.rank,
                                               world_size=env.world_size)

@@ -94,7 +94,8 @@ def validation_dataset(cfg: Any, train_dataset: Any, split: Any, *, rank: int,
                         batch_size=cfg.run.micro_batch_size, augment=None,
                         caption_column=cfg.data.caption_column, shuffle_caption_tags=False,
                         condition_columns=cfg.data.condition_columns,
-                        stretch=train_dataset.stretch, items=items)
+                        stretch=train_dataset.stretch, items=items,
+                        pixels=train_dataset.pixels)
 
 
 def validate_rank(family: Any, module: Any, dataset: Any, seed: int) -> dict[str, float]:

@@ -188,6 +188,32 @@ def test_reads_are_whole_shards_in_one_call(zarr_path, monkeypatch):
     assert len(calls) - len(whole) <= 2  # ... and all but the span's ends are whole shards
 
 
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_without_pixels_no_image_is_read_and_the_rest_is_unchanged(zarr_path, monkeypatch,
+                                                                   num_workers):
+    """Training from cached latents: batches carry the same items, captions and conditions
+    in the same order as with pixels, and the store's images are never read (checked in
+    this process: with workers, the reads are theirs)."""
+    options = dict(rank=1, world_size=2, seed=3, batch_size=8, drop_last=True,
+                   augment=GalaxyAugment(), caption_column="caption", caption_dropout=0.2,
+                   condition_columns=("redshift", "log_stellar_mass"))
+    with_pixels = list(StoreLoader(StoreDataset(zarr_path, **options), num_workers=num_workers))
+
+    def refuse(self, start=0, stop=None):
+        raise AssertionError(f"images {start}:{stop} read with pixels=False")
+
+    monkeypatch.setattr(Store, "read_images", refuse)
+    ds = StoreDataset(zarr_path, pixels=False, **options)
+    without = list(StoreLoader(ds, num_workers=num_workers))
+    assert len(without) == len(with_pixels) > 0
+    for a, b in zip(with_pixels, without):
+        assert "pixel_values" not in b and a["pixel_values"].shape[0] == len(b["index"])
+        assert torch.equal(a["index"], b["index"]) and a["caption"] == b["caption"]
+        assert torch.equal(a["conditions"], b["conditions"])
+    assert [sorted(item) for item in itertools.islice(iter(ds), 2)] == \
+        [["caption", "conditions", "index"]] * 2
+
+
 # -- order: a function of (seed, epoch), and exact resume ---------------------------------
 
 
