@@ -1,6 +1,8 @@
 """`galaxy-hpc caption VOTES`: GalaxySD-style captions for a GZ2 or Kaggle vote table;
 `galaxy-hpc caption --predictor RUN STORE`: the same for a store's galaxies from the
-fractions a trained vote predictor gives them (caption_store.py), into a new store."""
+fractions a trained vote predictor gives them (caption_store.py), into a new store;
+`galaxy-hpc caption --vlm FOLDER STORE`: a store's captions from a vision-language model
+and a prompt (caption_vlm.py)."""
 
 from __future__ import annotations
 
@@ -34,14 +36,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "caption a store's galaxies from the vote fractions a trained vote predictor gives "
         "them instead, into a new store (the same images and columns, plus the caption and "
         "the predicted fractions); MPI-parallel under mpiexec/srun, and a rerun finishes "
-        "a killed one.")
+        "a killed one. With --vlm FOLDER, caption a store's galaxies with a local "
+        "vision-language model (transformers, e.g. Qwen2-VL) and a prompt instead.")
     parser.add_argument("source", type=Path, metavar="VOTES|STORE",
-                        help="vote table (.csv or .fits); with --predictor, a store")
+                        help="vote table (.csv or .fits); with --predictor or --vlm, a store")
     parser.add_argument("--predictor", metavar="RUN",
                         help="vote predictor folder (predictor.json), a train_dino run's "
                         "output folder, or its Hugging Face id: caption STORE with it")
+    parser.add_argument("--vlm", metavar="FOLDER",
+                        help="vision-language model folder (transformers layout, e.g. "
+                        "Qwen2-VL) or its Hugging Face id in the local cache: caption STORE "
+                        "with it")
     parser.add_argument("--out", type=Path, help="captions CSV (default: <stem>.captions.csv "
-                        "beside VOTES); with --predictor, the new store (default: "
+                        "beside VOTES); with --predictor or --vlm, the new store (default: "
                         "<stem>.captioned.zarr|h5 beside STORE)")
     parser.add_argument("--survey", default="sdss", help="caption prefix (default: sdss)")
     parser.add_argument("--threshold", type=float, default=CaptionConfig.threshold,
@@ -52,22 +59,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--suffix", choices=FRACTION_SUFFIXES,
                         help="GZ2 columns to use (default: debiased if present, else fraction)")
     parser.add_argument("--id-column", help="id column (default: dr7objid/objid/id or GalaxyID)")
-    store = parser.add_argument_group("with --predictor")
+    store = parser.add_argument_group("with --predictor or --vlm")
     store.add_argument("--column", default="caption", help="caption column (default: caption)")
     store.add_argument("--prefix", default="pred_",
                        help="prefix of the predicted fraction columns (default: pred_)")
-    store.add_argument("--batch-size", type=int, default=128)
+    store.add_argument("--batch-size", type=int,
+                       help="images per forward pass (default: 128 with --predictor, "
+                       "8 with --vlm)")
     store.add_argument("--device", default="auto",
                        help="auto (a GPU per rank if any), cpu, cuda, cuda:N")
     store.add_argument("--overwrite", action="store_true",
                        help="replace a store at --out made from other inputs or settings")
+    vlm = parser.add_argument_group("with --vlm")
+    vlm.add_argument("--prompt", help="what the model is asked about each galaxy (default: "
+                     "a one-sentence morphology description)")
+    vlm.add_argument("--max-new-tokens", type=int, default=64,
+                     help="longest caption, in tokens (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.predictor is not None:
-        return run_with_predictor(args)
-    if args.overwrite or args.column != "caption" or args.prefix != "pred_":
-        raise ValueError("--column, --prefix and --overwrite go with --predictor RUN STORE")
+    if args.predictor is not None and args.vlm is not None:
+        raise ValueError("give --predictor RUN or --vlm FOLDER, not both")
+    if args.vlm is None and (args.prompt is not None or args.max_new_tokens != 64):
+        raise ValueError("--prompt and --max-new-tokens go with --vlm FOLDER STORE")
+    if args.predictor is not None or args.vlm is not None:
+        return run_on_store(args)
+    if (args.overwrite or args.column != "caption" or args.prefix != "pred_"
+            or args.batch_size is not None):
+        raise ValueError("--column, --prefix, --batch-size and --overwrite go with "
+                         "--predictor RUN STORE or --vlm FOLDER STORE")
     args.votes = args.source
     config = CaptionConfig(survey=args.survey, threshold=args.threshold,
                            odd_threshold=args.odd_threshold)
@@ -93,14 +113,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_with_predictor(args: argparse.Namespace) -> int:
-    from galaxy_hpc.cli.caption_store import run_caption_store
+def run_on_store(args: argparse.Namespace) -> int:
     from hpc.dist import resolve_env
 
     if args.suffix is not None or args.id_column is not None:
         raise ValueError("--suffix and --id-column pick vote table columns; a store captioned "
-                         "with --predictor has no vote table")
-    summary = run_caption_store(args)
+                         "with --predictor or --vlm has no vote table")
+    if args.vlm is not None:
+        from galaxy_hpc.cli.caption_vlm import DEFAULT_BATCH_SIZE, run_caption_vlm
+        from galaxy_hpc.models.vlm_captions import DEFAULT_PROMPT
+
+        if args.prefix != "pred_":
+            raise ValueError("--prefix names predicted fraction columns; --vlm adds none")
+        args.prompt = DEFAULT_PROMPT if args.prompt is None else args.prompt
+        args.batch_size = DEFAULT_BATCH_SIZE if args.batch_size is None else args.batch_size
+        summary = run_caption_vlm(args)
+    else:
+        from galaxy_hpc.cli.caption_store import run_caption_store
+
+        args.batch_size = 128 if args.batch_size is None else args.batch_size
+        summary = run_caption_store(args)
     if resolve_env(cuda_available=False).rank != 0:
         return 0
     if args.json:
@@ -110,7 +142,7 @@ def run_with_predictor(args: argparse.Namespace) -> int:
               f"({summary['checksum']}); nothing to do")
     else:
         print(f"captioned {summary['num_items']} galaxies of {summary['source']} with "
-              f"{summary['predictor']} in {summary['seconds']:.1f} s on "
+              f"{summary.get('vlm') or summary['predictor']} in {summary['seconds']:.1f} s on "
               f"{summary['num_ranks']} rank(s) -> {summary['out']} (column "
               f"{summary['column']!r})")
     return 0
