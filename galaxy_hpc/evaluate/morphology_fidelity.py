@@ -94,7 +94,7 @@ def floor_galaxies(cfg: MorphologyFidelityConfig, real: Store) -> tuple[np.ndarr
                                                                         list[str]]:
     """(indices of the real galaxies that give the floor or None for all, a description,
     notes), per cfg.floor_galaxies and the predictor folder's predictor.json."""
-    from galaxy_hpc.models.dino.targets import heldout_mask
+    from galaxy_hpc.data.split import heldout_mask
     from galaxy_hpc.models.vote_predictor import MANIFEST
 
     manifest = json.loads((Path(cfg.predictor) / MANIFEST).read_text())

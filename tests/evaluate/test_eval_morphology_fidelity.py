@@ -22,7 +22,7 @@ from galaxy_hpc.evaluate.config import MorphologyFidelityConfig
 from galaxy_hpc.evaluate.inputs import model_pixels
 from galaxy_hpc.evaluate.morphology_fidelity import run_morphology_fidelity
 from galaxy_hpc.evaluate.results import to_json
-from galaxy_hpc.models.dino.targets import heldout_mask
+from galaxy_hpc.data.split import heldout_mask
 from galaxy_hpc.models.vote_predictor import MANIFEST, load_vote_predictor
 from hpc.store import StoreSpec, create_store, finalize_store, open_store
 from support.predictors import random_vote_predictor
