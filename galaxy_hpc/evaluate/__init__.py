@@ -14,7 +14,8 @@ metric allows (what does not is bounded, and says so in its output):
   ones requested, per GZ2 question (r and MAE);
 - conditioning.py: rank correlation of requested against measured quantities, with
   bootstrap intervals, and conditional fidelity per cell of the condition grid
-  (fidelity.py: generated vs real distributions against the real split-half floor);
+  (galaxy_hpc.data.fidelity: generated vs real distributions against the real
+  split-half floor);
 - report/: an HTML page with PNGs beside it, from the JSON results in a run folder.
 
 Results are dataclasses with `to_dict()` (what `--json` prints and `RUN_DIR/<name>.json`
