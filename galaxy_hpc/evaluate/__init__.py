@@ -14,7 +14,8 @@ metric allows (what does not is bounded, and says so in its output):
   ones requested, per GZ2 question (r and MAE);
 - conditioning.py: rank correlation of requested against measured quantities, with
   bootstrap intervals, and conditional fidelity per cell of the condition grid
-  (fidelity.py: generated vs real distributions against the real split-half floor);
+  (galaxy_hpc.data.fidelity: generated vs real distributions against the real
+  split-half floor);
 - clipscore.py: CLIP score of captioned images against their captions (clip_local.py: a
   local transformers CLIP folder), per-image scores cached like FID's statistics;
 - report/: an HTML page with PNGs beside it, from the JSON results in a run folder.

@@ -9,9 +9,9 @@ that distance dimming neither hides nor fakes a mass trend; the real store's bin
 both stores when one is given), with 68% bootstrap intervals. The same numbers on a real
 store, whose columns are the truth, say what a faithful model would reach.
 
-With a real store it also judges conditional fidelity (fidelity.py): per cell of a grid
-over the condition columns, the generated and real distributions of log flux, size,
-colour and concentration against the real cell's split-half noise floor.
+With a real store it also judges conditional fidelity (galaxy_hpc.data.fidelity): per
+cell of a grid over the condition columns, the generated and real distributions of log
+flux, size, colour and concentration against the real cell's split-half noise floor.
 
 Measuring is split over ranks (whole batches); rank correlations and cell distributions
 need every value, so the measurements (four floats a galaxy) are gathered, and the
@@ -27,7 +27,7 @@ import numpy as np
 
 from galaxy_hpc.data.photometry import consistency, measure, profile
 from galaxy_hpc.evaluate.config import MEASURED, ConditioningConfig, require
-from galaxy_hpc.evaluate.fidelity import cell_fidelity, rho_intervals
+from galaxy_hpc.data.fidelity import cell_fidelity, log_flux, rho_intervals
 from galaxy_hpc.data.nonfinite import NonFinitePixels
 from galaxy_hpc.evaluate.passes import (progress, rank_batches, read_batches,
                                         shared_failure)
@@ -108,10 +108,7 @@ def _correlations(store: Store, pairs: list[tuple[str, str]], measured: np.ndarr
 
 def _quantities(measured: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
     columns = {name: measured[:, k] for k, name in enumerate(MEASURED)}
-    flux = columns["total_flux"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        columns["log_flux"] = np.where(flux > 0, np.log10(np.where(flux > 0, flux, 1.0)),
-                                       np.nan)
+    columns["log_flux"] = log_flux(columns["total_flux"])
     return {name: columns[name] for name in names}
 
 

@@ -207,7 +207,7 @@ class ConditioningConfig:
     Spearman rho between what a conditional model was asked for (columns of the generated
     store, e.g. log_stellar_mass) and what its images show (total flux, half-light
     radius, ...), overall and within quantile bins of `by`, with bootstrap intervals.
-    With a real store, also conditional fidelity (galaxy_hpc.evaluate.fidelity): per cell
+    With a real store, also conditional fidelity (galaxy_hpc.data.fidelity): per cell
     of a grid over condition columns, the generated and real distributions of log flux,
     half-light radius, colour and concentration (medians, scatter, Wasserstein-1) against
     the real cell's split-half noise floor: "within noise", "off by k sigma" or "too

@@ -15,7 +15,7 @@ from eval_stores import blob_store
 from galaxy_hpc.data.photometry import measure, profile
 from galaxy_hpc.evaluate.conditioning import run_conditioning
 from galaxy_hpc.evaluate.config import ConditioningConfig
-from galaxy_hpc.evaluate.fidelity import cell_fidelity, compare_cell, split_half_distances
+from galaxy_hpc.data.fidelity import cell_fidelity, compare_cell, split_half_distances
 from galaxy_hpc.evaluate.results import to_json
 from scipy.stats import wasserstein_distance
 

@@ -40,6 +40,53 @@ class ConsistencySection:
             raise ValueError(f"consistency.num_bins must be >= 1, got {self.num_bins}")
 
 
+FIDELITY_QUANTITIES = ("log_flux", "half_light_radius", "colour", "concentration")
+
+
+@dataclass
+class FidelitySection:
+    """The targets a recipe is stated in, judged on the exported generator at the end, on
+    the same store rows and images as consistency.json (fidelity.json beside it, the
+    verdict in the run's train_result.json): per bin of consistency.by, the Spearman rho
+    of the requested condition with measured flux and size within `max_rho_difference` of
+    the real images'; per cell of a grid over the condition columns (`grid_bins` quantile
+    bins each), the Wasserstein-1 distance of each `judged` quantity at most
+    `max_w1_over_floor` times the real cell's split-half floor. The statistics are those
+    of `evaluate conditioning` (its config documents min_per_cell, num_splits,
+    tolerance_sigmas and num_bootstrap)."""
+
+    enabled: bool = True  # false: consistency.json only
+    # Quantities whose per-cell W1 is judged (all four are reported).
+    judged: list[str] = field(default_factory=lambda: ["log_flux", "half_light_radius"])
+    max_rho_difference: float = 0.1  # |rho generated - rho real| per bin, flux and size
+    max_w1_over_floor: float = 1.5  # per cell; a perfect generator reads ~1
+    grid_bins: int = 3  # quantile bins per condition column: 9 cells for (z, log M*)
+    colour_bands: list[int] = field(default_factory=lambda: [0, 1])  # g - r on synth stores
+    min_per_cell: int = 30  # fewer in a cell: "too sparse", which fails the target
+    num_splits: int = 50  # split-half draws of each real cell (its floor)
+    tolerance_sigmas: float = 3.0  # the per-cell "within noise" verdict reported beside
+    num_bootstrap: int = 200  # resamples for the 68% intervals of each rho
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [q for q in self.judged if q not in FIDELITY_QUANTITIES]
+        if unknown or not self.judged:
+            raise ValueError(f"model.fidelity.judged must name some of "
+                             f"{', '.join(FIDELITY_QUANTITIES)}, got {self.judged}")
+        if not self.max_rho_difference > 0 or not self.max_w1_over_floor > 0:
+            raise ValueError("model.fidelity.max_rho_difference and max_w1_over_floor must be "
+                             f"> 0, got {self.max_rho_difference}, {self.max_w1_over_floor}")
+        for name in ("grid_bins", "min_per_cell", "num_bootstrap"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.fidelity.{name} must be >= 1, got "
+                                 f"{getattr(self, name)}")
+        if self.num_splits < 2:
+            raise ValueError(f"model.fidelity.num_splits must be >= 2, got {self.num_splits}")
+        if len(self.colour_bands) != 2 or min(self.colour_bands) < 0:
+            raise ValueError("model.fidelity.colour_bands must be two band indices, got "
+                             f"{self.colour_bands}")
+
+
 @dataclass
 class GanModelConfig:
     latent_dim: int = 128  # noise per galaxy
@@ -64,8 +111,25 @@ class GanModelConfig:
     # G is penalised when D reads back other conditions than it asked for (the direct fix
     # of galaxyCGAN's images that did not follow the condition).
     aux_weight: float = 1.0
+    # G's share of that regression (null: aux_weight). Pulling every fake towards the
+    # conditions D reads off a *typical* real galaxy makes galaxies of one condition more
+    # alike than the data's (an over-stated mass-flux trend per redshift bin): D's regression
+    # is fitted to real galaxies' conditional means, so an atypical real galaxy is read
+    # back with the wrong mass, and G is penalised for drawing one. 0 leaves conditioning
+    # to the projection term, which matches the whole conditional distribution.
+    generator_aux_weight: float | None = None
+    # Mode seeking (MSGAN): G also maximises weight x log(image distance / latent
+    # distance) of pairs of fakes with one condition and pixel noise: without it, the
+    # latent can be all but ignored, and galaxies of one condition come out near copies
+    # (a narrower flux and size distribution per condition than the data's). 0: off.
+    diversity_weight: float = 0.0
+    # D's minibatch-stddev feature (StyleGAN): the features' std over groups of this many
+    # images, one extra channel before its last convolution, so that D can see a batch of
+    # too-alike fakes. 0: off.
+    minibatch_std_group: int = 0
     d_lr_ratio: float = 1.0  # discriminator lr = optim.lr x this (two-timescale rule)
     consistency: ConsistencySection = field(default_factory=ConsistencySection)
+    fidelity: FidelitySection = field(default_factory=FidelitySection)
 
     def __post_init__(self) -> None:
         for name in ("latent_dim", "condition_dim", "style_dim", "norm_groups"):
@@ -91,8 +155,19 @@ class GanModelConfig:
                              f"{self.r1_gamma}, {self.r1_every}")
         if self.aux_weight < 0:
             raise ValueError(f"model.aux_weight must be >= 0, got {self.aux_weight}")
+        if self.generator_aux_weight is not None and self.generator_aux_weight < 0:
+            raise ValueError("model.generator_aux_weight must be >= 0 (or null: aux_weight), "
+                             f"got {self.generator_aux_weight}")
+        if self.diversity_weight < 0 or self.minibatch_std_group < 0:
+            raise ValueError("model.diversity_weight and model.minibatch_std_group must be "
+                             f">= 0, got {self.diversity_weight}, {self.minibatch_std_group}")
         if not self.d_lr_ratio > 0:
             raise ValueError(f"model.d_lr_ratio must be > 0, got {self.d_lr_ratio}")
+
+    @property
+    def g_aux_weight(self) -> float:
+        """The weight of G's auxiliary term: generator_aux_weight, or aux_weight when null."""
+        return self.aux_weight if self.generator_aux_weight is None else self.generator_aux_weight
 
     @staticmethod
     def default_data() -> DataSection:

@@ -68,13 +68,27 @@ def report(generate: Callable[[np.ndarray, Sequence[int]], np.ndarray], store: A
            num_bins: int = 3) -> dict[str, Any]:
     """The consistency of a generator (generate(conditions, seeds) -> store-unit images)
     on `num_samples` store rows, beside the same measure on those rows' real images."""
+    rows, conditions = evaluation_conditions(store, names, num_samples)
+    return compare(generate(conditions, rows.tolist()), store.read_images_at(rows), conditions,
+                   names, requested=requested, by=by, num_bins=num_bins)
+
+
+def evaluation_conditions(store: Any, names: Sequence[str],
+                          num_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, their conditions (N, K) in the order of `names`): the rows a report judges."""
     rows = evaluation_rows(len(store), num_samples)
-    conditions = np.stack([store.read_column(n)[rows] for n in names], axis=1)
-    generated = measure_consistency(generate(conditions, rows.tolist()), conditions, names,
+    return rows, np.stack([store.read_column(n)[rows] for n in names], axis=1)
+
+
+def compare(generated_images: np.ndarray, real_images: np.ndarray, conditions: np.ndarray,
+            names: Sequence[str], *, requested: str, by: str | None,
+            num_bins: int = 3) -> dict[str, Any]:
+    """The report of `report` from images already drawn for `conditions`."""
+    generated = measure_consistency(generated_images, conditions, names,
                                     requested=requested, by=by, num_bins=num_bins)
-    real = measure_consistency(store.read_images_at(rows), conditions, names,
+    real = measure_consistency(real_images, conditions, names,
                                requested=requested, by=by, num_bins=num_bins)
-    return {"requested": requested, "by": by, "num_samples": int(len(rows)),
+    return {"requested": requested, "by": by, "num_samples": int(len(conditions)),
             "measured": {"flux": "total flux (photometry.measure), store units",
                          "size": "half-light radius, pixels"},
             "generated": {q: _strict(generated[q].to_dict()) for q in QUANTITIES},

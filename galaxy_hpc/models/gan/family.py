@@ -9,7 +9,7 @@ The arrangement. One module holds G and D; its forward computes both losses and 
 their sum, built so that a single backward gives each network exactly its own gradient:
 
     fake = G(z, c)
-    L_G  = softplus(-D*(fake, c)) + aux_weight |D*_aux(fake) - c|^2
+    L_G  = softplus(-D*(fake, c)) + g_aux_weight |D*_aux(fake) - c|^2
     L_D  = softplus(-D(real, c)) + softplus(D(sg(fake), c)) + aux_weight |D_aux(real) - c|^2
            + r1_every * r1_gamma / 2 |grad_real D(real, c)|^2      (every r1_every-th forward)
     loss = L_D + L_G
@@ -75,7 +75,7 @@ import torch
 from torch.nn import functional as F
 
 from galaxy_hpc.models.display import to_display
-from galaxy_hpc.models.gan import consistency
+from galaxy_hpc.models.gan import consistency, fidelity
 from galaxy_hpc.models.gan.generator import GalaxyGenerator, noise_for_seeds
 from galaxy_hpc.models.gan.networks import (
     ConditionScaler,
@@ -138,7 +138,8 @@ class GanTrainModule(torch.nn.Module):
 
     def __init__(self, generator: torch.nn.Module, discriminator: torch.nn.Module,
                  scaler: ConditionScaler, *, r1_gamma: float, r1_every: int, aux_weight: float,
-                 monitor: ConsistencyMonitor | None, monitor_every: int) -> None:
+                 monitor: ConsistencyMonitor | None, monitor_every: int,
+                 g_aux_weight: float | None = None, diversity_weight: float = 0.0) -> None:
         super().__init__()
         self.generator = generator
         self.discriminator = discriminator
@@ -149,6 +150,8 @@ class GanTrainModule(torch.nn.Module):
         self._monitor = monitor
         self.monitor_every = monitor_every  # forwards (steps x gradient accumulation)
         self.r1_gamma, self.r1_every, self.aux_weight = r1_gamma, r1_every, aux_weight
+        self.g_aux_weight = aux_weight if g_aux_weight is None else g_aux_weight
+        self.diversity_weight = diversity_weight
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         real, c = batch["pixel_values"], self._scaler.normalise(batch["conditions"])
@@ -157,26 +160,46 @@ class GanTrainModule(torch.nn.Module):
         count = int(self.num_forwards)
         size = real.shape[0]
         noise = torch.randn(size, self.generator.latent_dim, device=real.device)
-        fake = self.generator(noise, c)
+        pairs = size // 2 if self.diversity_weight > 0 else 0
+        c_fake, maps = c, None
+        if pairs:
+            # Fake k and k + pairs share a condition and pixel noise, and differ in their
+            # latent only: how far apart they come out is what the latent does.
+            c_fake = torch.cat([c[:pairs], c[:pairs], c[2 * pairs:]])
+            maps = torch.randn(pairs, *self.generator.pixel_noise_shape, device=real.device)
+            maps = torch.cat([maps, maps, torch.randn(size - 2 * pairs,
+                                                      *self.generator.pixel_noise_shape,
+                                                      device=real.device)])
+        fake = self.generator(noise, c_fake, maps)
 
         with frozen(self.discriminator):
-            logit_g, read_g = self.discriminator(fake, c)
+            logit_g, read_g = self.discriminator(fake, c_fake)
         g_adv = F.softplus(-logit_g).mean()
-        g_aux = (read_g - c).pow(2).mean()
+        g_aux = (read_g - c_fake).pow(2).mean()
 
         with_r1 = self.training and self.r1_gamma > 0 and (count - 1) % self.r1_every == 0
         real = real.detach().to(fake.dtype).requires_grad_(with_r1)
-        logits, read = self.discriminator(torch.cat([real, fake.detach()]), torch.cat([c, c]))
+        logits, read = self.discriminator(torch.cat([real, fake.detach()]),
+                                          torch.cat([c, c_fake]))
         logit_real, logit_fake = logits[:size], logits[size:]
         d_adv = F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()
         d_aux = (read[:size] - c).pow(2).mean()
 
-        loss = d_adv + g_adv + self.aux_weight * (d_aux + g_aux)
+        loss = d_adv + g_adv + self.aux_weight * d_aux + self.g_aux_weight * g_aux
         terms = {"d_loss": d_adv, "g_loss": g_adv, "d_aux": d_aux, "g_aux": g_aux,
                  "d_real": logit_real.mean(), "d_fake": logit_fake.mean()}
+        if pairs:
+            # Mode seeking (Mao et al. 2019, MSGAN): image distance per latent distance
+            # of the pairs, on a log scale (no image unit sets the weight's meaning).
+            apart = (fake[:pairs] - fake[pairs:2 * pairs]).float().abs().mean(dim=(1, 2, 3))
+            moved = (noise[:pairs] - noise[pairs:2 * pairs]).abs().mean(dim=1)
+            diversity = torch.log((apart / moved).mean() + 1e-8)
+            loss = loss - self.diversity_weight * diversity
+            terms["g_diversity"] = diversity
         if with_r1:
-            # D's rows do not interact (no batch statistics), so the gradient of the sum
-            # of the real logits with respect to the real images is per-image.
+            # The gradient of the sum of the real logits with respect to the real images
+            # is per-image where D's rows do not interact (no minibatch-stddev feature);
+            # with it, each image's also carries its group's share, as in StyleGAN2.
             (grad,) = torch.autograd.grad(logit_real.sum(), real, create_graph=True)
             r1 = grad.float().pow(2).sum(dim=(1, 2, 3)).mean()
             loss = loss + 0.5 * self.r1_gamma * self.r1_every * r1
@@ -204,7 +227,8 @@ class GanFamily(ModelFamily):
         generator = generator_from_spec(self.spec)
         discriminator = Discriminator(image_shape=shape, num_conditions=len(self.names),
                                       channels=model.discriminator_channels,
-                                      spectral_norm=model.spectral_norm)
+                                      spectral_norm=model.spectral_norm,
+                                      minibatch_std_group=model.minibatch_std_group)
         check = model.consistency
         monitor = None
         if check.every:
@@ -219,7 +243,8 @@ class GanFamily(ModelFamily):
         return GanTrainModule(
             generator, discriminator, self.scaler, r1_gamma=model.r1_gamma,
             r1_every=model.r1_every, aux_weight=model.aux_weight, monitor=monitor,
-            monitor_every=check.every * cfg.zero.gradient_accumulation_steps)
+            monitor_every=check.every * cfg.zero.gradient_accumulation_steps,
+            g_aux_weight=model.g_aux_weight, diversity_weight=model.diversity_weight)
 
     def _condition_values(self) -> np.ndarray:
         columns = self.store.spec.columns
@@ -303,19 +328,33 @@ class GanFamily(ModelFamily):
         return GalaxyGenerator(network, self.spec, self.device).save(output_dir / "generator")
 
     def evaluate_export(self, artifact: Path, output_dir: Path) -> dict[str, Any]:
-        """The conditioning-consistency report of the exported generator, loaded as
-        `generate` loads it, on store rows: consistency.json beside it."""
+        """The exported generator, loaded as `generate` loads it, on store rows: the
+        conditioning-consistency report (consistency.json) and the fidelity targets
+        (fidelity.json, model.fidelity) beside it, from one draw of the same galaxies."""
         from galaxy_hpc.models.gan.generator import load_generator
 
         generator = load_generator(artifact, self.device)
         check = self.cfg.model.consistency
-        found = consistency.report(generator.generate, self.store, self.names,
-                                   requested=check.requested, by=check.by,
-                                   num_samples=check.report_num_samples,
-                                   num_bins=check.num_bins)
+        rows, conditions = consistency.evaluation_conditions(self.store, self.names,
+                                                             check.report_num_samples)
+        generated = generator.generate(conditions, rows.tolist())
+        real = self.store.read_images_at(rows)
+        found = consistency.compare(generated, real, conditions, self.names,
+                                    requested=check.requested, by=check.by,
+                                    num_bins=check.num_bins)
         (artifact / "consistency.json").write_text(json.dumps(found, indent=2) + "\n")
         print(consistency.summary_line(found), file=sys.stderr, flush=True)
-        return {"consistency": str(artifact / "consistency.json")}
+        result: dict[str, Any] = {"consistency": str(artifact / "consistency.json")}
+        if self.cfg.model.fidelity.enabled:
+            verdict = fidelity.judge(generated, real, conditions, self.names,
+                                     self.cfg.model.fidelity, requested=check.requested,
+                                     by=check.by, num_bins=check.num_bins)
+            (artifact / "fidelity.json").write_text(
+                json.dumps(verdict, indent=2, allow_nan=False) + "\n")
+            print("\n".join(fidelity.summary_lines(verdict)), file=sys.stderr, flush=True)
+            result.update(fidelity=str(artifact / "fidelity.json"),
+                          fidelity_met=verdict["met"], **fidelity.figures(verdict))
+        return result
 
     def describe(self) -> str:
         model = self.cfg.model

@@ -201,15 +201,19 @@ class Discriminator(nn.Module):
     """forward(images, normalised conditions) -> (logit (B,), predicted conditions (B, K))."""
 
     def __init__(self, *, image_shape: Sequence[int], num_conditions: int,
-                 channels: Sequence[int], spectral_norm: bool) -> None:
+                 channels: Sequence[int], spectral_norm: bool,
+                 minibatch_std_group: int = 0) -> None:
         super().__init__()
         bands, height, width = (int(v) for v in image_shape)
+        self.group = minibatch_std_group
         sizes = resolution_ladder(height, width, len(channels))[::-1]  # image first
         self.from_image = _sn(nn.Conv2d(bands, channels[0], 3, padding=1), spectral_norm)
         self.blocks = nn.ModuleList(
             DiscriminatorBlock(channels[k], channels[k + 1], sizes[k + 1], spectral=spectral_norm)
             for k in range(len(channels) - 1))
-        self.final = _sn(nn.Conv2d(channels[-1], channels[-1], 3, padding=1), spectral_norm)
+        extra = 1 if minibatch_std_group else 0
+        self.final = _sn(nn.Conv2d(channels[-1] + extra, channels[-1], 3, padding=1),
+                         spectral_norm)
         self.logit = _sn(nn.Linear(channels[-1], 1), spectral_norm)
         self.project = _sn(nn.Linear(num_conditions, channels[-1], bias=False), spectral_norm)
         self.regress = nn.Linear(channels[-1], num_conditions)
@@ -220,9 +224,27 @@ class Discriminator(nn.Module):
         x = self.from_image(images.to(dtype))
         for block in self.blocks:
             x = block(x)
+        if self.group:
+            x = torch.cat([x, minibatch_std(x, self.group)], dim=1)
         h = F.leaky_relu(self.final(F.leaky_relu(x, LEAK)), LEAK).sum(dim=(2, 3))
         logit = self.logit(h).squeeze(1) + (self.project(conditions.to(dtype)) * h).sum(dim=1)
         return logit.float(), self.regress(h).float()
+
+
+def minibatch_std(x: torch.Tensor, group: int) -> torch.Tensor:
+    """StyleGAN's minibatch-stddev feature, (B, 1, H, W): the std of the features over
+    each group of `group` consecutive images (fewer where the batch does not divide),
+    averaged to one number per group. Consecutive, not strided as in StyleGAN: D sees
+    real and fake images in one batch, real first, and a group must not mix them. A
+    generator whose galaxies are too alike shows a smaller value than real ones."""
+    size = x.shape[0]
+    group = min(group, size)
+    while size % group:
+        group -= 1
+    grouped = x.float().view(size // group, group, *x.shape[1:])
+    spread = (grouped.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))
+    return spread.repeat_interleave(group).view(size, 1, 1, 1).expand(
+        size, 1, *x.shape[2:]).to(x.dtype)
 
 
 def generator_from_spec(spec: dict[str, Any]) -> Generator:

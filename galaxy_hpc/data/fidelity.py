@@ -40,6 +40,9 @@ photometry.consistency) with 68% bootstrap intervals (16th-84th percentiles of r
 can be read against the real one with its uncertainty.
 
 Everything here runs on rank 0 from the gathered measurements (a few floats a galaxy).
+The statistics live beside photometry's, below the models, so that `evaluate
+conditioning` and a model family judging its own export (the GAN's fidelity.json) give
+the same numbers from the same code.
 """
 
 from __future__ import annotations
@@ -54,6 +57,13 @@ INTERVAL_PERCENTILES = (16.0, 84.0)
 # Bootstrap resamples are ranked this many values at a time (a few arrays of float64 of
 # this size, ~32 MB each): 200 resamples of a million-galaxy bin do not all sit in memory.
 BOOTSTRAP_ELEMENTS = 4_000_000
+
+
+def log_flux(flux: np.ndarray) -> np.ndarray:
+    """log10 of the total flux; NaN where it is not positive (a measure, not a galaxy)."""
+    flux = np.asarray(flux, dtype=np.float64)
+    positive = flux > 0
+    return np.where(positive, np.log10(np.where(positive, flux, 1.0)), np.nan)
 
 
 def scatter(values: np.ndarray) -> float:

@@ -1,0 +1,232 @@
+"""The GAN's fidelity targets and the generator's share of the auxiliary regression.
+
+The verdict (galaxy_hpc.models.gan.fidelity) on hand-made galaxies whose flux and size
+are known: a generator that gives back the real images meets both targets; one whose
+galaxies are all twice as bright follows the trend (ranks unchanged) but fails the flux
+cells and only those; one whose galaxies follow the mass with none of the data's
+scatter over-states the trend and fails it; a sparse cell is left out of the verdict.
+The knobs against galaxies too alike: generator_aux_weight weighs G's auxiliary term
+alone (0 removes it from G's gradient and leaves D's untouched); diversity_weight pairs
+fakes that share a condition and pixel noise and rewards their distance per latent
+distance; minibatch_std_group gives D the spread of each group of images, groups never
+mixing the real and fake halves of its batch.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from galaxy_hpc.models.gan.config import FidelitySection, GanModelConfig
+
+NAMES = ["redshift", "log_stellar_mass"]
+
+
+def galaxies(flux: np.ndarray, sigma: np.ndarray, side: int = 24) -> np.ndarray:
+    """Round Gaussians of known total flux and width on a sky of 0.5, 3 bands."""
+    yy, xx = np.mgrid[0:side, 0:side] - (side - 1) / 2
+    r2 = (yy**2 + xx**2)[None]
+    light = flux[:, None, None] * np.exp(-r2 / (2 * sigma[:, None, None] ** 2)) \
+        / (2 * np.pi * sigma[:, None, None] ** 2)
+    return (0.5 + np.repeat(light[:, None] / 3, 3, axis=1)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    """240 galaxies: flux rises with mass with 0.3 dex of scatter, size with mass."""
+    rng = np.random.default_rng(0)
+    conditions = np.stack([rng.uniform(0.05, 0.2, 240), rng.uniform(9.5, 11.5, 240)], axis=1)
+    trend = 100 * 10 ** (0.8 * (conditions[:, 1] - 10)) * (0.05 / conditions[:, 0]) ** 0.5
+    scatter = 10 ** rng.normal(0.0, 0.3, 240)
+    sigma = 1.0 + 0.8 * (conditions[:, 1] - 9.5) + rng.uniform(0.0, 0.5, 240)
+    return conditions, trend, scatter, sigma
+
+
+def judge(generated, real, conditions):
+    from galaxy_hpc.models.gan.fidelity import judge as run
+
+    section = FidelitySection(grid_bins=2, min_per_cell=20, num_splits=20, num_bootstrap=50)
+    return run(generated, real, conditions, NAMES, section, requested="log_stellar_mass",
+               by="redshift", num_bins=2)
+
+
+def test_the_real_images_themselves_meet_both_targets(sample):
+    from galaxy_hpc.models.gan.fidelity import figures, summary_lines
+
+    conditions, trend, scatter, sigma = sample
+    real = galaxies(trend * scatter, sigma)
+    found = judge(real.copy(), real, conditions)
+    assert found["met"] and found["trends_met"] and found["cells_met"] == {
+        "log_flux": True, "half_light_radius": True}
+    assert all(t["difference"] == [0.0, 0.0] for t in found["trends"])
+    assert all(r == 0.0 for rs in found["w1_over_floor"].values() for r in rs)
+    assert len(found["fidelity"]["cells"]) == 4
+    json.dumps(found, allow_nan=False)
+    assert "targets MET" in summary_lines(found)[0]
+    quoted = figures(found)
+    assert len(quoted["rho_flux"]["generated"]) == 2 and set(quoted["w1_over_floor"]) == {
+        "log_flux", "half_light_radius"}
+
+
+def test_twice_as_bright_follows_the_trend_but_fails_the_flux_cells_only(sample):
+    conditions, trend, scatter, sigma = sample
+    real = galaxies(trend * scatter, sigma)
+    found = judge(galaxies(2 * trend * scatter, sigma), real, conditions)
+    assert found["trends"][0]["measured"] == "total_flux" and found["trends"][0]["met"]
+    assert found["cells_met"] == {"log_flux": False, "half_light_radius": True}
+    assert not found["met"]
+    assert all(r > 1.5 for r in found["w1_over_floor"]["log_flux"]), found["w1_over_floor"]
+
+
+def test_galaxies_without_the_data_scatter_over_state_the_trend(sample):
+    conditions, trend, scatter, sigma = sample
+    real = galaxies(trend * scatter, sigma)
+    found = judge(galaxies(trend, sigma), real, conditions)
+    flux = found["trends"][0]
+    assert all(g > r + 0.1 for g, r in zip(flux["generated"]["bin_rho"], flux["real"]["bin_rho"]))
+    assert not flux["met"] and not found["met"]
+    # The bootstrap intervals say how far apart the two trends are.
+    assert all(lo > hi for (lo, _), (_, hi) in zip(flux["generated"]["bin_rho_interval"],
+                                                    flux["real"]["bin_rho_interval"]))
+
+
+def test_sparse_cells_are_left_out_and_no_judged_cell_is_no_pass(sample):
+    from galaxy_hpc.data.fidelity import bin_index, quantile_edges
+    from galaxy_hpc.models.gan.fidelity import judge as run
+
+    def cells(conditions):
+        return sum(bin_index(conditions[:, k], quantile_edges(conditions[:, k], 2))
+                   * 2 ** (1 - k) for k in range(2))
+
+    conditions, trend, scatter, sigma = sample
+    # 15 fewer galaxies of low redshift and low mass: that cell the emptiest by far.
+    keep = ~((cells(conditions) == 0) & (np.cumsum(cells(conditions) == 0) <= 15))
+    conditions = conditions[keep]
+    real = galaxies((trend * scatter)[keep], sigma[keep])
+    counts = sorted(np.bincount(cells(conditions), minlength=4))
+    assert counts[0] < counts[1]
+    # min_per_cell above the emptiest cell only: that cell is too sparse, the others judged.
+    section = FidelitySection(grid_bins=2, min_per_cell=int(counts[1]), num_splits=20,
+                              num_bootstrap=50)
+    found = run(real.copy(), real, conditions, NAMES, section, requested="log_stellar_mass",
+                by="redshift", num_bins=2)
+    assert found["w1_over_floor"]["log_flux"].count(None) == 1 and found["met"]
+    few = judge(real[:40].copy(), real[:40], conditions[:40])
+    assert few["w1_over_floor"]["log_flux"] == [None] * 4 and not few["met"]
+
+
+def test_config_fields_are_checked():
+    assert GanModelConfig().g_aux_weight == 1.0
+    assert GanModelConfig(aux_weight=0.5).g_aux_weight == 0.5
+    assert GanModelConfig(aux_weight=0.5, generator_aux_weight=0.0).g_aux_weight == 0.0
+    with pytest.raises(ValueError, match="generator_aux_weight"):
+        GanModelConfig(generator_aux_weight=-1.0)
+    with pytest.raises(ValueError, match="fidelity.judged"):
+        FidelitySection(judged=["mass"])
+    with pytest.raises(ValueError, match="max_w1_over_floor"):
+        FidelitySection(max_w1_over_floor=0.0)
+
+
+def test_generator_aux_weight_weighs_g_aux_alone():
+    from galaxy_hpc.models.gan.family import GanTrainModule
+    from galaxy_hpc.models.gan.networks import ConditionScaler, Discriminator, Generator
+
+    def module(g_aux_weight):
+        torch.manual_seed(0)
+        G = Generator(image_shape=(1, 12, 12), num_conditions=2, latent_dim=8, condition_dim=8,
+                      mapping_layers=1, style_dim=16, channels=[8, 8], norm_groups=4)
+        D = Discriminator(image_shape=(1, 12, 12), num_conditions=2, channels=[8, 8],
+                          spectral_norm=False)
+        return GanTrainModule(G, D, ConditionScaler([0.1, 10.5], [0.05, 0.5]), r1_gamma=1.0,
+                              r1_every=1, aux_weight=1.0, monitor=None, monitor_every=1,
+                              g_aux_weight=g_aux_weight).train()
+
+    rng = np.random.default_rng(0)
+    batch = {"pixel_values": torch.from_numpy(rng.normal(size=(4, 1, 12, 12)).astype(np.float32)),
+             "conditions": torch.tensor([[0.1, 10.0], [0.15, 11.0], [0.05, 10.2], [0.2, 9.8]])}
+    runs = {}
+    for weight in (None, 0.0):
+        m = module(weight)
+        torch.manual_seed(1)
+        loss, terms = m(batch)
+        loss.backward()
+        runs[weight] = (m, loss, terms)
+    (full, loss_full, terms), (none, loss_none, _) = runs[None], runs[0.0]
+    assert full.g_aux_weight == 1.0 and none.g_aux_weight == 0.0
+    assert (loss_full - loss_none).item() == pytest.approx(terms["g_aux"].item(), rel=1e-5)
+    for a, b in zip(full.discriminator.parameters(), none.discriminator.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-8)  # D: no change at all
+    assert any(not torch.allclose(a.grad, b.grad)
+               for a, b in zip(full.generator.parameters(), none.generator.parameters()))
+
+
+def tiny_module(**kw):
+    from galaxy_hpc.models.gan.family import GanTrainModule
+    from galaxy_hpc.models.gan.networks import ConditionScaler, Discriminator, Generator
+
+    torch.manual_seed(0)
+    G = Generator(image_shape=(1, 12, 12), num_conditions=2, latent_dim=8, condition_dim=8,
+                  mapping_layers=1, style_dim=16, channels=[8, 8], norm_groups=4)
+    D = Discriminator(image_shape=(1, 12, 12), num_conditions=2, channels=[8, 8],
+                      spectral_norm=False, minibatch_std_group=kw.pop("group", 0))
+    return GanTrainModule(G, D, ConditionScaler([0.1, 10.5], [0.05, 0.5]), r1_gamma=1.0,
+                          r1_every=1, aux_weight=1.0, monitor=None, monitor_every=1,
+                          **kw).train()
+
+
+def test_diversity_pairs_share_condition_and_pixel_noise_and_reward_distance():
+    module = tiny_module(diversity_weight=0.5)
+    G = module.generator
+    seen = []
+    original = G.forward
+
+    def spy(noise, conditions, pixel_noise=None):
+        seen.append((noise, conditions, pixel_noise))
+        return original(noise, conditions, pixel_noise)
+
+    G.forward = spy
+    rng = np.random.default_rng(0)
+    batch = {"pixel_values": torch.from_numpy(rng.normal(size=(5, 1, 12, 12)).astype(np.float32)),
+             "conditions": torch.tensor([[0.1, 10.0], [0.15, 11.0], [0.05, 10.2], [0.2, 9.8],
+                                         [0.12, 10.6]])}
+    torch.manual_seed(1)
+    loss, terms = module(batch)
+    noise, conditions, maps = seen[0]
+    c = module._scaler.normalise(batch["conditions"])
+    # 5 images: pairs (0, 2) and (1, 3) share conditions 0 and 1; image 4 keeps its own.
+    assert torch.equal(conditions, torch.stack([c[0], c[1], c[0], c[1], c[4]]))
+    assert torch.equal(maps[:2], maps[2:4]) and not torch.equal(maps[0], maps[4])
+    assert not torch.equal(noise[:2], noise[2:4])
+    with torch.no_grad():
+        fake = original(noise, conditions, maps)
+    apart = (fake[:2] - fake[2:4]).abs().mean(dim=(1, 2, 3))
+    moved = (noise[:2] - noise[2:4]).abs().mean(dim=1)
+    assert terms["g_diversity"].item() == pytest.approx(
+        float(torch.log((apart / moved).mean())), rel=1e-5)
+    # The term moves G's parameters only (D is not in its graph: fakes come from G).
+    loss.backward()
+    plain = tiny_module()
+    torch.manual_seed(1)
+    plain_loss, plain_terms = plain(batch)
+    assert "g_diversity" not in plain_terms
+
+
+def test_minibatch_std_groups_do_not_mix_real_and_fake():
+    from galaxy_hpc.models.gan.networks import minibatch_std
+
+    x = torch.zeros(8, 2, 3, 3)
+    x[4:] = torch.randn(4, 2, 3, 3)  # "fakes" vary, "reals" (first half) are all alike
+    spread = minibatch_std(x, 4)[:, 0, 0, 0]
+    assert torch.all(spread[:4] < 1e-3) and torch.all(spread[4:] > 0.1)
+    assert minibatch_std(torch.randn(6, 2, 3, 3), 4).shape == (6, 1, 3, 3)  # groups of 3
+    module = tiny_module(group=4)
+    rng = np.random.default_rng(0)
+    batch = {"pixel_values": torch.from_numpy(rng.normal(size=(4, 1, 12, 12)).astype(np.float32)),
+             "conditions": torch.tensor([[0.1, 10.0], [0.15, 11.0], [0.05, 10.2], [0.2, 9.8]])}
+    loss, terms = module(batch)
+    assert torch.isfinite(loss) and "r1" in terms
+    with pytest.raises(ValueError, match="minibatch_std_group"):
+        GanModelConfig(minibatch_std_group=-1)
