@@ -231,6 +231,74 @@ def test_condition_encoder_null_tokens_and_normalisation():
         encoder(torch.zeros(3, 5))
 
 
+def _tiny_unet_and_encoder():
+    from diffusers import UNet2DConditionModel
+
+    from galaxy_hpc.models.ldm.condition import ConditionEncoder
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=4, in_channels=4, out_channels=4, block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), layers_per_block=1,
+        norm_num_groups=4, cross_attention_dim=8, attention_head_dim=(2, 2),
+        class_embed_type="projection", projection_class_embeddings_input_dim=8)
+    encoder = ConditionEncoder(num_conditions=2, num_tokens=3, embed_dim=8, hidden_dim=16,
+                               mean=[0.5, 0.5], std=[0.2, 0.2])
+    return unet, encoder
+
+
+def _capture_context(unet):
+    seen = []
+    unet.register_forward_pre_hook(
+        lambda _, args, kwargs: seen.append((kwargs["encoder_hidden_states"].clone(),
+                                             kwargs["class_labels"].clone())),
+        with_kwargs=True)
+    return seen
+
+
+def test_guidance_uses_the_null_tokens_that_condition_dropout_trains():
+    """Classifier-free guidance is only as good as its unconditional half: sampling must
+    feed the UNet exactly what a dropped example fed it in training (the encoder's
+    normalised null tokens, in cross-attention and as the class embedding), and the
+    conditional half what an undropped example fed it."""
+    from diffusers import AutoencoderKL, DDPMScheduler
+
+    from galaxy_hpc.models.ldm.pipeline import GalaxyLDMPipeline
+    from galaxy_hpc.models.ldm.unet_family import LatentUNetTrainModule
+
+    unet, encoder = _tiny_unet_and_encoder()
+    scheduler = DDPMScheduler(num_train_timesteps=50)
+    conditions = torch.tensor([[0.1, 0.9], [0.9, 0.1]])
+    seen = _capture_context(unet)
+    for dropout in (1.0, 0.0):  # every example dropped, then none
+        module = LatentUNetTrainModule(unet, encoder, scheduler, condition_dropout=dropout,
+                                       prediction_type="epsilon", noise_offset=0.0,
+                                       snr_gamma=None)
+        module({"latents": torch.randn(2, 4, 4, 4), "conditions": conditions})
+    (trained_null, trained_null_class), (trained_cond, trained_cond_class) = seen
+    vae = AutoencoderKL(in_channels=3, out_channels=3, block_out_channels=(4,),
+                        norm_num_groups=4, latent_channels=4, layers_per_block=1)
+    pipe = GalaxyLDMPipeline(vae=vae, unet=unet, condition_encoder=encoder,
+                             scheduler=scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    seen.clear()
+    pipe(conditions.numpy(), num_inference_steps=2, guidance_scale=3.0,
+         generator=torch.Generator().manual_seed(0))
+    tokens, class_labels = seen[0]
+    assert tokens.shape == (4, 3, 8)  # [unconditional, conditional] halves
+    assert torch.allclose(tokens[:2], trained_null, atol=1e-6)
+    assert torch.allclose(tokens[2:], trained_cond, atol=1e-6)
+    assert torch.allclose(class_labels[:2], trained_null_class, atol=1e-6)
+    assert torch.allclose(class_labels[2:], trained_cond_class, atol=1e-6)
+    assert not torch.allclose(trained_cond[0], trained_cond[1])  # conditions differ
+    seen.clear()
+    pipe(conditions.numpy(), num_inference_steps=2, guidance_scale=1.0,
+         generator=torch.Generator().manual_seed(0))
+    assert seen[0][0].shape == (2, 3, 8)  # scale 1: the conditional pass alone
+    assert torch.allclose(seen[0][0], trained_cond, atol=1e-6)
+
+
 def test_prototype_conditions_pick_gz2_classes_from_the_store(synth_store):
     from galaxy_hpc.models.ldm.condition import prototype_conditions
     from galaxy_hpc.models.ldm.config import gz2_fraction_columns
