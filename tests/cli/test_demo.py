@@ -15,6 +15,7 @@ from PIL import Image
 from support.html_page import parse
 
 
+@pytest.mark.demo
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # ~5 min on 2 idle cores; a shared machine takes several times that
 def test_the_demo_report_shows_what_training_bought(tmp_path):
