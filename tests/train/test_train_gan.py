@@ -317,6 +317,22 @@ def test_configs_reject_bad_fields_and_sbatch_script():
     assert os.access(script, os.X_OK) and "ghpc_srun train" in script.read_text()
 
 
+def test_validation_distance_is_zero_for_the_same_galaxies_and_grows_with_the_gap():
+    from galaxy_hpc.models.gan.family import photometric_distance
+
+    rng = np.random.default_rng(0)
+    conditions = draw_conditions(96, rng)
+    real = (blobs(conditions, rng) + 1) / 8  # back to store units: sky at 0
+    assert photometric_distance(real, real) == (0.0, 0.0)
+    w1_flux, w1_size = photometric_distance(real, 2 * real)
+    assert w1_flux == pytest.approx(np.log10(2), abs=0.01) and w1_size < 0.02
+    heavier = conditions + [0.0, 0.5]  # brighter and larger
+    w1_flux, w1_size = photometric_distance(real, (blobs(heavier, rng) + 1) / 8)
+    assert w1_flux > 0.3 and w1_size > 0.1
+    empty = np.zeros_like(real)
+    assert photometric_distance(real, empty)[0] == float("inf")
+
+
 # ---------------------------------------------------------------- the loop, 2 ranks
 
 
@@ -329,12 +345,15 @@ def flux32(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runs(galaxy_hpc, mpiexec, flux32, tmp_path_factory):
-    """Two ranks, ZeRO-2, EMA: 6 steps straight through, and 3 + 3 with a resume."""
+    """Two ranks, ZeRO-2, EMA, a quarter of the galaxies held out and judged every 3 steps:
+    6 steps straight through, and 3 + 3 with a resume."""
     root = tmp_path_factory.mktemp("gan-runs")
     launcher = (mpiexec, "-n", "2")
-    straight = train(launcher, galaxy_hpc, flux32, root / "straight", "run.max_steps=6")
-    train(launcher, galaxy_hpc, flux32, root / "split", "run.max_steps=3")
-    resumed = train(launcher, galaxy_hpc, flux32, root / "split", "run.max_steps=6")
+    held_out = ("data.validation_fraction=0.25", "run.eval_every=3")
+    straight = train(launcher, galaxy_hpc, flux32, root / "straight", "run.max_steps=6",
+                     *held_out)
+    train(launcher, galaxy_hpc, flux32, root / "split", "run.max_steps=3", *held_out)
+    resumed = train(launcher, galaxy_hpc, flux32, root / "split", "run.max_steps=6", *held_out)
     return {"root": root, "straight": straight, "resumed": resumed}
 
 
@@ -345,7 +364,7 @@ def test_two_ranks_zero2_train_log_and_export(runs):
     assert result["ok"] and result["step"] == 6 and result["artifact"] == str(out / "generator")
     marker = json.loads((out / "checkpoints" / "checkpoint-00000006" / "COMPLETE").read_text())
     assert marker["world_size"] == 2 and marker["zero_stage"] == 2
-    rows = log_rows(out)
+    rows = [r for r in log_rows(out) if "val_loss" not in r]
     assert [r["step"] for r in rows] == list(range(1, 7))
     assert all({"d_loss", "g_loss", "d_aux", "g_aux", "d_real", "d_fake"} <= set(r) for r in rows)
     assert all("consistency_flux_bin0" in r for r in rows[1::2])  # steps 2, 4, 6
@@ -358,6 +377,15 @@ def test_two_ranks_zero2_train_log_and_export(runs):
     found = json.loads((out / "generator" / "consistency.json").read_text())
     assert found["num_samples"] == 48 and len(found["generated"]["flux"]["bin_rho"]) == 3
     assert "conditioning consistency (48 generated galaxies" in stderr
+    # Validation judges the generator by the photometry of held-out rows, not by L_D + L_G.
+    validations = [r for r in log_rows(out) if "val_loss" in r]
+    assert [r["step"] for r in validations] == [3, 6]
+    for row in validations:
+        assert row["val_loss"] == pytest.approx(row["val_w1_log_flux"] + row["val_w1_size"],
+                                                rel=1e-5)
+        assert np.isfinite(row["val_d_aux"]) and "val_d_loss" not in row
+    best = json.loads((out / "checkpoints" / "best.json").read_text())
+    assert best["step"] == min(validations, key=lambda r: r["val_loss"])["step"]
 
 
 @pytest.mark.mpi
