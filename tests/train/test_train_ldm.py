@@ -196,8 +196,13 @@ def test_stage2_two_ranks_zero3_on_flux_with_redshift_and_mass(galaxy_hpc, mpiex
     result = train(galaxy_hpc, UNET_TINY, flux_store, out, f"model.vae_path={vae}",
                    "data.condition_columns=[redshift,log_stellar_mass]", "zero.stage=3",
                    "ema.enabled=true", "run.max_steps=4", "run.micro_batch_size=4",
-                   "run.num_samples=3", launcher=(mpiexec, "-n", "2"))
+                   "run.num_samples=3", "data.validation_fraction=0.25", "run.eval_every=2",
+                   launcher=(mpiexec, "-n", "2"))
     assert result["ok"] and result["step"] == 4
+    validations = [r for r in log_rows(out) if "val_loss" in r]  # of the EMA weights
+    assert [r["step"] for r in validations] == [2, 4]
+    assert all(np.isfinite(r["val_loss"]) and r["val_items"] > 0 for r in validations)
+    assert result["validation"]["best_step"] in (2, 4)
     marker = json.loads((out / "checkpoints" / "checkpoint-00000004" / "COMPLETE").read_text())
     assert marker["world_size"] == 2 and marker["zero_stage"] == 3
     pipe = GalaxyLDMPipeline.from_pretrained(out / "pipeline")

@@ -93,8 +93,17 @@ def test_two_ranks_zero(galaxy_hpc, mpiexec, synth_store, tmp_path, stage, extra
 
     out = tmp_path / f"zero{stage}"
     result = run([mpiexec, "-n", "2", *train_cmd(galaxy_hpc, synth_store, out, "run.max_steps=4",
-                                                 f"zero.stage={stage}", *extra)], tmp_path)
+                                                 f"zero.stage={stage}", *extra,
+                                                 "data.validation_fraction=0.25",
+                                                 "run.eval_every=2")], tmp_path)
     assert result["ok"] and result["step"] == 4
+    # The held-out diffusion loss (same noise and timesteps each time), on both ranks' shares.
+    validations = [r for r in log_rows(out) if "val_loss" in r]
+    assert [r["step"] for r in validations] == [2, 4]
+    assert all(np.isfinite(r["val_loss"]) and r["val_items"] > 0 for r in validations)
+    best = json.loads((out / "checkpoints" / "best.json").read_text())
+    assert best["step"] == min(validations, key=lambda r: r["val_loss"])["step"]
+    assert result["validation"]["best_step"] == best["step"]
     marker = json.loads((out / "checkpoints" / "checkpoint-00000004" / "COMPLETE").read_text())
     assert marker["world_size"] == 2 and marker["zero_stage"] == stage
     assert sorted(p.name for p in (out / "checkpoints" / "checkpoint-00000004").glob("extra-*")) == \
