@@ -16,12 +16,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from galaxy_hpc.serve.sbatch import PORT_RULE, PROLOGUE  # noqa: E402
 from hpc.launch import BatchJob, load_profile, render_sbatch_script  # noqa: E402
 
 SLURM_DIR = REPO / "slurm"
@@ -151,18 +153,8 @@ for a Jupyter hub with jupyter-server-proxy, the port to proxy).
       --model runs/sd_lora/lora --base $SCRATCH/sd-1.5
   GHPC_SERVE_PORT=8765 sbatch -t 2:00:00 slurm/serve.sbatch configs/serve.yaml
 
-The port: $GHPC_SERVE_PORT, else 8000 + the job id modulo 1000 (two users' servers on
-one node seldom collide). It runs until the time limit or scancel.
-"""), prologue=_text("""
-port="${GHPC_SERVE_PORT:-$((8000 + SLURM_JOB_ID % 1000))}"
-node="$(hostname)"
-login="${SLURM_SUBMIT_HOST:-LOGIN_NODE}"
-echo "galaxy-hpc serve: on ${node}:${port} (127.0.0.1 there)"
-echo "  from a laptop: ssh -N -L ${port}:localhost:${port} -J ${USER}@${login} ${USER}@${node}"
-echo "  then open http://localhost:${port}/  (API: http://localhost:${port}/docs)"
-echo "  Jupyter (jupyter-server-proxy): open <hub>/user/${USER}/proxy/${port}/"
-set -- "$@" "port=${port}"
-""")), profile_overrides=("time_min=240", "tasks_per_node=1", "gpus_per_node=1",
+""") + ("",) + tuple(textwrap.wrap(PORT_RULE, 88)), prologue=PROLOGUE),
+        profile_overrides=("time_min=240", "tasks_per_node=1", "gpus_per_node=1",
                            "cpus_per_task=16")),
 ]
 

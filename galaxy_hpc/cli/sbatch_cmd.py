@@ -4,12 +4,15 @@ The script asks Slurm for what `galaxy-hpc submit JOB --cluster NAME` would ask
 (the profile's resources, preemption signal, modules and environment:
 hpc.launch.slurm_options) and runs `srun galaxy-hpc JOB CONFIG "$@"`, one task
 per GPU. The shipped slurm/*.sbatch are made the same way (tools/make_sbatch.py).
+`serve` is not a batch job but gets a script too (galaxy_hpc.serve.sbatch): one task on
+one node that prints the ssh tunnel to the server.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import textwrap
 from pathlib import Path
 
 from galaxy_hpc.cli.submit_cmd import add_profile_flags, profile_overrides
@@ -19,6 +22,7 @@ JOB_ARGUMENTS = {"evaluate": ("evaluate", "all")}
 # Jobs that save and requeue themselves on the preemption signal (train loop, generate);
 # the others would be ended by it, so their scripts do not ask for it.
 PREEMPTIBLE_JOBS = frozenset({"train", "generate"})
+SERVE = "serve"  # not a batch job: a server on one node until scancel
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,8 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cluster profile's resources, preemption signal, modules and environment: the same "
         "settings `galaxy-hpc submit` uses. CONFIG and KEY=VALUE, when given, are checked here "
         "and written into the script; arguments given to sbatch after the script are added. "
-        f"Jobs: {', '.join(JOBS)}.")
-    parser.add_argument("job", choices=sorted(JOBS), metavar="JOB")
+        f"Jobs: {', '.join([*JOBS, SERVE])}.")
+    parser.add_argument("job", choices=sorted([*JOBS, SERVE]), metavar="JOB")
     parser.add_argument("config", nargs="?",
                         help="job YAML (its absolute path goes into the script)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
@@ -50,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from hpc.provenance import command_line
 
     config, overrides = args.config, list(args.overrides)
+    if args.job == SERVE:
+        return _serve_script(args, config, overrides)
     if config or overrides:
         load_job_config(args.job, config, overrides)  # a mistake shows here, not in the queue
     profile = load_profile(args.cluster, profile_overrides(args))
@@ -69,7 +75,40 @@ def run(args: argparse.Namespace) -> int:
                "-A ACCOUNT ...)."),
         origin=(f"Written by: {command_line()}",),
     )
-    text = render_sbatch_script(profile, job)
+    return _write(args, render_sbatch_script(profile, job))
+
+
+def _serve_script(args: argparse.Namespace, config: str | None, overrides: list[str]) -> int:
+    import galaxy_hpc.registry  # noqa: F401  (registers kind: serve)
+    from galaxy_hpc.serve.sbatch import PORT_RULE, PROLOGUE
+    from galaxy_hpc.serve.sbatch import profile_overrides as one_server
+    from hpc.config import apply_overrides, from_dict, kind_class, load_config
+    from hpc.launch import BatchJob, load_profile, render_sbatch_script
+    from hpc.provenance import command_line
+
+    if config:
+        load_config(config, overrides, cls=kind_class(SERVE))
+    elif overrides:
+        from_dict(kind_class(SERVE), apply_overrides({}, overrides), source="overrides")
+    asked = profile_overrides(args)
+    profile = load_profile(args.cluster, asked)
+    profile = load_profile(args.cluster, [*asked, *one_server(profile.gpus_per_node)])
+    gpu = "one GPU of " if profile.gpus_per_node else ""
+    job = BatchJob(
+        job_name=args.job_name or "ghpc-serve",
+        arguments=(SERVE, *([str(Path(config).resolve())] if config else []), *overrides),
+        preemptible=False,
+        about=(*textwrap.wrap(f"galaxy-hpc serve on {gpu}one node of cluster profile "
+                              f"{profile.name!r}: the catalog browser and the generation API, "
+                              "on the node's 127.0.0.1; the log says how to reach it.", 88),
+               "", f"  sbatch {args.out or 'THIS_SCRIPT'} [--store NAME=PATH ...] "
+               "[--model PATH] [key=value ...]", "", *textwrap.wrap(PORT_RULE, 88)),
+        origin=(f"Written by: {command_line()}",),
+        prologue=PROLOGUE)
+    return _write(args, render_sbatch_script(profile, job))
+
+
+def _write(args: argparse.Namespace, text: str) -> int:
     if not args.out:
         print(text, end="")
         return 0

@@ -97,3 +97,60 @@ def test_submitit_asks_slurm_for_what_the_sbatch_script_asks(local_slurm, tmp_pa
         assert line in submission.splitlines() and line in script.splitlines()
     assert "export SUBMITIT_PREEMPT_SIGNAL=USR1" in submission.splitlines()
     assert "site-setup-ran" in submitted.stdout.read_text()  # the batch script's log
+
+
+def test_serve_script_runs_a_server_on_a_node_and_prints_the_tunnel(local_slurm, galaxy_hpc,
+                                                                    tmp_path):
+    """`galaxy-hpc sbatch serve --cluster slurm` (the shipped serve.sbatch's recipe on the
+    local profile, whose nodes have no GPU): the job runs the server on the node's
+    127.0.0.1 at $GHPC_SERVE_PORT, its log gives the ssh tunnel, and the API answers there
+    until scancel."""
+    import json
+    import time
+    import urllib.request
+
+    from support.ports import free_port
+    from support.stores import write_synth_store
+
+    store = write_synth_store(tmp_path / "real.zarr", num_galaxies=8, seed=1, shard_size=8,
+                              size=32)
+    script = tmp_path / "serve.sbatch"
+    subprocess.run([galaxy_hpc, "sbatch", "serve", "--cluster", "slurm", "--tasks-per-node", "4",
+                    "--out", str(script)], env=local_slurm, check=True, capture_output=True)
+    text = script.read_text()
+    assert "#SBATCH --ntasks-per-node=1" in text and "#SBATCH --nodes=1" in text
+    port = free_port()
+    env = {**local_slurm, "GHPC_SERVE_PORT": str(port)}
+    log = tmp_path / "serve-%j.out"
+    queued = subprocess.run(["sbatch", "--parsable", f"--output={log}", str(script),
+                             "--store", f"real={store}"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    job_id = queued.stdout.strip().split(";")[0]
+    assert job_id.isdigit(), queued.stderr
+    log = Path(str(log).replace("%j", job_id))
+    try:
+        health, deadline = None, time.monotonic() + 300
+        while health is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                    health = json.loads(r.read())
+            except OSError:
+                time.sleep(2)
+        printed = log.read_text() if log.exists() else ""
+        assert health is not None, printed[-3000:]
+        assert health["ok"] and health["stores"] == ["real"]
+        node = next(line.split()[3].split(":")[0] for line in printed.splitlines()
+                    if line.startswith("galaxy-hpc serve: on "))
+        assert node.startswith("ghpc-n")
+        assert f"ssh -N -L {port}:localhost:{port} -J " in printed and f"@{node}" in printed
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/stores/real/items/0",
+                                    timeout=30) as r:
+            assert r.status == 200 and json.loads(r.read())
+    finally:
+        subprocess.run(["scancel", job_id], env=env, check=False)
+        for _ in range(60):  # gone from the queue: the port is free again
+            listed = subprocess.run(["squeue", "-h", "-j", job_id], env=env,
+                                    capture_output=True, text=True)
+            if not listed.stdout.strip():
+                break
+            time.sleep(1)

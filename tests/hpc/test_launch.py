@@ -151,6 +151,27 @@ def test_sbatch_command_checks_the_config_and_writes_an_executable(tmp_path, cap
     assert f'ghpc_srun selftest {config} num_elements=5 "$@"' in text.splitlines()
 
 
+def test_a_serve_script_asks_for_one_server_whatever_the_profile(capsys, monkeypatch):
+    """A site's profile asks for 4 tasks on 4 GPUs for training; its serve script asks for
+    one task, one node, one GPU, and carries the shipped script's tunnel lines."""
+    lines = sbatch_cli(capsys, monkeypatch, "serve", "--cluster", "perlmutter", "--account",
+                       "m0000", "--nodes", "3", "--tasks-per-node", "4",
+                       str(REPO / "configs" / "serve.yaml"), "limits.max_steps=20").splitlines()
+    for line in ("#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=1",
+                 "#SBATCH --account=m0000", "module load cudatoolkit",
+                 f'ghpc_srun serve {REPO / "configs" / "serve.yaml"} limits.max_steps=20 "$@"'):
+        assert line in lines
+    assert not any(line.startswith(("#SBATCH --signal", "#SBATCH --requeue")) for line in lines)
+    shipped = (REPO / "slurm" / "serve.sbatch").read_text().splitlines()
+    tunnel = [line for line in shipped if line.startswith(("port=", "echo ", "set -- "))]
+    assert len(tunnel) == 6 and all(line in lines for line in tunnel)
+    assert subprocess.run(["bash", "-n"], input="\n".join(lines), text=True).returncode == 0
+    no_gpu = sbatch_cli(capsys, monkeypatch, "serve", "--cluster", "slurm").splitlines()
+    assert not any(line.startswith("#SBATCH --gpus") for line in no_gpu)
+    assert main(["sbatch", "serve", "port=70000", "--cluster", "slurm"]) == 1
+    assert "port must be in 1..65535" in capsys.readouterr().err
+
+
 def make_sbatch():
     spec = importlib.util.spec_from_file_location("make_sbatch", REPO / "tools" / "make_sbatch.py")
     module = importlib.util.module_from_spec(spec)
