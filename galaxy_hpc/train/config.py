@@ -123,10 +123,20 @@ class RunSection:
     # Keep the checkpoint of the lowest validation loss (checkpoints/best.json names it)
     # beside the newest ones: saved when a validation improves, never pruned.
     keep_best: bool = True
+    # Which weights the run exports (and draws its final grid from): "last", those of
+    # max_steps (or of the step early stopping ended at); "best", those of the kept best
+    # checkpoint (needs run.eval_every and run.keep_best).
+    export_weights: str = "last"
 
     def __post_init__(self) -> None:
         if self.eval_every < 0:
             raise ValueError(f"run.eval_every must be >= 0, got {self.eval_every}")
+        if self.export_weights not in ("last", "best"):
+            raise ValueError(f"run.export_weights must be last or best, got "
+                             f"{self.export_weights!r}")
+        if self.export_weights == "best" and not (self.eval_every and self.keep_best):
+            raise ValueError("run.export_weights=best needs validations and the best checkpoint "
+                             "kept: set run.eval_every (and run.keep_best: true)")
         if self.early_stopping.patience and not self.eval_every:
             raise ValueError("run.early_stopping.patience needs validations: set run.eval_every")
         for name in ("max_steps", "micro_batch_size", "log_every", "checkpoint_every",

@@ -22,6 +22,7 @@ uninterrupted run would have drawn without saving any RNG state.
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -291,8 +292,10 @@ class Trainer:
             state.update(averages)
         return state
 
-    def write_samples(self) -> Path | None:
-        """A grid of samples from the current (EMA, if kept) weights, written by rank 0.
+    def write_samples(self, weights_step: int | None = None) -> Path | None:
+        """A grid of samples from the current (EMA, if kept) weights, written by rank 0;
+        `weights_step`: those weights are an earlier step's (the best checkpoint's), and the
+        grid is named after it (samples/best-step-N.png).
 
         Under ZeRO-3 every rank runs the sampling: each forward pass all-gathers the
         partitioned parameters, a collective that rank 0 cannot do alone. The seeds
@@ -309,14 +312,16 @@ class Trainer:
                                             seed=self.cfg.run.seed)
                 self.engine.module.train()
                 if self.env.is_main:
-                    path = write_grid(images, self.out / "samples" / f"step-{self.step:08d}.png",
+                    name = (f"best-step-{weights_step:08d}" if weights_step is not None
+                            else f"step-{self.step:08d}")
+                    path = write_grid(images, self.out / "samples" / f"{name}.png",
                                       columns=grid_columns(len(images)))
                     if self.log is not None:
                         self.log.image(self.step, "samples", path)
                     recipe = self.family.sample_recipe(self.cfg.run.num_samples,
                                                        seed=self.cfg.run.seed)
                     if recipe is not None:
-                        write_recipe(path, {**recipe, "step": self.step,
+                        write_recipe(path, {**recipe, "step": weights_step or self.step,
                                             "ema": self.ema is not None,
                                             "grid_columns": grid_columns(len(images))})
         torch_dist.barrier()
@@ -430,7 +435,8 @@ class Trainer:
                 return result
         if self._saved_step != self.step:
             self.save_checkpoint()
-        self.write_samples()
+        exported_step = self._load_best() if cfg.run.export_weights == "best" else None
+        self.write_samples(weights_step=exported_step)
         artifact = self.export()
         log.close()
         if last_loss is None:  # resumed at max_steps: nothing trained, the run's last window
@@ -440,8 +446,36 @@ class Trainer:
                              memory=memory_report(self.env, self.device, self.num_params, cfg.zero,
                                                   ema=self.ema is not None),
                              validation=validation_result(self.best, self.checkpoints, stopped)
-                             if cfg.run.eval_every else None)
+                             if cfg.run.eval_every else None,
+                             exported_step=exported_step)
         return result
+
+    def _load_best(self) -> int | None:
+        """The weights (and EMA) of the kept best checkpoint in place of the last ones, for
+        the final grid and the export; the step they are of, or None when that is the last
+        step or no best was kept (no validation ran: the last weights are exported)."""
+        from hpc.checkpoint import best_checkpoint
+
+        found = best_checkpoint(self.checkpoints)
+        if found is None or found.step == self.step:
+            if found is None and self.env.is_main:
+                print("run.export_weights=best: no best checkpoint was kept (no validation "
+                      "ran); exporting the last weights", file=sys.stderr, flush=True)
+            return None
+        # The whole state, as a resume loads it: under ZeRO-3 the weights live in the
+        # optimizer's partitions, and DeepSpeed's module-only load of a tagged stage-3
+        # checkpoint looks for a `latest` file this loop does not write. Nothing trains
+        # after this, so the optimizer state it also restores is never used.
+        self.engine.load_checkpoint(str(found.path.parent), tag=found.path.name,
+                                    load_optimizer_states=True, load_lr_scheduler_states=True)
+        if self.ema is not None:
+            extra = torch.load(found.path / f"extra-rank-{self.env.rank:05d}.pt",
+                               weights_only=False)
+            self.ema.load_state_dict(extra["ema"])
+        if self.env.is_main:
+            print(f"exporting the best checkpoint's weights: {found.path} (step {found.step}, "
+                  f"val_loss {self.best.best_loss:.6g})", file=sys.stderr, flush=True)
+        return found.step
 
     def _final_row(self, log: Any) -> float | None:
         """A run resumed at max_steps (stopped before its export, or preempted exactly

@@ -69,6 +69,8 @@ class TrainResult:
     # With run.eval_every: the lowest validation loss, its step and checkpoint, and
     # whether early stopping ended the run before max_steps.
     validation: dict | None = None
+    # The step whose weights were exported, when not `step` (run.export_weights: best).
+    exported_step: int | None = None
 
     def summary(self) -> str:
         if self.already_complete:
@@ -85,8 +87,11 @@ class TrainResult:
             stop = " (stopped early)" if self.validation.get("stopped_early") else ""
             best = (f"; best validation loss {_number(self.validation.get('best_loss'))} at "
                     f"step {self.validation.get('best_step')}{stop}")
+        weights = (f" (the weights of step {self.exported_step})"
+                   if self.exported_step is not None else "")
         return (f"trained {self.step} steps{resumed}; final loss {_number(self.loss)}{rate}"
-                f"{best}; model in {self.artifact}; log {self.output_dir}/train_log.jsonl")
+                f"{best}; model in {self.artifact}{weights}; log "
+                f"{self.output_dir}/train_log.jsonl")
 
 
 def _number(value: float | None) -> str:

@@ -194,9 +194,11 @@ def test_two_ranks_zero3_lora_with_dirichlet_multinomial(galaxy_hpc, mpiexec, co
                    "zero.stage=3", "run.max_steps=6", "run.micro_batch_size=8",
                    "run.num_samples=4", "data.validation_fraction=0.2", "run.eval_every=2",
                    "run.early_stopping={patience: 1, min_delta: 1.0e9}",
-                   launcher=(mpiexec, "-n", "2"))
+                   "run.export_weights=best", launcher=(mpiexec, "-n", "2"))
     assert result["ok"] and result["step"] == 4
     assert result["validation"]["stopped_early"] and result["validation"]["best_step"] == 2
+    assert result["exported_step"] == 2  # run.export_weights=best
+    assert (out / "samples" / "best-step-00000002.png").is_file()
     marker = json.loads((out / "checkpoints" / "checkpoint-00000004" / "COMPLETE").read_text())
     assert marker["world_size"] == 2 and marker["zero_stage"] == 3
     manifest = json.loads((out / "predictor" / "predictor.json").read_text())
@@ -226,6 +228,16 @@ def test_two_ranks_zero3_lora_with_dirichlet_multinomial(galaxy_hpc, mpiexec, co
                                                      tag=best["checkpoint"])
     assert any("lora" in name for name in state) and any(k.startswith("head.") for k in state)
     assert all(torch.isfinite(v).all() for v in state.values())
+    # The exported head is the best checkpoint's (step 2), not the last step's (4).
+    from safetensors.torch import load_file
+
+    head = load_file(out / "predictor" / "head.safetensors")
+    at_best = {k[len("head."):]: v.float() for k, v in state.items() if k.startswith("head.")}
+    last = get_fp32_state_dict_from_zero_checkpoint(str(out / "checkpoints"),
+                                                    tag="checkpoint-00000004")
+    assert head.keys() == at_best.keys()
+    assert all(torch.equal(head[k], at_best[k]) for k in head)
+    assert not all(torch.equal(head[k], last["head." + k].float()) for k in head)
     # LoRA adapters were merged: the backbone folder is a plain Dinov2Model.
     from transformers import Dinov2Model
 

@@ -110,3 +110,15 @@ def test_a_run_stopped_early_is_complete_on_rerun(tmp_path):
     (tmp_path / RESULT_FILE).write_text(json.dumps(result))
     done = completed_result(cfg, tmp_path)
     assert done.already_complete and done.validation["best_step"] == 20
+
+
+def test_exporting_the_best_weights_needs_validations_that_keep_them():
+    from galaxy_hpc.train.config import RunSection
+
+    assert RunSection(eval_every=5, export_weights="best").export_weights == "best"
+    with pytest.raises(ValueError, match="run.export_weights=best needs validations"):
+        RunSection(export_weights="best")
+    with pytest.raises(ValueError, match="run.export_weights=best needs validations"):
+        RunSection(eval_every=5, keep_best=False, export_weights="best")
+    with pytest.raises(ValueError, match="must be last or best, got 'first'"):
+        RunSection(export_weights="first")
