@@ -1,6 +1,7 @@
 """Data-layer benchmark: ingest rate, and training read rate against the seeds' JPEG folder.
 
     .venv/bin/python benchmarks/bench_data.py [--num-images 10000] [--size 128] [--check]
+                                              [--nvjpeg]
 
 On the same images, in one run:
 1. a GalaxySD-style folder: N JPEGs (quality 90) of S x S with same-named .txt
@@ -31,7 +32,9 @@ On the same images, in one run:
    --candidate-images images: zstd levels, gzip, blosc (bitshuffle, lz4), a delta
    filter, lossless PNG and WebP, and the source JPEG bytes kept as they are
    (decode_jpeg in batches): bare decode images/s on one core and bytes, each as a
-   ratio to the JPEG folder; target for the default store: bytes <= 1.5x the folder's.
+   ratio to the JPEG folder; target for the default store: bytes <= 1.5x the folder's;
+   with --nvjpeg (needs CUDA) the JPEG bytes are also decoded on the GPU, and a line
+   `nvJPEG decode: N images/s ...` gives the rate (what benchmarks/gpu_check.py reads).
 
 Figures are printed; --check exits 1 when a target is missed. Machine load
 matters (both cores are used by the 2-rank ingest): run it on an idle machine.
@@ -183,7 +186,8 @@ def copy_store(source: Path, target: Path, checks: str, compression: str | None 
     return target
 
 
-def measure_candidates(work: Path, folder: Path, count: int, rounds: int) -> None:
+def measure_candidates(work: Path, folder: Path, count: int, rounds: int,
+                       gpu: bool) -> None:
     """Storage candidates on the first `count` images of the default store, against the
     JPEG folder read of the same files, in interleaved rounds (store_candidates.py)."""
     import store_candidates
@@ -192,7 +196,7 @@ def measure_candidates(work: Path, folder: Path, count: int, rounds: int) -> Non
 
     images = open_store(work / "one_rank.zarr").read_images(0, count)
     jpegs = sorted(folder.glob("*.jpg"))[:count]
-    candidates = store_candidates.all_candidates(images, work / "candidates", jpegs)
+    candidates = store_candidates.all_candidates(images, work / "candidates", jpegs, gpu)
     jpeg, rates = 0.0, {c.name: 0.0 for c in candidates}
     for _ in range(rounds):
         jpeg = max(jpeg, read_folder_like_the_seeds(folder, count))
@@ -200,6 +204,15 @@ def measure_candidates(work: Path, folder: Path, count: int, rounds: int) -> Non
             rates[candidate.name] = max(rates[candidate.name],
                                         store_candidates.best_rate(candidate, 1))
     store_candidates.print_table(candidates, rates, jpeg, sum(p.stat().st_size for p in jpegs))
+    if gpu:
+        import torch
+
+        cpu = rates["JPEG passthrough, decode_jpeg (cpu)"]
+        gpu_rate = rates[store_candidates.NVJPEG]
+        print(f"nvJPEG decode: {gpu_rate:,.0f} images/s ({torch.cuda.get_device_name()}; "
+              f"the source JPEG bytes, torchvision decode_jpeg on lists), "
+              f"{gpu_rate / cpu:.1f}x decode_jpeg on one CPU core, "
+              f"{gpu_rate / jpeg:.1f}x the JPEG folder read")
 
 
 def main() -> int:
@@ -209,6 +222,9 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help="keep the files here (default: a temp dir)")
     parser.add_argument("--rounds", type=int, default=3, help="read rounds (best is kept)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--nvjpeg", action="store_true",
+                        help="also decode the source JPEG bytes on the GPU (nvJPEG through "
+                        "torchvision decode_jpeg, device='cuda'); needs CUDA")
     parser.add_argument("--candidate-images", type=int, default=2048,
                         help="images the storage candidates are measured on (0: none)")
     args = parser.parse_args()
@@ -218,6 +234,9 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
+    if args.nvjpeg and not (args.candidate_images and torch.cuda.is_available()):
+        raise SystemExit("--nvjpeg needs a CUDA device that torch sees, and --candidate-images "
+                         "> 0")
     with tempfile.TemporaryDirectory() as temp:
         work = args.workdir or Path(temp)
         folder = work / "jpeg_folder"
@@ -259,7 +278,7 @@ def main() -> int:
         folder_bytes = sum(f.stat().st_size for f in folder.iterdir())
         if args.candidate_images:
             measure_candidates(work, folder, min(args.candidate_images, args.num_images),
-                               args.rounds)
+                               args.rounds, args.nvjpeg)
     ingest_ratio = two["images_per_s"] / one["images_per_s"]
     read_ratio = store / jpeg
     print(f"\n{'':44}{'images/s':>10}{'MB':>8}")

@@ -113,15 +113,19 @@ def pil_candidate(images: np.ndarray, fmt: str, **options: Any) -> Candidate:
     return Candidate(f"{fmt} lossless ({label}), PIL", sum(map(len, blobs)), read)
 
 
-def jpeg_candidates(jpegs: list[Path], batch: int = 64) -> list[Candidate]:
-    """The source JPEG bytes as they are, decoded in batches (lossy source: uint8 only)."""
+NVJPEG = "JPEG passthrough, decode_jpeg (cuda, nvJPEG)"
+
+
+def jpeg_candidates(jpegs: list[Path], gpu: bool, batch: int = 64) -> list[Candidate]:
+    """The source JPEG bytes as they are, decoded in lists of `batch` (lossy source: uint8
+    only): on the CPU, and with `gpu` on the GPU through nvJPEG."""
     import torch
     from torchvision.io import decode_jpeg
 
     blobs = [torch.frombuffer(bytearray(p.read_bytes()), dtype=torch.uint8) for p in jpegs]
     nbytes = sum(blob.numel() for blob in blobs)
     out = []
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = ["cpu"] + (["cuda"] if gpu else [])
     for device in devices:
         def read(device: str = device) -> int:
             for start in range(0, len(blobs), batch):
@@ -131,19 +135,21 @@ def jpeg_candidates(jpegs: list[Path], batch: int = 64) -> list[Candidate]:
             del decoded
             return len(blobs)
 
-        out.append(Candidate(f"JPEG passthrough, decode_jpeg x{batch} ({device})", nbytes,
-                             read, "lossy source kept; uint8 only"))
+        name = NVJPEG if device == "cuda" else "JPEG passthrough, decode_jpeg (cpu)"
+        out.append(Candidate(name, nbytes, read,
+                             f"lists of {batch}; lossy source kept, uint8 only"))
     return out
 
 
-def all_candidates(images: np.ndarray, folder: Path, jpegs: list[Path]) -> list[Candidate]:
+def all_candidates(images: np.ndarray, folder: Path, jpegs: list[Path],
+                   gpu: bool = False) -> list[Candidate]:
     folder.mkdir(parents=True, exist_ok=True)
     names = ["none", "zstd-1", "zstd-3", "zstd-9", "zstd-19", "gzip-1",
              "blosc_zstd_bitshuffle-1", "blosc_lz4-5", "delta_zstd-1"]
     found = [zarr_candidate(images, folder, name) for name in names]
     found.append(pil_candidate(images, "PNG", compress_level=1))
     found.append(pil_candidate(images, "WEBP", lossless=True, quality=0))
-    return found + jpeg_candidates(jpegs)
+    return found + jpeg_candidates(jpegs, gpu)
 
 
 def best_rate(candidate: Candidate, rounds: int) -> float:
