@@ -26,9 +26,9 @@ def test_dry_run_prints_every_row_with_a_figure_or_a_reason(tmp_path):
     for part in PARTS:
         assert any(r["part"].startswith(part) for r in rows), part
     for r in rows:
-        # A figure beside its baseline, or an explicit reason (FAILED ..., no nvJPEG path yet).
+        # A figure beside its baseline, or an explicit reason (FAILED ..., no CUDA for nvJPEG).
         assert (r["ours"] is not None and r["baseline"] is not None) or r["failed"] or r["note"], r
-    # Every part but bench_data (no nvJPEG path yet) gives figures on CPU.
+    # Every part but bench_data (its nvJPEG decode needs CUDA) gives figures on CPU.
     for r in rows:
         if not r["part"].startswith("bench_data"):
             assert not r["failed"] and r["ratio"] > 0, r

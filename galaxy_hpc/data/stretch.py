@@ -82,9 +82,12 @@ def _check_bands(x: Any, num_bands: int, name: str) -> None:
 
 
 def _cast_divide_subtract(x: np.ndarray, y: np.ndarray) -> None:
-    """y = x / 127.5 - 1 in y's float dtype, y's buffer reused for every step."""
-    np.copyto(y, x, casting="unsafe")
-    np.divide(y, y.dtype.type(127.5), out=y)
+    """y = x / 127.5 - 1 in y's float dtype, in two passes over y: a divide that casts as
+    it reads (the cast of uint8 to float32 is exact, so the quotient is the one torch
+    computes) and a subtract. With numpy 2 the casting divide is no slower than a plain
+    one, so a separate cast pass only added a pass over memory (measured 21.5 vs 17 us
+    per 3 x 128 x 128 image gathered from a shard read)."""
+    np.divide(x, y.dtype.type(127.5), out=y, dtype=y.dtype)
     np.subtract(y, y.dtype.type(1.0), out=y)
 
 
@@ -99,10 +102,8 @@ class Uint8Stretch:
             return y.sub_(1.0)
         x = np.asarray(x)
         y = _output(x, out)
-        # Correctly rounded x / 127.5 - 1 (what torch computes), in three passes over a
-        # float block that stays in cache: cast, divide, subtract. A mixed-type divide
-        # (uint8 / float) runs numpy's buffered casting loop and took 2.3x as long (42 vs
-        # 18 us per 3 x 128 x 128 image, measured); large arrays go block by block.
+        # Correctly rounded x / 127.5 - 1 (what torch computes), in passes over a float
+        # block that stays in cache; large arrays go block by block.
         if x.size <= _BLOCK or not (x.flags.c_contiguous and y.flags.c_contiguous):
             _cast_divide_subtract(x, y)
             return y

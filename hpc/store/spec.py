@@ -37,8 +37,11 @@ COLUMN_INFO_KEYS = ("unit", "description")
 def default_compression(backend: str, image_dtype: str) -> str:
     """The compression a spec gets when it names none.
 
-    Measured on 3x128x128 images (notes in hpc/store/README.md): zstd level 1 on uint8
-    saves ~35-45% and, read with the zarrs pipeline, still reads at 5-7x a JPEG folder.
+    Measured on 3x128x128 images against the other candidates (zstd levels, blosc,
+    delta, lossless PNG/WebP, the source JPEG bytes: hpc/store/README.md): zstd level 1
+    on uint8 saves 26% (JPEG-sourced pixels) to 39% (rendered galaxies), no other level
+    or lossless codec saves more than a few points beyond it, and through the zarrs
+    pipeline it decodes at ~7x a JPEG folder per core; uncompressed reads ~1.8x faster.
     float32 flux is dominated by noise in its mantissa bits: zstd saves ~7% and halves the
     read rate, so float32 is stored raw. HDF5 offers only gzip, which reads at ~1,500 img/s
     (slower than JPEG), so HDF5 stores are raw by default.

@@ -118,8 +118,8 @@ class IngestConfig:
     # a format that contradicts the suffix is an error (hpc.store.backend_for_path).
     format: Literal["zarr", "hdf5"] | None = None
     # Image compression; null: the backend's default for the dtype (zstd level 1 for uint8
-    # zarr, none otherwise; hpc.store.spec.default_compression). "none" trades ~1.6x the
-    # disk for ~1.3x the training read rate (benchmarks/bench_data.py).
+    # zarr, none otherwise; hpc.store.spec.default_compression). "none" trades ~1.35x the
+    # disk (JPEG sources) for ~1.8x the training read rate per core (hpc/store/README.md).
     compression: Literal["zstd", "gzip", "none"] | None = None
     size: int = 128  # output images are size x size
     shard_size: int = 256  # records per block handed to a rank, and items per store shard
