@@ -25,8 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and KEY=VALUE override it.")
     parser.add_argument("--out", metavar="STORE", help="store path (X.zarr, or X.h5 for hdf5)")
     parser.add_argument("--format", choices=["zarr", "hdf5"])
-    parser.add_argument("--compression", choices=["zstd", "gzip", "none"],
-                        help="image compression (default: zstd for uint8 zarr, else none)")
+    parser.add_argument("--compression", choices=["zstd", "gzip", "none", "jpeg-source"],
+                        help="image compression (default: zstd for uint8 zarr, else none); "
+                        "jpeg-source keeps source JPEGs that are already SIZE x SIZE RGB")
     parser.add_argument("--size", type=int, metavar="S", help="output S x S pixels (128)")
     parser.add_argument("--kind", choices=["auto", "folder", "jsonl", "fits", "npy", "votes"],
                         help="source kind (default: guessed from SOURCE)")

@@ -110,6 +110,9 @@ class StoreDataset(IterableDataset):
     items: None -> every item of the store; or the ascending store indices to read (the
         training items of a held-out split): epochs, ranks and resume work on them alone,
         and batches still carry store indices.
+    decode_device: where a jpeg-source store's JPEG files are decoded ("cuda" on GPU nodes:
+        nvJPEG, one call per shard slice; pixels come back to the CPU for the stretch).
+        Other stores ignore it.
     pixels: False -> batches carry no pixel_values and no image is read or decoded: the
         order, captions and conditions stay exactly those of pixels=True. For training from
         cached latents (data.latents), where images would be read only to be thrown away.
@@ -124,7 +127,7 @@ class StoreDataset(IterableDataset):
                  pixel_range: tuple[float, float] = (-1.0, 1.0),
                  stretch: Stretch | Mapping[str, Any] | None = None,
                  chunk_size: int = 64, items: np.ndarray | None = None,
-                 pixels: bool = True) -> None:
+                 pixels: bool = True, decode_device: str = "cpu") -> None:
         super().__init__()
         self.store = store if isinstance(store, Store) else open_store(store)
         # What is read: the whole store, or only some of its items (the training items of
@@ -132,6 +135,7 @@ class StoreDataset(IterableDataset):
         self.layout: Store | ItemSubset = (self.store if items is None
                                            else ItemSubset(self.store, items))
         self.pixels = bool(pixels)
+        self.decode_device = str(decode_device)
         for name, value, least in (("world_size", world_size, 1), ("rank", rank, 0),
                                    ("batch_size", batch_size, 1), ("seed", seed, 0),
                                    ("shuffle_shards", shuffle_shards, 1),
@@ -266,7 +270,7 @@ class StoreDataset(IterableDataset):
                 continue
             # Kept per shard, not concatenated: a window is ~50 MB at 128 px, and a fresh
             # allocation that large costs page faults (~30 us per image here).
-            reads = ([store.read_images(a, b) for a, b in window] if self.pixels
+            reads = ([self._read(store, a, b) for a, b in window] if self.pixels
                      else [[None] * (b - a) for a, b in window])
             take = np.arange(count)
             if self.shuffle:
@@ -286,6 +290,13 @@ class StoreDataset(IterableDataset):
                 images, indices = images[size:], indices[size:]
         if images:
             yield images, indices.copy()
+
+    def _read(self, store: Store | ItemSubset, start: int, stop: int) -> np.ndarray:
+        """A shard slice; a jpeg-source store decodes it in one decode_jpeg call, on the
+        GPU when the training device is one (nvJPEG)."""
+        if self.store.spec.keeps_jpeg:
+            return store.read_images(start, stop, device=self.decode_device)
+        return store.read_images(start, stop)
 
     def _load_columns(self) -> dict[str, np.ndarray]:
         if self._columns is None:

@@ -92,12 +92,13 @@ class ItemSubset:
     def shard_bounds(self, shard: int) -> tuple[int, int]:
         return self._bounds[shard]
 
-    def read_images(self, start: int, stop: int) -> np.ndarray:
-        """Positions [start, stop) within one shard: one read of the store's span."""
+    def read_images(self, start: int, stop: int, **options: Any) -> np.ndarray:
+        """Positions [start, stop) within one shard: one read of the store's span
+        (`options`: Store.read_images', e.g. the decode device of a jpeg-source store)."""
         if start == stop:
-            return self.store.read_images(0, 0)
+            return self.store.read_images(0, 0, **options)
         rows = self.items[start:stop]
-        return self.store.read_images(int(rows[0]), int(rows[-1]) + 1)[rows - rows[0]]
+        return self.store.read_images(int(rows[0]), int(rows[-1]) + 1, **options)[rows - rows[0]]
 
     def store_index(self, positions: np.ndarray) -> np.ndarray:
         return self.items[positions]

@@ -124,7 +124,8 @@ class Trainer:
             condition_columns=cfg.data.condition_columns,
             # From cached latents (data.latents) the family never looks at pixels: reading
             # and decoding them would cost what the cache is there to save.
-            pixels=not cfg.data.latents)
+            pixels=not cfg.data.latents,
+            decode_device=self.device.type)  # jpeg-source stores: nvJPEG on GPU nodes
         facts = DataFacts.of(dataset, cfg.data, split)
         self.validation = (validation_dataset(cfg, dataset, split, rank=env.rank,
                                               world_size=env.world_size)

@@ -130,7 +130,10 @@ def _numeric_column(array: np.ndarray, dtype: str, name: str, where: str) -> np.
 
 
 def empty_items(spec: StoreSpec) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    images = np.zeros((0, *spec.image_shape), dtype=spec.image_dtype)
+    if spec.keeps_jpeg:  # the items are JPEG files (bytes)
+        images = np.empty(0, dtype=object)
+    else:
+        images = np.zeros((0, *spec.image_shape), dtype=spec.image_dtype)
     columns = {
         name: np.empty(0, dtype=object if dtype == "str" else dtype)
         for name, dtype in spec.columns.items()

@@ -137,14 +137,28 @@ class Store(StoreView):
         }
 
     # -- reading ----------------------------------------------------------------------
-    def read_images(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Images [start, stop) as one array; shard-sized slices read fastest."""
+    def read_images(self, start: int = 0, stop: int | None = None, *,
+                    device: str = "cpu") -> np.ndarray:
+        """Images [start, stop) as one array; shard-sized slices read fastest. `device`
+        matters only to jpeg-source stores: where decode_jpeg runs ("cuda": nvJPEG; the
+        pixels come back to the CPU either way)."""
         stop = len(self) if stop is None else stop
         if not 0 <= start <= stop <= len(self):
             raise ValueError(
                 f"read_images({start}, {stop}): need 0 <= start <= stop <= {len(self)}"
             )
+        if self.spec.keeps_jpeg:
+            return self._handles().read_images(int(start), int(stop), device=device)
         return self._handles().read_images(int(start), int(stop))
+
+    def read_jpeg(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The source JPEG files [start, stop) of a jpeg-source store, as an object array
+        of bytes (checked as images are); ValueError for other stores."""
+        if not self.spec.keeps_jpeg:
+            raise ValueError(f"{self.path} stores pixels (compression "
+                             f"{self.spec.compression!r}), not JPEG files; use read_images")
+        start, stop = self._bounds(start, stop, "read_jpeg")
+        return self._handles().read_jpeg(start, stop)
 
     def read_images_at(self, indices: Any) -> np.ndarray:
         """Images at arbitrary indices, in the order given (repeats allowed). Contiguous

@@ -22,10 +22,13 @@ from typing import Any, Mapping
 IMAGE_DTYPES = ("uint8", "float32")
 COLUMN_DTYPES = ("str", "float64", "float32", "int64", "bool")
 BACKENDS = ("zarr", "hdf5")
-COMPRESSIONS = ("zstd", "gzip", "none")
+# "jpeg-source": uint8 RGB images kept as the JPEG files they came from (jpeg.py); the
+# writer is handed the files' bytes, not pixels. Opt-in only: lossy sources alone.
+JPEG_SOURCE = "jpeg-source"
+COMPRESSIONS = ("zstd", "gzip", "none", JPEG_SOURCE)
 # The HDF5 wheel has no zstd filter (that needs the hdf5plugin package), and a file
 # that needs a plugin is one most astronomers' tools cannot open anyway.
-BACKEND_COMPRESSIONS = {"zarr": ("zstd", "gzip", "none"), "hdf5": ("gzip", "none")}
+BACKEND_COMPRESSIONS = {"zarr": ("zstd", "gzip", "none", JPEG_SOURCE), "hdf5": ("gzip", "none")}
 LEVEL_RANGES = {"zstd": (-7, 22), "gzip": (0, 9)}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 # What a store's name promises to whoever opens it: h5py is pointed at `x.h5`, zarr at
@@ -156,19 +159,23 @@ class StoreSpec:
             compression = default_compression(self.backend, self.image_dtype)
         allowed = BACKEND_COMPRESSIONS[self.backend]
         if compression not in allowed:
-            hint = (
-                " (HDF5 here has no zstd filter; use zarr for zstd)"
-                if compression == "zstd"
-                else ""
-            )
+            hint = {
+                "zstd": " (HDF5 here has no zstd filter; use zarr for zstd)",
+                JPEG_SOURCE: " (source JPEG bytes are kept in Zarr stores only; use a .zarr "
+                "store for jpeg-source)",
+            }.get(compression, "")
             raise ValueError(
                 f"compression must be one of {', '.join(allowed)} for backend "
                 f"{self.backend!r}, got {compression!r}{hint}"
             )
         level = self.compression_level
-        if compression == "none":
+        if compression == JPEG_SOURCE:
+            self._check_jpeg_source()
+        if compression in ("none", JPEG_SOURCE):
             if level is not None:
-                raise ValueError("compression_level must be left unset when compression is 'none'")
+                raise ValueError(
+                    f"compression_level must be left unset when compression is {compression!r}"
+                )
         else:
             low, high = LEVEL_RANGES[compression]
             level = 1 if level is None else level
@@ -180,6 +187,26 @@ class StoreSpec:
             level = int(level)
         object.__setattr__(self, "compression", compression)
         object.__setattr__(self, "compression_level", level)
+
+    def _check_jpeg_source(self) -> None:
+        """JPEG is 8-bit RGB and lossy: float32 flux is never stored lossily, and other
+        channel counts are not what a JPEG file holds."""
+        if self.image_dtype != "uint8":
+            raise ValueError(
+                f"compression {JPEG_SOURCE!r} keeps source JPEG files and holds uint8 RGB "
+                f"images only; a {self.image_dtype} store is never stored lossily: use "
+                "'none' (or 'zstd')"
+            )
+        if self.image_shape[0] != 3:
+            raise ValueError(
+                f"compression {JPEG_SOURCE!r} holds RGB images (3 channels), got image_shape "
+                f"{self.image_shape}"
+            )
+
+    @property
+    def keeps_jpeg(self) -> bool:
+        """Whether images are stored as source JPEG bytes (the reader decodes them)."""
+        return self.compression == JPEG_SOURCE
 
     # -- layout -------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ on the parts, not on how many processes wrote or compacted them.
       part-00000012/            written as a hidden temp folder, then renamed
         meta.json               {"count": n}
         images.npy              (n, C, H, W), memory-mapped when compacting
+        images.jpeg / images.offsets.npy    jpeg-source stores: the files, concatenated
         col-<name>.npy          numeric columns
         col-<name>.utf8 / col-<name>.offsets.npy   string columns (exact, any character)
 """
@@ -28,7 +29,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from hpc.store._fs import atomic_write_json, replace_dir, temp_sibling
-from hpc.store.items import coerce_items, empty_items
+from hpc.store.items import coerce_columns, coerce_items, empty_items
+from hpc.store.jpeg import as_blobs
 from hpc.store.reader import open_store
 from hpc.store.spec import StoreSpec
 from hpc.store.writer import create_store
@@ -67,18 +69,23 @@ class Staging:
         """Write (or rewrite) one part atomically: all of it appears at once, or nothing."""
         if isinstance(part_id, bool) or not isinstance(part_id, (int, np.integer)) or part_id < 0:
             raise ValueError(f"part_id must be a non-negative integer, got {part_id!r}")
-        images, columns = coerce_items(self.spec, images, columns, where=f"part {part_id}")
+        where = f"part {part_id}"
+        if self.spec.keeps_jpeg:  # the files; the writer decodes them again for digests
+            images = as_blobs(images, where)
+            columns = coerce_columns(self.spec, columns or {}, len(images), where)
+        else:
+            images, columns = coerce_items(self.spec, images, columns, where=where)
         final = self._part_dir(int(part_id))
         tmp = temp_sibling(final, "writing")
         tmp.mkdir()
         try:
-            np.save(tmp / "images.npy", images)
+            if self.spec.keeps_jpeg:
+                _save_blobs(tmp, "images.jpeg", list(images))
+            else:
+                np.save(tmp / "images.npy", images)
             for name, values in columns.items():
                 if self.spec.columns[name] == "str":
-                    encoded = [value.encode("utf-8") for value in values]
-                    offsets = np.cumsum([0] + [len(b) for b in encoded], dtype=np.int64)
-                    (tmp / f"col-{name}.utf8").write_bytes(b"".join(encoded))
-                    np.save(tmp / f"col-{name}.offsets.npy", offsets)
+                    _save_blobs(tmp, f"col-{name}.utf8", [v.encode("utf-8") for v in values])
                 else:
                     np.save(tmp / f"col-{name}.npy", values)
             atomic_write_json(tmp / "meta.json", {"count": int(images.shape[0])})
@@ -92,24 +99,19 @@ class Staging:
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Items [start, stop) of one part, reading only those bytes."""
         folder = self._part_dir(part_id)
-        images = np.load(folder / "images.npy", mmap_mode="r")[start:stop]
+        if self.spec.keeps_jpeg:
+            images = _load_blobs(folder, "images.jpeg", start, stop)
+        else:
+            images = np.array(np.load(folder / "images.npy", mmap_mode="r")[start:stop])
         columns: dict[str, np.ndarray] = {}
         for name, dtype in self.spec.columns.items():
             if dtype == "str":
-                offsets = np.load(folder / f"col-{name}.offsets.npy")[start : stop + 1]
-                with open(folder / f"col-{name}.utf8", "rb") as handle:
-                    handle.seek(int(offsets[0]))
-                    blob = handle.read(int(offsets[-1] - offsets[0]))
-                relative = offsets - offsets[0]
-                values = np.empty(stop - start, dtype=object)
-                values[:] = [
-                    blob[a:b].decode("utf-8")
-                    for a, b in zip(relative[:-1], relative[1:], strict=True)
-                ]
+                values = _load_blobs(folder, f"col-{name}.utf8", start, stop)
+                values[:] = [value.decode("utf-8") for value in values]
                 columns[name] = values
             else:
                 columns[name] = np.load(folder / f"col-{name}.npy", mmap_mode="r")[start:stop]
-        return np.array(images), columns
+        return images, columns
 
     def gather(
         self, parts: list[int], offsets: np.ndarray, start: int, stop: int
@@ -129,6 +131,29 @@ class Staging:
             np.concatenate([p[0] for p in pieces]),
             {name: np.concatenate([p[1][name] for p in pieces]) for name in self.spec.columns},
         )
+
+
+def _offsets_name(name: str) -> str:
+    return f"{name.rsplit('.', 1)[0]}.offsets.npy"
+
+
+def _save_blobs(folder: Path, name: str, blobs: list[bytes]) -> None:
+    """Byte strings of any content, concatenated, with their offsets beside them."""
+    offsets = np.cumsum([0] + [len(b) for b in blobs], dtype=np.int64)
+    (folder / name).write_bytes(b"".join(blobs))
+    np.save(folder / _offsets_name(name), offsets)
+
+
+def _load_blobs(folder: Path, name: str, start: int, stop: int) -> np.ndarray:
+    """Byte strings [start, stop) of a `_save_blobs` file (object array), reading only those."""
+    offsets = np.load(folder / _offsets_name(name))[start : stop + 1]
+    with open(folder / name, "rb") as handle:
+        handle.seek(int(offsets[0]))
+        blob = handle.read(int(offsets[-1] - offsets[0]))
+    relative = offsets - offsets[0]
+    values = np.empty(stop - start, dtype=object)
+    values[:] = [blob[a:b] for a, b in zip(relative[:-1], relative[1:], strict=True)]
+    return values
 
 
 def open_staging(path: str | os.PathLike, spec: StoreSpec) -> Staging:

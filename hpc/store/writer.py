@@ -24,6 +24,7 @@ from hpc.store.checksum import DIGEST_SIZE, item_digests, store_checksum
 from hpc.store.damage import StoreDamaged, damaged, read_checks_enabled
 from hpc.store.hdf5_backend import Hdf5Backend
 from hpc.store.items import coerce_items
+from hpc.store.jpeg import coerce_jpeg_items
 from hpc.store.manifest import Manifest
 from hpc.store.spec import StoreSpec, backend_for_path
 from hpc.store.zarr_backend import ZarrBackend
@@ -86,20 +87,24 @@ class StoreWriter(StoreView):
         self, shard: int, images: Any, columns: Mapping[str, Any] | None = None
     ) -> None:
         """Write all items of `shard` (data first, then its completion record). Rewriting a
-        shard is allowed; different processes may write different shards at once."""
+        shard is allowed; different processes may write different shards at once. For a
+        jpeg-source spec `images` are the items' JPEG files (bytes), not pixels."""
         if self.manifest.complete:
             raise ValueError(
                 f"{self.path} is finalized; create it again with overwrite=True to rewrite it"
             )
         start, stop = self.manifest.shard_bounds(shard)
-        images, columns = coerce_items(
-            self.spec,
-            images,
-            columns,
-            expected_count=stop - start,
-            where=f"shard {shard} (items {start}..{stop - 1})",
-        )
-        digests = item_digests(self.spec, images, columns)
+        where = f"shard {shard} (items {start}..{stop - 1})"
+        if self.spec.keeps_jpeg:  # images are JPEG files; digests over PIL's pixels
+            images, pixels, columns = coerce_jpeg_items(
+                self.spec, images, columns, expected_count=stop - start, where=where
+            )
+        else:
+            images, columns = coerce_items(
+                self.spec, images, columns, expected_count=stop - start, where=where
+            )
+            pixels = images
+        digests = item_digests(self.spec, pixels, columns)
         self._backend.write_shard(self.manifest, shard, images, columns, digests)
 
 

@@ -3,6 +3,8 @@
     X.zarr/
       zarr.json                group; attribute `hpc_store` holds the manifest
       images/                  (N, C, H, W), chunks of one image, zarr shards of shard_size
+      jpeg/                    instead of images with compression jpeg-source: (N,) bytes,
+                               each item its source JPEG file (attribute images_shape)
       columns/<name>/          (N,), chunks of shard_size (one file per store shard);
                                attributes `unit`, `description` where the spec has them
       item_digests/            (N, 32) uint8, chunks of shard_size, keys `c.<j>.0`
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, GzipCodec, ZstdCodec
+from zarr.dtype import VariableLengthBytes
 
 from hpc.store._fs import atomic_write_bytes
 from hpc.store.backend import StoreBackend, StoreReader
@@ -34,6 +37,7 @@ from hpc.store.manifest import MANIFEST_KEY, Manifest
 from hpc.store.spec import StoreSpec
 
 DIGESTS = "item_digests"
+JPEG_ARRAY = "jpeg"  # jpeg-source stores: the source files, instead of `images`
 STAMP_KEY = "hpc_store_verified"  # group attribute: the last `store verify`
 ZARRS_ENV = "HPC_STORE_ZARRS"
 READ_THREADS_ENV = "HPC_STORE_READ_THREADS"  # zarrs threads per reading process
@@ -159,6 +163,46 @@ def _compressors(spec: StoreSpec) -> list[Any] | None:
     return codecs or None
 
 
+def _create_jpeg_array(group: zarr.Group, n: int, spec: StoreSpec) -> None:
+    """`jpeg` (N,) of variable-length bytes, each item the file it came from: one chunk
+    per item in zarr shards of shard_size, laid out as `images` is (index at the end, a
+    crc32c on each chunk), so the reader's file checks apply unchanged and a slice reads
+    only its own files. `images_shape` says what the files decode to."""
+    with warnings.catch_warnings():  # zarr: vlen bytes has no v3 spec document yet
+        warnings.simplefilter("ignore")
+        group.create_array(
+            JPEG_ARRAY,
+            shape=(n,),
+            dtype=VariableLengthBytes(),
+            chunks=(1,),
+            shards=(spec.shard_size,),
+            compressors=[Crc32cCodec()] if chunk_checksums_enabled() else None,
+            attributes={"images_shape": list(spec.image_shape), "format": "JPEG",
+                        "description": "each item is a JPEG file, byte for byte as ingested; "
+                        "decode with PIL.Image.open(io.BytesIO(item))"},
+        )
+
+
+class JpegArray:
+    """The `jpeg` array of a jpeg-source store, through zarr's own pipeline (it checks the
+    crc32c of every chunk it reads, also in partial shard reads)."""
+
+    def __init__(self, path: Path, mode: str) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._array = zarr.open_array(path / JPEG_ARRAY, mode=mode)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return self._array[start:stop]
+
+    def write(self, start: int, stop: int, blobs: np.ndarray) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._array[start:stop] = blobs
+
+
 def _build_hierarchy(root: Path, manifest: Manifest) -> None:
     spec, n = manifest.spec, manifest.num_items
     shape, size = spec.image_shape, spec.shard_size
@@ -166,15 +210,18 @@ def _build_hierarchy(root: Path, manifest: Manifest) -> None:
     group = zarr.open_group(
         root, mode="w", zarr_format=3, attributes={MANIFEST_KEY: manifest.to_dict()}
     )
-    group.create_array(
-        "images",
-        shape=(n, *shape),
-        dtype=spec.image_dtype,
-        chunks=(1, *shape),
-        shards=(size, *shape),
-        compressors=compressors,
-        fill_value=0,
-    )
+    if spec.keeps_jpeg:
+        _create_jpeg_array(group, n, spec)
+    else:
+        group.create_array(
+            "images",
+            shape=(n, *shape),
+            dtype=spec.image_dtype,
+            chunks=(1, *shape),
+            shards=(size, *shape),
+            compressors=compressors,
+            fill_value=0,
+        )
     columns = group.create_group("columns")
     for name, dtype in spec.columns.items():
         columns.create_array(
@@ -203,7 +250,7 @@ class ZarrBackend(StoreBackend):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        self._images: ImagesArray | None = None
+        self._images: ImagesArray | JpegArray | None = None
         self._columns: dict[str, zarr.Array] = {}
 
     @staticmethod
@@ -249,7 +296,8 @@ class ZarrBackend(StoreBackend):
     ) -> None:
         start, stop = manifest.shard_bounds(shard)
         if self._images is None:
-            self._images = ImagesArray(self.path, "r+")
+            self._images = (JpegArray(self.path, "r+") if manifest.spec.keeps_jpeg
+                            else ImagesArray(self.path, "r+"))
         self._images.write(start, stop, images)
         # Every column chunk is written, fill values too: a missing one is then damage.
         with zarr.config.set({"array.write_empty_chunks": True}):

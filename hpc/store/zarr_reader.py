@@ -34,7 +34,8 @@ from hpc.store.backend import StoreReader
 from hpc.store.damage import damaged, short_error
 from hpc.store.items import coerce_items
 from hpc.store.manifest import Manifest
-from hpc.store.zarr_backend import DIGESTS, ImagesArray
+from hpc.store.jpeg import JpegDecodeError, decode_jpegs
+from hpc.store.zarr_backend import DIGESTS, JPEG_ARRAY, ImagesArray, JpegArray
 
 _EMPTY = np.uint64(2**64 - 1)  # a shard index entry of a chunk that was not written
 
@@ -77,7 +78,8 @@ class ZarrReader(StoreReader):
 
     def __init__(self, path: Path, manifest: Manifest) -> None:
         super().__init__(path, manifest)
-        self._images: ImagesArray | None = None
+        self._images: ImagesArray | JpegArray | None = None
+        self._jpeg = manifest.spec.keeps_jpeg  # images are source JPEG files (jpeg.py)
         self._index: ShardIndex | None = None
         self._good_shards: set[int] = set()
         self._good_columns: set[tuple[str, int]] = set()
@@ -85,14 +87,38 @@ class ZarrReader(StoreReader):
         self._entries: dict[int, np.ndarray] = {}  # checked shard indexes: (offset, nbytes)
 
     # -- reading ---------------------------------------------------------------------
-    def _images_array(self) -> ImagesArray:
+    def _images_array(self) -> ImagesArray | JpegArray:
         if self._images is None:
             # Opened on the first image read, not before: merely building a zarrs pipeline
             # already spoils fork() for children, and a parent often reads only columns.
-            self._images = ImagesArray(self._path, "r")
+            self._images = JpegArray(self._path, "r") if self._jpeg else ImagesArray(self._path, "r")
         return self._images
 
-    def read_images(self, start: int, stop: int) -> np.ndarray:
+    def read_jpeg(self, start: int, stop: int) -> np.ndarray:
+        """The stored JPEG files [start, stop) (object array of bytes), files checked."""
+        array = self._images_array()
+        if not self._checks:
+            return array.read(start, stop)
+        for shard in self._shards_of(start, stop):
+            if shard not in self._good_shards:
+                self.check_image_shard(shard)
+        return self._decoded(array.read, start, stop, self._image_file)
+
+    def _read_jpeg_images(self, start: int, stop: int, device: str) -> np.ndarray:
+        """Pixels of the files [start, stop): one decode_jpeg call for the whole slice. A
+        file that does not decode is damage (a store written without chunk checksums)."""
+        blobs = self.read_jpeg(start, stop)
+        try:
+            return decode_jpegs(list(blobs), self._manifest.spec.image_shape, device)
+        except JpegDecodeError as error:
+            first = start + error.bad_items[0]
+            raise damaged(self._path, self._image_file(first // self._manifest.spec.shard_size),
+                          (first, start + error.bad_items[-1] + 1),
+                          f"holds a JPEG file that {error.reason}") from None
+
+    def read_images(self, start: int, stop: int, device: str = "cpu") -> np.ndarray:
+        if self._jpeg:
+            return self._read_jpeg_images(start, stop, device)
         if not self._checks:
             return self._images_array().read(start, stop)
         for shard in self._shards_of(start, stop):
@@ -272,6 +298,10 @@ class ZarrReader(StoreReader):
         digests the writer computed from the items say so. Reads the shard unchecked."""
         start, stop = self._manifest.shard_bounds(shard)
         spec = self._manifest.spec
+        if self._jpeg:  # an empty file is never a JPEG: a hole is always damage
+            listed = "" if what == "is missing" else f" items {start + int(positions[0])}.."
+            raise damaged(self._path, rel, (start + int(positions[0]), start + int(positions[-1]) + 1),
+                          f"{what}{listed} (zarr would read empty files where JPEGs were written)")
         try:
             images = self._images_array().read(start, stop)[positions]
             columns = {
@@ -309,13 +339,18 @@ class ZarrReader(StoreReader):
 
     def _shard_index(self) -> ShardIndex | None:
         if self._index is None:
-            meta = self._array_meta("images")
+            meta = self._array_meta(self._image_name)
             self._index = ShardIndex(meta, self._manifest.spec.shard_size)
         return self._index
 
+    @property
+    def _image_name(self) -> str:
+        return JPEG_ARRAY if self._jpeg else "images"
+
     def _image_file(self, shard: int) -> str:
         meta = self._shard_index().meta
-        return f"images/{chunk_key(meta, (shard, 0, 0, 0))}"
+        coords = (shard,) if self._jpeg else (shard, 0, 0, 0)
+        return f"{self._image_name}/{chunk_key(meta, coords)}"
 
     def _column_file(self, name: str, shard: int) -> str:
         meta = self._array_meta(f"columns/{name}")

@@ -120,7 +120,10 @@ class IngestConfig:
     # Image compression; null: the backend's default for the dtype (zstd level 1 for uint8
     # zarr, none otherwise; hpc.store.spec.default_compression). "none" trades ~1.35x the
     # disk (JPEG sources) for ~1.8x the training read rate per core (hpc/store/README.md).
-    compression: Literal["zstd", "gzip", "none"] | None = None
+    # "jpeg-source" keeps each source JPEG file as it is (1.0x the folder's bytes against
+    # 3.8x for zstd; reads decode JPEG again): zarr, folder/jsonl/votes sources whose files
+    # are already size x size RGB JPEGs only; any other file stops the job (ingest/passthrough.py).
+    compression: Literal["zstd", "gzip", "none", "jpeg-source"] | None = None
     size: int = 128  # output images are size x size
     shard_size: int = 256  # records per block handed to a rank, and items per store shard
     captions: bool = True  # False: no caption column, whatever the source has

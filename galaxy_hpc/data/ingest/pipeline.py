@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from galaxy_hpc.data.ingest.config import IngestConfig
+from galaxy_hpc.data.ingest.passthrough import source_jpeg
 from galaxy_hpc.data.ingest.plan import Plan, finish, prepare
 from galaxy_hpc.data.ingest.records import (
     DECODE_ERRORS,
@@ -111,7 +112,8 @@ def _decode_block(cfg: IngestConfig, plan: Plan, reader: Any, block: int, bar: A
     listing, spec = plan.listing, plan.spec
     first = block * cfg.shard_size
     stop = min(len(listing), first + cfg.shard_size)
-    images = np.empty((stop - first, *spec.image_shape), dtype=spec.image_dtype)
+    images: Any = ([None] * (stop - first) if spec.keeps_jpeg
+                   else np.empty((stop - first, *spec.image_shape), dtype=spec.image_dtype))
     decoded_names = [n for n in spec.columns if n not in listing.columns and n not in _FIXED]
     decoded: dict[str, list[Any]] = {name: [] for name in decoded_names}
     keep, crops, counts, rejects, notes, missing = [], [], [], [], [], Counter()
@@ -122,7 +124,9 @@ def _decode_block(cfg: IngestConfig, plan: Plan, reader: Any, block: int, bar: A
         except (RejectError, *DECODE_ERRORS) as error:
             rejects.append(Reject(listing.sources[index], reason_for(error), listing.ids[index]))
         else:
-            images[len(keep)] = image
+            # jpeg-source: the file itself (a file ingest would change stops the job)
+            images[len(keep)] = (source_jpeg(listing.sources[index], cfg.size)
+                                 if spec.keeps_jpeg else image)
             keep.append(index)
             crops.append(item.crop_size)
             counts.append(found)

@@ -28,6 +28,7 @@ import numpy as np
 import galaxy_hpc
 from galaxy_hpc.data.columns import store_column_info
 from galaxy_hpc.data.ingest.config import IngestConfig
+from galaxy_hpc.data.ingest.passthrough import check_source
 from galaxy_hpc.data.ingest.preprocess import __doc__ as RESAMPLE_DOC
 from galaxy_hpc.data.ingest.records import Listing
 from galaxy_hpc.data.ingest.rejects import (
@@ -142,6 +143,7 @@ def prepare(cfg: IngestConfig, num_ranks: int) -> Plan | IngestSummary:
             raise ValueError(f"{cfg.source}: no inputs found, nothing to store")
         raise ValueError(f"all {len(listing.rejects)} inputs were rejected, nothing to store; "
                          f"reasons in {rejected}")
+    check_source(cfg, listing)
     spec = store_spec(cfg, listing)
     fp = fingerprint(cfg, listing, spec)
     finished = _finished_summary(cfg, fp, num_ranks)
