@@ -28,11 +28,14 @@ On the same images, in one run:
    process's own, which other jobs on a shared machine inflate less than wall time;
    both are printed); target: >= 0.9x for the default zstd-1 store. Uncompressed
    images cost more to check: their bytes are read once more for the checksum;
+   beside them, a store ingested with `--compression jpeg-source` (the source files kept,
+   checksum equal to the default store's) read through the same loader;
 5. storage candidates for uint8 images (store_candidates.py) on the first
    --candidate-images images: zstd levels, gzip, blosc (bitshuffle, lz4), a delta
    filter, lossless PNG and WebP, and the source JPEG bytes kept as they are
    (decode_jpeg in batches): bare decode images/s on one core and bytes, each as a
    ratio to the JPEG folder; target for the default store: bytes <= 1.5x the folder's;
+   the same files also as a jpeg-source store written and read by hpc.store itself;
    with --nvjpeg (needs CUDA) the JPEG bytes are also decoded on the GPU, and a line
    `nvJPEG decode: N images/s ...` gives the rate (what benchmarks/gpu_check.py reads).
 
@@ -247,6 +250,10 @@ def main() -> int:
         if one["checksum"] != two["checksum"]:
             raise SystemExit("1-rank and 2-rank stores differ: ingest is broken")
         ingest(folder, work / "raw.zarr", 1, args.size, ["--compression", "none"])
+        kept = ingest(folder, work / "jpeg.zarr", 1, args.size,
+                      ["--compression", "jpeg-source"])
+        if kept["checksum"] != one["checksum"]:
+            raise SystemExit("the jpeg-source store's checksum differs from the pixel store's")
         checked = {"zstd-1": work / "one_rank.zarr", "none": work / "raw.zarr",
                    "hdf5": copy_store(work / "one_rank.zarr", work / "raw.h5", "on", "none")}
         unchecked = {
@@ -260,8 +267,11 @@ def main() -> int:
         cpu_rates = dict(rates)
         bare = {"zstd-1": 0.0, "none": 0.0}
         bare_cpu = dict(bare)
+        kept_rate, kept_cpu = 0.0, 0.0  # jpeg-source through StoreDataset/StoreLoader
         for round_ in range(args.rounds):
             jpeg = max(jpeg, read_folder_like_the_seeds(folder, args.num_images))
+            wall, cpu = read_store_for_training(work / "jpeg.zarr", args.num_images, cpu=True)
+            kept_rate, kept_cpu = max(kept_rate, wall), max(kept_cpu, cpu)
             for name in bare:
                 wall, cpu = bare_decode(checked[name])
                 bare[name], bare_cpu[name] = max(bare[name], wall), max(bare_cpu[name], cpu)
@@ -274,7 +284,7 @@ def main() -> int:
                     cpu_rates[name, mode] = max(cpu_rates[name, mode], cpu)
         store, store_raw = rates["zstd-1", "on"], rates["none", "on"]
         sizes = {name: sum(f.stat().st_size for f in (work / name).rglob("*") if f.is_file())
-                 for name in ("one_rank.zarr", "raw.zarr")}
+                 for name in ("one_rank.zarr", "raw.zarr", "jpeg.zarr")}
         folder_bytes = sum(f.stat().st_size for f in folder.iterdir())
         if args.candidate_images:
             measure_candidates(work, folder, min(args.candidate_images, args.num_images),
@@ -290,6 +300,8 @@ def main() -> int:
     print(f"{'read store, --compression none, 1 core':44}{store_raw:>10,.0f}"
           f"{sizes['raw.zarr'] / 1e6:>8.0f}")
     print(f"{'read store, hdf5 (no compression), 1 core':44}{rates['hdf5', 'on']:>10,.0f}")
+    print(f"{'read store, --compression jpeg-source, 1 core':44}{kept_rate:>10,.0f}"
+          f"{sizes['jpeg.zarr'] / 1e6:>8.0f}   (CPU time: {kept_cpu:,.0f} images/s)")
     print(f"\nthe training read path against a bare zarrs decode of the same shards "
           f"(1 core; target: loader within 1.5x):")
     for name in bare:
@@ -310,7 +322,10 @@ def main() -> int:
           f"uncompressed (target >= 7x); best of {args.rounds} interleaved rounds")
     bytes_ratio = sizes["one_rank.zarr"] / folder_bytes
     print(f"store / JPEG folder bytes: {bytes_ratio:.2f}x zstd-1, "
-          f"{sizes['raw.zarr'] / folder_bytes:.2f}x uncompressed (target <= 1.5x)")
+          f"{sizes['raw.zarr'] / folder_bytes:.2f}x uncompressed, "
+          f"{sizes['jpeg.zarr'] / folder_bytes:.2f}x jpeg-source (target <= 1.5x)")
+    print(f"jpeg-source store / JPEG folder read: {kept_rate / jpeg:.1f}x (StoreLoader, CPU "
+          f"decode; opt-in, lossy sources only)")
     print(f"(OMP_NUM_THREADS was {torch_threads or 'unset'}; set to 1 here; "
           f"{os.cpu_count()} cores; torch {torch.__version__})")
     print(f"read checks: {cost['zstd-1']:.3f}x the unchecked read rate for zstd-1 (target "

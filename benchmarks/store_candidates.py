@@ -141,6 +141,39 @@ def jpeg_candidates(jpegs: list[Path], gpu: bool, batch: int = 64) -> list[Candi
     return out
 
 
+def jpeg_source_store(jpegs: list[Path], folder: Path, gpu: bool = False) -> list[Candidate]:
+    """compression jpeg-source through hpc.store itself: the files written by the real
+    writer (PIL decode for the digests, zarr shards of SHARD), read back in shard slices
+    with `Store.read_images` (checks on; one decode_jpeg call per slice), on the CPU and
+    with `gpu` through nvJPEG: what the loader's read costs, not a bare decode."""
+    from PIL import Image
+
+    from hpc.store import StoreSpec, create_store, finalize_store, open_store
+
+    with Image.open(jpegs[0]) as first:
+        width, height = first.size
+    path = folder / "jpeg-source.zarr"
+    spec = StoreSpec(image_shape=(3, height, width), shard_size=SHARD,
+                     compression="jpeg-source")
+    writer = create_store(path, spec, num_items=len(jpegs), overwrite=True)
+    for shard in range(writer.num_shards):
+        a, b = writer.shard_bounds(shard)
+        writer.write_shard(shard, [p.read_bytes() for p in jpegs[a:b]])
+    finalize_store(path)
+    nbytes = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    out = []
+    for device in ["cpu"] + (["cuda"] if gpu else []):
+        def read(device: str = device) -> int:
+            store = open_store(path)  # fresh: the per-process file checks are counted
+            for start in range(0, len(store), SHARD):
+                store.read_images(start, min(start + SHARD, len(store)), device=device)
+            return len(store)
+
+        out.append(Candidate(f"store jpeg-source, Store.read_images ({device})", nbytes, read,
+                             "hpc.store reader, shard slices, checks on"))
+    return out
+
+
 def all_candidates(images: np.ndarray, folder: Path, jpegs: list[Path],
                    gpu: bool = False) -> list[Candidate]:
     folder.mkdir(parents=True, exist_ok=True)
@@ -149,7 +182,7 @@ def all_candidates(images: np.ndarray, folder: Path, jpegs: list[Path],
     found = [zarr_candidate(images, folder, name) for name in names]
     found.append(pil_candidate(images, "PNG", compress_level=1))
     found.append(pil_candidate(images, "WEBP", lossless=True, quality=0))
-    return found + jpeg_candidates(jpegs, gpu)
+    return found + jpeg_candidates(jpegs, gpu) + jpeg_source_store(jpegs, folder, gpu)
 
 
 def best_rate(candidate: Candidate, rounds: int) -> float:

@@ -130,7 +130,8 @@ def run_caption_job(args: Any, build: Callable[[Any, Any], Captioning]) -> dict[
             first, stop = writer.shard_bounds(shard)
             columns = {name: source.read_column(name, first, stop) for name in source.columns}
             columns.update(captioning.caption(source, first, stop))
-            writer.write_shard(shard, source.read_images(first, stop), columns)
+            writer.write_shard(shard, source.read_for(writer.spec, np.arange(first, stop)),
+                               columns)
     comm.barrier()
 
     def finish() -> str:

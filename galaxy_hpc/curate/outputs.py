@@ -108,10 +108,12 @@ def output_spec(store: Store, mark: bool, out: str) -> StoreSpec:
         info.update(keep={"unit": "", "description": "kept by galaxy-hpc dedup"},
                     duplicate_of={"unit": "", "description": "store index of the kept item "
                                   "this one duplicates; -1 when kept"})
+    backend = backend_for_path(out, default=spec.backend)
+    same = backend == spec.backend  # another backend: its own default codec
     return StoreSpec(image_shape=spec.image_shape, image_dtype=spec.image_dtype,
-                     columns=columns, shard_size=spec.shard_size,
-                     backend=backend_for_path(out, default=spec.backend),
-                     compression=spec.compression, compression_level=spec.compression_level,
+                     columns=columns, shard_size=spec.shard_size, backend=backend,
+                     compression=spec.compression if same else None,
+                     compression_level=spec.compression_level if same else None,
                      column_info={k: v for k, v in info.items() if v})
 
 
@@ -148,6 +150,6 @@ def write_store(out: str, store: Store, plan: DuplicatePlan, *, mark: bool,
         columns = {name: column[chosen] for name, column in values.items()}
         if mark:
             columns.update(keep=plan.keep[chosen], duplicate_of=plan.duplicate_of[chosen])
-        writer.write_shard(shard, store.read_images_at(chosen), columns)
+        writer.write_shard(shard, store.read_for(writer.spec, chosen), columns)
     comm.barrier()
     return finalize_store(out) if comm.rank == 0 else None

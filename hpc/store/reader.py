@@ -17,6 +17,7 @@ import numpy as np
 from hpc.store.backend import StoreBackend, StoreReader, StoreView
 from hpc.store.damage import StoreDamaged
 from hpc.store.manifest import Manifest
+from hpc.store.spec import StoreSpec
 from hpc.store.writer import backend_for, detect_backend, format_shards
 
 _STRING_DTYPE = getattr(np.dtypes, "StringDType", None)
@@ -180,6 +181,21 @@ class Store(StoreView):
         reader = self._handles()
         parts = [reader.read_images(int(run[0]), int(run[-1]) + 1) for run in runs]
         return np.concatenate(parts)[inverse.reshape(-1)]
+
+    def read_for(self, target: StoreSpec, indices: Any) -> Any:
+        """Images at `indices` as a writer of a store with spec `target` takes them: the
+        JPEG files when both stores keep them (copied, never re-encoded), else pixels.
+        For tools that copy a store's items into a new one (caption, dedup)."""
+        if not (self.spec.keeps_jpeg and target.keeps_jpeg):
+            return self.read_images_at(indices)
+        indices = np.asarray(indices, dtype=np.int64)
+        out = np.empty(len(indices), dtype=object)
+        if len(indices):
+            unique, inverse = np.unique(indices, return_inverse=True)
+            runs = np.split(unique, np.flatnonzero(np.diff(unique) != 1) + 1)
+            blobs = np.concatenate([self.read_jpeg(int(r[0]), int(r[-1]) + 1) for r in runs])
+            out[:] = list(blobs[inverse.reshape(-1)])
+        return out
 
     def read_column(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Values [start, stop) of a column, the whole column by default (strings as
