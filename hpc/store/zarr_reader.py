@@ -112,7 +112,7 @@ class ZarrReader(StoreReader):
         """The files of one shard in [start, stop), read straight from the shard file with
         the index check_image_shard already holds: one read, and each chunk's crc32c and
         vlen-bytes header checked here. zarr's own pipeline does the same per chunk at
-        ~2x the cost of the JPEG decode itself (measured, bench_data.py candidates)."""
+        ~2x the cost of the JPEG decode itself (measured: hpc/store/README.md)."""
         base = self._manifest.shard_bounds(shard)[0]
         a, b = max(start, base), min(stop, self._manifest.shard_bounds(shard)[1])
         picked = self._entries[shard][a - base : b - base]

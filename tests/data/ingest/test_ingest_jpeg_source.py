@@ -85,6 +85,10 @@ def test_files_kept_byte_for_byte_and_decoded_as_pil_decodes_them(tmp_path):
     values = np.concatenate([b["pixel_values"].numpy() for b in batches])
     index = np.concatenate([b["index"].numpy() for b in batches])
     assert np.array_equal(np.rint((values + 1) * 127.5).astype(np.uint8), pil[index])
+    subset = StoreDataset(store, shuffle=False, batch_size=3, items=np.array([0, 2, 5]))
+    (batch,) = list(subset.batches())  # a held-out split's training items
+    assert batch["index"].tolist() == [0, 2, 5]
+    assert np.array_equal(np.rint((batch["pixel_values"].numpy() + 1) * 127.5), pil[[0, 2, 5]])
 
     # The same images as pixels: the same checksum, at several times the bytes.
     _, pixel_store, _ = ingest(tmp_path, tmp_path / "img", size=SIZE, shard_size=3,
