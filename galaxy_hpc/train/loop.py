@@ -125,7 +125,8 @@ class Trainer:
             # From cached latents (data.latents) the family never looks at pixels: reading
             # and decoding them would cost what the cache is there to save.
             pixels=not cfg.data.latents,
-            decode_device=self.device.type)  # jpeg-source stores: nvJPEG on GPU nodes
+            # jpeg-source stores: nvJPEG on this rank's GPU (also in DataLoader workers)
+            decode_device=str(self.device))
         facts = DataFacts.of(dataset, cfg.data, split)
         self.validation = (validation_dataset(cfg, dataset, split, rank=env.rank,
                                               world_size=env.world_size)

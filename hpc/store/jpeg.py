@@ -100,6 +100,8 @@ def _decode(blobs: Sequence[bytes], shape: tuple[int, ...], device: str) -> np.n
                 decode_jpeg(one, mode=ImageReadMode.RGB, device=device)
             except RuntimeError:
                 bad.append(k)
+        if not bad:  # no file is at fault (the device, memory): not damage
+            raise
         raise JpegDecodeError(f"does not decode as JPEG ({' '.join(str(cause).split())[:120]})",
                               bad) from None
     if bad:

@@ -31,7 +31,7 @@ import zarr
 
 from hpc.store.checksum import DIGEST_SIZE, item_digests
 from hpc.store.backend import StoreReader
-from hpc.store.damage import damaged, short_error
+from hpc.store.damage import damaged, describe_items, short_error
 from hpc.store.items import coerce_items
 from hpc.store.manifest import Manifest
 from hpc.store.jpeg import JpegDecodeError, decode_jpegs
@@ -329,9 +329,10 @@ class ZarrReader(StoreReader):
         start, stop = self._manifest.shard_bounds(shard)
         spec = self._manifest.spec
         if self._jpeg:  # an empty file is never a JPEG: a hole is always damage
-            listed = "" if what == "is missing" else f" items {start + int(positions[0])}.."
-            raise damaged(self._path, rel, (start + int(positions[0]), start + int(positions[-1]) + 1),
-                          f"{what}{listed} (zarr would read empty files where JPEGs were written)")
+            first, last = start + int(positions[0]), start + int(positions[-1])
+            holes = "" if what == "is missing" else f" {describe_items(first, last + 1)}"
+            raise damaged(self._path, rel, (first, last + 1),
+                          f"{what}{holes} (zarr would read empty files where JPEGs were written)")
         try:
             images = self._images_array().read(start, stop)[positions]
             columns = {

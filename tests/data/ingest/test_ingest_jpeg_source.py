@@ -238,3 +238,28 @@ def test_dedup_copies_the_files_into_its_clean_store(tmp_path, capsys):
     assert clean.spec.keeps_jpeg and 5 not in kept and 0 < len(kept) < 6  # the copy went
     assert [bytes(b) for b in clean.read_jpeg()] == [paths[i].read_bytes() for i in kept]
     assert main(["store", "verify", str(out)]) == 0
+
+
+@pytest.mark.mpi
+def test_two_ranks_keep_the_same_files_and_reject_the_same(mpiexec, tmp_path):
+    """mpiexec -n 2: staging parts carry the files; the store equals one rank's, and a
+    truncated JPEG is a reject (exit 3) as in every ingest, not a stop."""
+    paths = jpeg_folder(tmp_path / "img", 9)
+    data = paths[4].read_bytes()
+    paths[4].write_bytes(data[: len(data) // 2])
+    worker = str(Path(__file__).with_name("ingest_worker.py"))
+
+    def run(out: str, *launcher: str) -> dict:
+        done = subprocess.run([*launcher, sys.executable, worker, "ingest", str(tmp_path / "img"),
+                               "--out", out, "--size", str(SIZE), "--shard-size", "2",
+                               "--compression", "jpeg-source", "--json"],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert done.returncode == 3, done.stdout + done.stderr
+        return json.loads(done.stdout)
+
+    one, two = run("one.zarr"), run("two.zarr", mpiexec, "-n", "2")
+    assert (one["num_ranks"], two["num_ranks"], two["num_ingested"]) == (1, 2, 8)
+    assert one["checksum"] == two["checksum"] and two["rejects_by_reason"] == {"truncated": 1}
+    kept = open_store(tmp_path / "two.zarr")
+    assert [bytes(b) for b in kept.read_jpeg()] == [p.read_bytes() for p in paths if p != paths[4]]
+    kept.verify()
