@@ -93,7 +93,8 @@ class ZarrReader(StoreReader):
         if self._images is None:
             # Opened on the first image read, not before: merely building a zarrs pipeline
             # already spoils fork() for children, and a parent often reads only columns.
-            self._images = JpegArray(self._path, "r") if self._jpeg else ImagesArray(self._path, "r")
+            kind = JpegArray if self._jpeg else ImagesArray
+            self._images = kind(self._path, "r")
         return self._images
 
     def read_jpeg(self, start: int, stop: int) -> np.ndarray:
@@ -104,7 +105,8 @@ class ZarrReader(StoreReader):
             if shard not in self._good_shards:
                 self.check_image_shard(shard)
         if self._shard_index().direct_vlen:
-            parts = [self._jpeg_direct(shard, start, stop) for shard in self._shards_of(start, stop)]
+            shards = self._shards_of(start, stop)
+            parts = [self._jpeg_direct(shard, start, stop) for shard in shards]
             return np.concatenate(parts) if parts else np.empty(0, dtype=object)
         return self._decoded(self._images_array().read, start, stop, self._image_file)
 
