@@ -37,14 +37,27 @@ def job_state(job_id: str, env: dict) -> tuple[str, int]:
     return (accounted[0] if accounted else "UNKNOWN"), -1
 
 
-def wait_for(predicate, timeout_s: float, what: str, poll_s: float = 1.0):
+def wait_for(predicate, timeout_s: float, what: str, poll_s: float = 1.0, explain=None):
+    """`explain()`, when given, adds what the job said to the timeout's message."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(poll_s)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{explain()}" if explain else ""))
+
+
+def job_logs(submitted) -> str:
+    """The tail of a submitit job's stdout and stderr, and Slurm's state of it."""
+    parts = []
+    for name in ("stdout", "stderr"):
+        path = getattr(submitted, name)
+        parts.append(f"--- {name} {path}:\n" + (path.read_text()[-3000:] if path.exists() else
+                                                  "(not written)"))
+    show = subprocess.run(["scontrol", "show", "job", str(submitted.job_id)],
+                          capture_output=True, text=True).stdout
+    return "\n".join([*parts, "--- scontrol:", show[-1500:]])
 
 
 def logged_steps(run_dir: Path) -> int:
@@ -97,7 +110,10 @@ def test_submitit_training_preempted_through_submitit_resumes(local_slurm, store
                              tasks_per_node=1, time_min=20, signal_delay_s=30,
                              log_dir=str(tmp_path / "submitit"))
     submitted = submit(JobCall("train", cfg), profile=profile, job_name="ghpc-train-preempt")
-    wait_for(lambda: logged_steps(run_dir) >= 3, 300, "the first training steps")
+    # A cold start of 2 tasks (imports, DeepSpeed, the tiny SD) on a loaded 2-core machine
+    # has taken over 5 minutes.
+    wait_for(lambda: logged_steps(run_dir) >= 3, 480, "the first training steps",
+             explain=lambda: job_logs(submitted))
     submitted.job._interrupt()  # submitit's preemption: SIGTERM then USR2 to the tasks
     result = wait(submitted)[0]
     assert result.ok and result.step == 25 and result.resumed_from is not None
