@@ -14,7 +14,8 @@ Two measurements, both with the statistics the run uses (galaxy_hpc.data.fidelit
 
     galaxy-hpc synth --n 4000 --size 32 --float --no-captions --out runs/gan/synth32f.zarr
     galaxy-hpc synth --n 24000 --size 32 --float --no-captions --seed 7 --out runs/gan/pool32f.zarr
-    python benchmarks/gan_fidelity_null.py --real runs/gan/synth32f.zarr --pool runs/gan/pool32f.zarr
+    python benchmarks/gan_fidelity_null.py --real runs/gan/synth32f.zarr \
+        --pool runs/gan/pool32f.zarr
 """
 
 from __future__ import annotations
