@@ -230,3 +230,64 @@ def test_minibatch_std_groups_do_not_mix_real_and_fake():
     assert torch.isfinite(loss) and "r1" in terms
     with pytest.raises(ValueError, match="minibatch_std_group"):
         GanModelConfig(minibatch_std_group=-1)
+
+
+def test_several_draws_average_w1_over_draws_against_one_draws_floor():
+    from scipy.stats import wasserstein_distance
+
+    from galaxy_hpc.data.fidelity import compare_cell, split_half_distances
+
+    rng = np.random.default_rng(3)
+    real, draws = rng.normal(size=150), rng.normal(size=(4, 150)) + 0.3
+    draws[2, :7] = np.nan  # a non-finite value leaves its draw only
+    settings = dict(min_per_cell=30, num_splits=20, tolerance_sigmas=3.0)
+    found = compare_cell(draws, real, rng=np.random.default_rng(0), **settings)
+    kept = [d[np.isfinite(d)] for d in draws]
+    assert found["w1"] == pytest.approx(np.mean([wasserstein_distance(d, real) for d in kept]))
+    floor = split_half_distances(real, np.mean([d.size for d in kept]), num_splits=20,
+                                 rng=np.random.default_rng(0))
+    assert found["floor"] == pytest.approx(floor.mean())
+    assert found["num_draws"] == 4 and found["num_generated"] == 4 * 150 - 7
+    assert found["median_generated"] == pytest.approx(np.median(np.concatenate(kept)))
+    one = compare_cell(draws[0], real, rng=np.random.default_rng(0), **settings)
+    assert one["num_draws"] == 1 and one["w1"] == pytest.approx(
+        wasserstein_distance(draws[0], real))
+
+
+def test_draws_keep_a_perfect_generators_w1_over_floor_near_1_with_less_spread():
+    """Same-distribution cells: the mean over 4 draws reads ~1 like one draw (no looser
+    target), and its spread over cells is clearly smaller (the generator's share of the
+    noise averaged out), so a perfect generator fails fewer cells by chance."""
+    from galaxy_hpc.data.fidelity import compare_cell
+
+    rng = np.random.default_rng(4)
+    settings = dict(min_per_cell=30, num_splits=20, tolerance_sigmas=3.0)
+    ratios = {1: [], 4: []}
+    for _ in range(150):
+        real, draws = rng.normal(size=120), rng.normal(size=(4, 120))
+        for k in ratios:
+            ratios[k].append(compare_cell(draws[:k], real, rng=rng, **settings)["w1_over_floor"])
+    one, four = np.array(ratios[1]), np.array(ratios[4])
+    assert one.mean() == pytest.approx(1.0, abs=0.1) and four.mean() == pytest.approx(1.0, abs=0.1)
+    assert four.std() < 0.8 * one.std(), (one.std(), four.std())
+    # A shifted generator is not let off: its mean over draws stays far above the floor.
+    real = rng.normal(size=120)
+    off = compare_cell(rng.normal(size=(4, 120)) + 0.6, real, rng=rng, **settings)
+    assert off["w1_over_floor"] > 3
+
+
+def test_judge_measures_every_draw_and_takes_trends_from_the_first(sample):
+    conditions, trend, scatter, sigma = sample
+    real = galaxies(trend * scatter, sigma)
+    bright = galaxies(2 * trend * scatter, sigma)
+    single = judge(bright, real, conditions)
+    both = judge(np.stack([real.copy(), bright]), real, conditions)
+    assert both["draws_per_row"] == 2 and single["draws_per_row"] == 1
+    # Trends from draw 0 (the real images themselves): no difference.
+    assert all(t["difference"] == [0.0, 0.0] for t in both["trends"])
+    # Cells: W1 the mean of draw 0's (0) and the bright draw's, on the same floors.
+    for cell, alone in zip(both["fidelity"]["cells"], single["fidelity"]["cells"]):
+        q, q1 = cell["quantities"]["log_flux"], alone["quantities"]["log_flux"]
+        assert q["num_draws"] == 2 and q["w1"] == pytest.approx(0.5 * q1["w1"])
+    with pytest.raises(ValueError, match="draws_per_row"):
+        FidelitySection(draws_per_row=0)

@@ -386,6 +386,15 @@ def test_two_ranks_zero2_train_log_and_export(runs):
         assert np.isfinite(row["val_d_aux"]) and "val_d_loss" not in row
     best = json.loads((out / "checkpoints" / "best.json").read_text())
     assert best["step"] == min(validations, key=lambda r: r["val_loss"])["step"]
+    # Fidelity from 4 draws of each row (model.fidelity.draws_per_row), the trends from
+    # the first: the galaxies of consistency.json.
+    verdict = json.loads((out / "generator" / "fidelity.json").read_text())
+    assert verdict["draws_per_row"] == 4 and verdict["num_samples"] == 48
+    judged = [cell["quantities"]["log_flux"] for cell in verdict["fidelity"]["cells"]]
+    assert {q["num_draws"] for q in judged} == {4}
+    # Every draw of every row measured once (a non-finite log flux is left out).
+    assert 48 < sum(q["num_generated"] for q in judged) <= 4 * 48
+    assert verdict["trends"][0]["generated"]["bin_rho"] == found["generated"]["flux"]["bin_rho"]
 
 
 @pytest.mark.mpi
@@ -424,8 +433,9 @@ def test_resume_on_two_ranks_is_exact(runs):
                 for r in log_rows(out)]
 
     assert logged(root / "straight") == logged(root / "split")
-    assert (root / "straight" / "generator" / "consistency.json").read_text() == \
-        (root / "split" / "generator" / "consistency.json").read_text()
+    for name in ("consistency.json", "fidelity.json"):  # every draw's seeds fixed per row
+        assert (root / "straight" / "generator" / name).read_text() == \
+            (root / "split" / "generator" / name).read_text()
 
 
 FRESH_PROCESS = """

@@ -63,6 +63,10 @@ class FidelitySection:
     grid_bins: int = 3  # quantile bins per condition column: 9 cells for (z, log M*)
     colour_bands: list[int] = field(default_factory=lambda: [0, 1])  # g - r on synth stores
     min_per_cell: int = 30  # fewer in a cell: "too sparse", which fails the target
+    # Galaxies drawn per judged row (seeds row + k x store size): the cells' W1 is the mean
+    # over draws, the same expected value with less of the generator's sampling noise
+    # (galaxy_hpc.data.fidelity). The trends use the first draw (consistency.json's).
+    draws_per_row: int = 4
     num_splits: int = 50  # split-half draws of each real cell (its floor)
     tolerance_sigmas: float = 3.0  # the per-cell "within noise" verdict reported beside
     num_bootstrap: int = 200  # resamples for the 68% intervals of each rho
@@ -76,7 +80,7 @@ class FidelitySection:
         if not self.max_rho_difference > 0 or not self.max_w1_over_floor > 0:
             raise ValueError("model.fidelity.max_rho_difference and max_w1_over_floor must be "
                              f"> 0, got {self.max_rho_difference}, {self.max_w1_over_floor}")
-        for name in ("grid_bins", "min_per_cell", "num_bootstrap"):
+        for name in ("grid_bins", "min_per_cell", "num_bootstrap", "draws_per_row"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.fidelity.{name} must be >= 1, got "
                                  f"{getattr(self, name)}")

@@ -395,6 +395,12 @@ class GanFamily(ModelFamily):
         print(consistency.summary_line(found), file=sys.stderr, flush=True)
         result: dict[str, Any] = {"consistency": str(artifact / "consistency.json")}
         if self.cfg.model.fidelity.enabled:
+            # Draw k of row r has seed r + k x store size: distinct over rows and draws,
+            # draw 0 the galaxies above.
+            more = [generator.generate(conditions, (rows + k * len(self.store)).tolist())
+                    for k in range(1, self.cfg.model.fidelity.draws_per_row)]
+            if more:
+                generated = np.stack([generated, *more])
             verdict = fidelity.judge(generated, real, conditions, self.names,
                                      self.cfg.model.fidelity, requested=check.requested,
                                      by=check.by, num_bins=check.num_bins)
