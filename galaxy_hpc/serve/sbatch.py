@@ -14,11 +14,12 @@ PROLOGUE = (
     'port="${GHPC_SERVE_PORT:-$((8000 + SLURM_JOB_ID % 1000))}"',
     'node="$(hostname)"',
     'login="${SLURM_SUBMIT_HOST:-LOGIN_NODE}"',
+    'user="${USER:-$(id -un)}"  # batch environments need not set USER',
     'echo "galaxy-hpc serve: on ${node}:${port} (127.0.0.1 there)"',
-    'echo "  from a laptop: ssh -N -L ${port}:localhost:${port} -J ${USER}@${login} '
-    '${USER}@${node}"',
+    'echo "  from a laptop: ssh -N -L ${port}:localhost:${port} -J ${user}@${login} '
+    '${user}@${node}"',
     'echo "  then open http://localhost:${port}/  (API: http://localhost:${port}/docs)"',
-    'echo "  Jupyter (jupyter-server-proxy): open <hub>/user/${USER}/proxy/${port}/"',
+    'echo "  Jupyter (jupyter-server-proxy): open <hub>/user/${user}/proxy/${port}/"',
     'set -- "$@" "port=${port}"',
 )
 

@@ -121,6 +121,7 @@ def test_serve_script_runs_a_server_on_a_node_and_prints_the_tunnel(local_slurm,
     assert "#SBATCH --ntasks-per-node=1" in text and "#SBATCH --nodes=1" in text
     port = free_port()
     env = {**local_slurm, "GHPC_SERVE_PORT": str(port)}
+    env.pop("USER", None)  # as in batch environments that do not set it
     log = tmp_path / "serve-%j.out"
     queued = subprocess.run(["sbatch", "--parsable", f"--output={log}", str(script),
                              "--store", f"real={store}"], cwd=tmp_path, env=env,
@@ -141,7 +142,7 @@ def test_serve_script_runs_a_server_on_a_node_and_prints_the_tunnel(local_slurm,
         assert health["ok"] and health["stores"] == ["real"]
         node = next(line.split()[3].split(":")[0] for line in printed.splitlines()
                     if line.startswith("galaxy-hpc serve: on "))
-        assert node.startswith("ghpc-n")
+        assert node  # the node's host name (this machine's, for the local cluster's nodes)
         assert f"ssh -N -L {port}:localhost:{port} -J " in printed and f"@{node}" in printed
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/stores/real/items/0",
                                     timeout=30) as r:
