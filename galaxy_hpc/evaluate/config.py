@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 METRICS = ("fid", "kid", "isc", "prc")
 DEVICES = ("auto", "cpu", "cuda")
@@ -49,11 +49,16 @@ class FeatureSettings:
     device: Device = "auto"  # auto: this rank's GPU when there is one, else the CPU
 
     def __post_init__(self) -> None:
-        _positive(self, "batch_size")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        if self.rgb_bands is not None and len(self.rgb_bands) != 3:
-            raise ValueError(f"rgb_bands needs three band indices (R, G, B), got {self.rgb_bands}")
+        _check_reading(self)
+
+
+def _check_reading(section: Any) -> None:
+    """The fields every section that reads images through a model has alike."""
+    _positive(section, "batch_size")
+    if section.device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {section.device!r}")
+    if section.rgb_bands is not None and len(section.rgb_bands) != 3:
+        raise ValueError(f"rgb_bands needs three band indices (R, G, B), got {section.rgb_bands}")
 
 
 def require(owner: object, *names: str) -> None:
@@ -290,8 +295,4 @@ class ClipScoreConfig:
     cache_dir: str | None = None  # none: as FidConfig.cache_dir
 
     def __post_init__(self) -> None:
-        _positive(self, "batch_size")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        if self.rgb_bands is not None and len(self.rgb_bands) != 3:
-            raise ValueError(f"rgb_bands needs three band indices (R, G, B), got {self.rgb_bands}")
+        _check_reading(self)

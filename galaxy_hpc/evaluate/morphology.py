@@ -108,6 +108,17 @@ class MorphologyResult(EvaluationResult):
         return "\n".join(lines)
 
 
+def predict_fractions(predictor: Any, images: np.ndarray, stretch: Stretch) -> np.ndarray:
+    """The 37 vote fractions (N, 37) a VotePredictor reads off store images, float64."""
+    pixels = model_pixels(images, stretch, predictor.image_size)
+    with torch.no_grad():
+        predicted = predictor.predict_fractions(pixels).detach().cpu().double().numpy()
+    if predicted.shape != (len(images), NUM_ANSWERS):
+        raise ValueError(f"the predictor returned shape {predicted.shape} for "
+                         f"{len(images)} images; a VotePredictor returns (N, 37)")
+    return predicted
+
+
 def _predict_sums(store: Store, predictor: Any, stretch: Stretch, cfg: MorphologyConfig,
                   comm: Comm, bar) -> np.ndarray:
     """(37, 7) sums of this rank's share (its whole batches and their requested rows)."""
@@ -118,12 +129,7 @@ def _predict_sums(store: Store, predictor: Any, stretch: Stretch, cfg: Morpholog
     offset = bounds[0][0]
     requested = requested_fractions(store, cfg.vote_suffix, offset, bounds[-1][1])
     for first, images in read_batches(store, bounds, use="the morphology evaluation"):
-        pixels = model_pixels(images, stretch, predictor.image_size)
-        with torch.no_grad():
-            predicted = predictor.predict_fractions(pixels).detach().cpu().double().numpy()
-        if predicted.shape != (len(images), NUM_ANSWERS):
-            raise ValueError(f"the predictor returned shape {predicted.shape} for "
-                             f"{len(images)} images; a VotePredictor returns (N, 37)")
+        predicted = predict_fractions(predictor, images, stretch)
         sums += _sums(requested[first - offset:first - offset + len(images)], predicted)
         bar.update(len(images))
     return sums

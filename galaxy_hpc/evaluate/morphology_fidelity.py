@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from galaxy_hpc.data.gz2 import ANSWERS, NUM_ANSWERS, QUESTIONS, column_name
 from galaxy_hpc.data.gz2 import normalise_per_question
@@ -42,7 +41,7 @@ from galaxy_hpc.data.stretch import Stretch, stretch_for_store
 from galaxy_hpc.evaluate.config import MorphologyFidelityConfig, require
 from galaxy_hpc.evaluate.extractors import pick_device
 from galaxy_hpc.evaluate.inputs import load_stretch, model_pixels
-from galaxy_hpc.evaluate.morphology import vote_columns
+from galaxy_hpc.evaluate.morphology import predict_fractions, vote_columns
 from galaxy_hpc.evaluate.passes import (progress, rank_batches, read_at, read_batches,
                                         shared_failure)
 from galaxy_hpc.evaluate.results import EvaluationResult, store_summary
@@ -138,12 +137,7 @@ def _store_sums(store: Store, indices: np.ndarray | None, predictor: Any, stretc
         batches = ((int(np.searchsorted(indices[lo:hi], rows[0])), images) for rows, images
                    in read_at(store, indices[lo:hi], cfg.batch_size, use=use))
     for offset, images in batches:
-        pixels = model_pixels(images, stretch, predictor.image_size)
-        with torch.no_grad():
-            predicted = predictor.predict_fractions(pixels).detach().cpu().double().numpy()
-        if predicted.shape != (len(images), NUM_ANSWERS):
-            raise ValueError(f"the predictor returned shape {predicted.shape} for "
-                             f"{len(images)} images; a VotePredictor returns (N, 37)")
+        predicted = predict_fractions(predictor, images, stretch)
         sums += batch_sums(truth[offset:offset + len(images)], predicted,
                            min_reach=cfg.min_reach, num_bins=cfg.num_bins)
         bar.update(len(images))
