@@ -70,23 +70,12 @@ def test_captions_and_predictions_go_into_a_new_store(store, run_dir, capsys):
 def test_a_failed_run_resumes_and_other_settings_are_refused(store, run_dir, tmp_path,
                                                              capsys, monkeypatch):
     from hpc.store import open_store
-    from hpc.store.writer import StoreWriter
+    from support.writer_faults import node_lost_after_one_shard
 
     out = tmp_path / "c.h5"
-    real_write = StoreWriter.write_shard
-    calls = []
-
-    def dies_after_one(self, shard, *rest, **kw):
-        if calls:
-            raise RuntimeError("node lost")
-        calls.append(shard)
-        return real_write(self, shard, *rest, **kw)
-
-    monkeypatch.setattr(StoreWriter, "write_shard", dies_after_one)
-    with pytest.raises(RuntimeError, match="node lost"):
+    with node_lost_after_one_shard(monkeypatch):
         main(["caption", "--predictor", str(run_dir), str(store), "--out", str(out),
               "--survey", "hsc"])
-    monkeypatch.setattr(StoreWriter, "write_shard", real_write)
     status, summary = caption("--predictor", run_dir, store, "--out", out, "--survey", "hsc",
                               capsys=capsys)
     assert status == EXIT_OK and summary["shards_written"] == [1, 2]

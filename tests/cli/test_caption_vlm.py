@@ -74,23 +74,12 @@ def test_captions_match_transformers_generate(store, vlm, tmp_path, capsys):
 def test_a_failed_run_resumes_and_another_prompt_is_refused(store, vlm, tmp_path, capsys,
                                                            monkeypatch):
     from hpc.store import open_store
-    from hpc.store.writer import StoreWriter
+    from support.writer_faults import node_lost_after_one_shard
 
     out = tmp_path / "c.h5"
-    real_write = StoreWriter.write_shard
-    calls = []
-
-    def dies_after_one(self, shard, *rest, **kw):
-        if calls:
-            raise RuntimeError("node lost")
-        calls.append(shard)
-        return real_write(self, shard, *rest, **kw)
-
-    monkeypatch.setattr(StoreWriter, "write_shard", dies_after_one)
-    with pytest.raises(RuntimeError, match="node lost"):
+    with node_lost_after_one_shard(monkeypatch) as calls:
         main(["caption", "--vlm", str(vlm), str(store), "--out", str(out),
               "--max-new-tokens", "4"])
-    monkeypatch.setattr(StoreWriter, "write_shard", real_write)
     status, summary = caption("--vlm", vlm, store, "--out", out, "--max-new-tokens", 4,
                               "--column", "vlm_caption", capsys=capsys)
     assert status == EXIT_ERROR and "other inputs or settings" in capsys.readouterr().err
