@@ -3,8 +3,9 @@
 Convention (docs/development.md says it to writers): a ```bash block is a scenario step
 that runs, in page order, in a directory that looks like a fresh clone. A ```bash block
 preceded by `<!-- check: parse -->` cannot run here (sbatch, a named cluster, a download):
-each galaxy-hpc command in it, and the one each sbatch script it submits runs, goes
-through the real argument parser, its config is loaded with its overrides, and every file
+each galaxy-hpc command in it, and the one each sbatch script it submits runs (a script
+of the checkout, or one an earlier `galaxy-hpc sbatch ... --out FILE` of the block wrote),
+goes through the real argument parser, its config is loaded with its overrides, and every file
 of the checkout it names must exist. Shell blocks in another spelling (sh, shell,
 console) are refused, so that no command block escapes both checks.
 """
@@ -185,14 +186,19 @@ def check_galaxy_hpc(argv: list[str], where: str) -> None:
             raise DocCommandError(f"{where}: {config}: {error}") from None
 
 
-def sbatch_job(tokens: list[str], where: str) -> list[str]:
-    """`sbatch [opts] slurm/X.sbatch ARGS` -> the galaxy-hpc argv the script runs."""
+def sbatch_job(tokens: list[str], where: str, written: dict[str, list[str]] | None = None
+               ) -> list[str]:
+    """`sbatch [opts] slurm/X.sbatch ARGS` -> the galaxy-hpc argv the script runs.
+    `written`: scripts an earlier `galaxy-hpc sbatch ... --out FILE` of the block wrote,
+    with the galaxy-hpc arguments they run before their own."""
     i = 1
     while i < len(tokens) and tokens[i].startswith("-"):
         i += 2 if tokens[i] in SBATCH_VALUED else 1
     if i >= len(tokens):
         raise DocCommandError(f"{where}: sbatch without a script")
     script, script_args = tokens[i], tokens[i + 1:]
+    if written and script in written:
+        return [*written[script], *script_args]
     if not (ROOT / script).is_file():
         raise DocCommandError(f"{where}: no sbatch script {script} in the checkout")
     srun = re.search(r"^\s*ghpc_srun\s+(.*)$", (ROOT / script).read_text(), re.MULTILINE)
@@ -211,6 +217,20 @@ def sbatch_job(tokens: list[str], where: str) -> list[str]:
     return argv
 
 
+def written_job(args: list[str]) -> list[str]:
+    """What a script `galaxy-hpc sbatch ARGS` writes runs: its JOB, CONFIG and KEY=VALUEs
+    (the positionals; flags such as --cluster are the script's resources)."""
+    job: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i].startswith("-"):
+            i += 1 if "=" in args[i] else 2
+            continue
+        job.append(args[i])
+        i += 1
+    return job
+
+
 def check_make(tokens: list[str], where: str) -> None:
     makefile = (ROOT / "Makefile").read_text()
     for target in tokens[1:]:
@@ -222,6 +242,7 @@ def check_make(tokens: list[str], where: str) -> None:
 def check_parse_block(block: Block) -> int:
     """Check every command of a parse-only block; returns how many galaxy-hpc commands."""
     checked = 0
+    written: dict[str, list[str]] = {}  # script -> the job (and config, overrides) it runs
     for line in logical_lines(block.text):
         for tokens in commands(line):
             where = f"{block.where} `{line.strip()}`"
@@ -230,8 +251,10 @@ def check_parse_block(block: Block) -> int:
             if program == "galaxy-hpc":
                 check_galaxy_hpc(tokens[1:], where)
                 checked += 1
+                if tokens[1:2] == ["sbatch"] and "--out" in tokens:
+                    written[tokens[tokens.index("--out") + 1]] = written_job(tokens[2:])
             elif program == "sbatch":
-                check_galaxy_hpc(sbatch_job(tokens, where), where)
+                check_galaxy_hpc(sbatch_job(tokens, where, written), where)
                 checked += 1
             elif program in ("srun", "mpiexec", "mpirun"):
                 at = next((k for k, t in enumerate(tokens) if Path(t).name == "galaxy-hpc"), None)

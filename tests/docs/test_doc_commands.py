@@ -108,6 +108,11 @@ def _block(text: str) -> Block:
      "model.nope"),
     ("srun -N2 -n8 .venv/bin/galaxy-hpc evaluate fidd A B\n", "fidd"),
     ("make docz\n", "no such target"),
+    # A script the block did not write with `galaxy-hpc sbatch --out` must be in the checkout.
+    ("galaxy-hpc sbatch serve --cluster slurm --out a.sbatch\nsbatch b.sbatch\n",
+     "no sbatch script b.sbatch"),
+    ("galaxy-hpc sbatch train configs/train/gan.yaml --cluster slurm --out t.sbatch\n"
+     "sbatch t.sbatch optim.lr=fast\n", "optim.lr"),
 ])
 def test_the_parse_check_refuses_commands_that_would_not_run(text: str, reason: str) -> None:
     with pytest.raises(DocCommandError, match=reason.replace(".", r"\.")):
@@ -120,3 +125,6 @@ def test_the_parse_check_follows_sbatch_scripts_and_continuations() -> None:
             "sbatch slurm/eval_fid.sbatch physics $SCRATCH/a.zarr $SCRATCH/b.zarr --out x\n"
             "make demo test\n")
     assert check_parse_block(_block(text)) == 2
+    written = ("galaxy-hpc sbatch serve --cluster slurm --account m0 --out serve.sbatch\n"
+               "sbatch serve.sbatch --store real=$SCRATCH/a.zarr limits.max_steps=20\n")
+    assert check_parse_block(_block(written)) == 2
