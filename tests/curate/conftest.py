@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.stores import write_array_store
 
 SIDE = 64
 NUM_DISTINCT = 48
@@ -55,17 +56,7 @@ def deep_field_case() -> tuple[np.ndarray, list[str], dict[int, int]]:
 
 
 def write_store(out: Path, images: np.ndarray, ids: list[str], shard_size: int = 16) -> Path:
-    from hpc.store import StoreSpec, create_store, finalize_store
-
-    spec = StoreSpec(image_shape=images.shape[1:], image_dtype="uint8",
-                     columns={"id": "str"}, shard_size=shard_size)
-    writer = create_store(out, spec, num_items=len(images))
-    column = np.array(ids, dtype=object)
-    for shard in range(writer.num_shards):
-        a, b = writer.shard_bounds(shard)
-        writer.write_shard(shard, images[a:b], {"id": column[a:b]})
-    finalize_store(out)
-    return out
+    return write_array_store(out, images, {"id": ids}, shard_size=shard_size)
 
 
 @pytest.fixture(scope="session")

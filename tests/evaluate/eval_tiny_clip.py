@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from support.stores import write_array_store
 from support.tiny_clip import IMAGE_SIDE, tiny_clip
 
 CAPTIONS = ("a smooth round elliptical galaxy", "a thin edge on disk galaxy")
@@ -19,7 +20,6 @@ CAPTIONS = ("a smooth round elliptical galaxy", "a thin edge on disk galaxy")
 def two_kinds_store(out: Path, num: int, seed: int, *, swap_captions: bool = False) -> Path:
     """uint8 RGB galaxies: even items round, odd items thin and tilted, with noise; the
     caption column says which (or, with swap_captions, the other kind)."""
-    from hpc.store import StoreSpec, create_store, finalize_store
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:IMAGE_SIDE, 0:IMAGE_SIDE] - (IMAGE_SIDE - 1) / 2
@@ -35,16 +35,7 @@ def two_kinds_store(out: Path, num: int, seed: int, *, swap_captions: bool = Fal
         pixels = 230 * light[None] * colour + rng.normal(0, 8, (3, IMAGE_SIDE, IMAGE_SIDE))
         images.append(np.clip(pixels, 0, 255).astype(np.uint8))
         captions.append(CAPTIONS[(k + swap_captions) % 2])
-    spec = StoreSpec(image_shape=(3, IMAGE_SIDE, IMAGE_SIDE), image_dtype="uint8",
-                     columns={"caption": "str"}, shard_size=16)
-    writer = create_store(out, spec, num_items=num)
-    images = np.stack(images)
-    captions = np.array(captions, dtype=object)
-    for shard in range(writer.num_shards):
-        a, b = writer.shard_bounds(shard)
-        writer.write_shard(shard, images[a:b], {"caption": captions[a:b]})
-    finalize_store(out)
-    return out
+    return write_array_store(out, np.stack(images), {"caption": captions}, shard_size=16)
 
 
 def trained_clip(out: Path, store_path: Path, *, steps: int = 100, seed: int = 0) -> Path:

@@ -1,4 +1,5 @@
-"""Small synthetic stores for tests, drawn with the same job as `galaxy-hpc synth`."""
+"""Small stores for tests: synthetic galaxies drawn with the same job as `galaxy-hpc synth`, or
+images and columns a test made by hand."""
 
 from __future__ import annotations
 
@@ -19,4 +20,26 @@ def write_synth_store(out, *, num_galaxies: int, seed: int, shard_size: int, cap
     if galaxy:
         job.galaxy = SynthConfig(**galaxy)
     run_synth(job, progress=False)
+    return Path(out)
+
+
+def write_array_store(out, images, columns: dict, *, shard_size: int):
+    """A finalized store of `images` (N, C, H, W; its dtype is the store's) and columns
+    {name: values}, strings where the values are str: for tests that build their galaxies
+    by hand."""
+    import numpy as np
+
+    from hpc.store import StoreSpec, create_store, finalize_store
+
+    images = np.asarray(images)
+    values = {name: np.asarray(v, dtype=object) if isinstance(v[0], str) else np.asarray(v)
+              for name, v in columns.items()}
+    kinds = {name: "str" if v.dtype == object else str(v.dtype) for name, v in values.items()}
+    spec = StoreSpec(image_shape=images.shape[1:], image_dtype=str(images.dtype),
+                     columns=kinds, shard_size=shard_size)
+    writer = create_store(out, spec, num_items=len(images))
+    for shard in range(writer.num_shards):
+        a, b = writer.shard_bounds(shard)
+        writer.write_shard(shard, images[a:b], {name: v[a:b] for name, v in values.items()})
+    finalize_store(out)
     return Path(out)
