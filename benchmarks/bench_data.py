@@ -12,9 +12,12 @@ On the same images, in one run:
    excluded); target: 2 ranks >= 1.7x one rank;
 3. reading for training on one core: the folder the seeds' way (PIL open,
    convert to RGB, float tensor in [-1, 1], caption read) against the store
-   through StoreDataset/StoreLoader (same output: float tensor + caption;
-   no augmentation, batch 64, no workers), for the default zstd-1 store and for
-   an uncompressed one (`--compression none`), best of interleaved rounds;
+   through StoreDataset/StoreLoader as the training loop reads a uint8 store
+   without resampling augmentation (uint8 batches + captions; the loop converts
+   them to floats on its device: galaxy_hpc.data.dataset.to_model_pixels), and
+   beside it the float32 path (floats made on the core, as with any-angle
+   rotation); no augmentation, batch 64, no workers; for the default zstd-1 store
+   and for an uncompressed one (`--compression none`), best of interleaved rounds;
    target: store >= 7x the folder; and beside it a bare zarrs decode of the same
    shards (zarr + zarrs on one thread, shard slices, nothing else): target, the
    loader within 1.5x of it;
@@ -113,14 +116,18 @@ def read_folder_like_the_seeds(folder: Path, limit: int) -> float:
     return len(paths) / (time.perf_counter() - start)
 
 
-def read_store_for_training(store: Path, limit: int, cpu: bool = False) -> float:
+def read_store_for_training(store: Path, limit: int, cpu: bool = False,
+                            pixel_dtype: str = "uint8") -> float:
     """StoreDataset + StoreLoader, no augmentation, batch 64, no workers. Returns items/s
     of wall time (`cpu`: (wall, CPU) items/s; the rate of this process's CPU time, which
-    other jobs on a shared machine do not inflate)."""
+    other jobs on a shared machine do not inflate). pixel_dtype uint8 is what the training
+    loop reads from a uint8 store without resampling augmentation (the conversion to
+    floats is the device's, in the step); float32 converts here, on the core."""
     from galaxy_hpc.data.dataset import StoreDataset
     from galaxy_hpc.data.loader import StoreLoader
 
-    dataset = StoreDataset(store, batch_size=64, caption_column="caption", shuffle=True)
+    dataset = StoreDataset(store, batch_size=64, caption_column="caption", shuffle=True,
+                           pixel_dtype=pixel_dtype)
     loader = StoreLoader(dataset, num_workers=0)
     seen, start, start_cpu = 0, time.perf_counter(), time.process_time()
     for batch in loader:
@@ -268,6 +275,8 @@ def main() -> int:
         bare = {"zstd-1": 0.0, "none": 0.0}
         bare_cpu = dict(bare)
         kept_rate, kept_cpu = 0.0, 0.0  # jpeg-source through StoreDataset/StoreLoader
+        floats = {"zstd-1": 0.0, "none": 0.0}  # the float32 path (converted on the core)
+        floats_cpu = dict(floats)
         for round_ in range(args.rounds):
             jpeg = max(jpeg, read_folder_like_the_seeds(folder, args.num_images))
             wall, cpu = read_store_for_training(work / "jpeg.zarr", args.num_images, cpu=True)
@@ -275,6 +284,9 @@ def main() -> int:
             for name in bare:
                 wall, cpu = bare_decode(checked[name])
                 bare[name], bare_cpu[name] = max(bare[name], wall), max(bare_cpu[name], cpu)
+                wall, cpu = read_store_for_training(checked[name], args.num_images, cpu=True,
+                                                    pixel_dtype="float32")
+                floats[name], floats_cpu[name] = max(floats[name], wall), max(floats_cpu[name], cpu)
             for name in checked:
                 pair = [("on", checked), ("off", unchecked)]
                 for mode, stores in pair[:: 1 if round_ % 2 else -1]:  # neither always first
@@ -302,13 +314,20 @@ def main() -> int:
     print(f"{'read store, hdf5 (no compression), 1 core':44}{rates['hdf5', 'on']:>10,.0f}")
     print(f"{'read store, --compression jpeg-source, 1 core':44}{kept_rate:>10,.0f}"
           f"{sizes['jpeg.zarr'] / 1e6:>8.0f}   (CPU time: {kept_cpu:,.0f} images/s)")
-    print(f"\nthe training read path against a bare zarrs decode of the same shards "
+    print(f"\nthe training read path (uint8 batches, as the loop reads a uint8 store without "
+          f"resampling augmentation) against a bare zarrs decode of the same shards "
           f"(1 core; target: loader within 1.5x):")
     for name in bare:
         print(f"  {name:8} wall: bare {bare[name]:>8,.0f}  StoreLoader {rates[name, 'on']:>8,.0f}"
               f"  = {bare[name] / rates[name, 'on']:.2f}x   CPU: bare {bare_cpu[name]:>8,.0f}  "
               f"StoreLoader {cpu_rates[name, 'on']:>8,.0f}  = "
               f"{bare_cpu[name] / cpu_rates[name, 'on']:.2f}x")
+    print("the float32 path (pixels converted to floats on the core, as before the loop "
+          "handed uint8 to the device, and as with any-angle rotation):")
+    for name in bare:
+        print(f"  {name:8} wall: StoreLoader {floats[name]:>8,.0f} = {bare[name] / floats[name]:.2f}x"
+              f" bare, {floats[name] / jpeg:.1f}x the folder   CPU: {floats_cpu[name]:>8,.0f} = "
+              f"{bare_cpu[name] / floats_cpu[name]:.2f}x bare")
     print(f"\nread checks on / off (same items, same rounds; off = no chunk checksums "
           f"written, no checks on read), images/s of wall time and of CPU time:")
     cost = {name: cpu_rates[name, "on"] / cpu_rates[name, "off"] for name in checked}
@@ -319,7 +338,8 @@ def main() -> int:
               f"{cost[name]:.3f}x")
     print(f"\ningest 2 ranks / 1 rank: {ingest_ratio:.2f}x (target >= 1.7x)")
     print(f"store / JPEG folder read: {read_ratio:.1f}x zstd-1, {store_raw / jpeg:.1f}x "
-          f"uncompressed (target >= 7x); best of {args.rounds} interleaved rounds")
+          f"uncompressed (target >= 7x; the loop's uint8 batches against the seeds' float "
+          f"tensors); best of {args.rounds} interleaved rounds")
     bytes_ratio = sizes["one_rank.zarr"] / folder_bytes
     print(f"store / JPEG folder bytes: {bytes_ratio:.2f}x zstd-1, "
           f"{sizes['raw.zarr'] / folder_bytes:.2f}x uncompressed, "

@@ -11,7 +11,9 @@ embeddings: VAE and text encoding are left out of both) in one run:
   zero.gradient_clipping), step;
 - galaxy-hpc: the SD family's training module inside the DeepSpeed engine the
   training loop builds, with the loop's defaults for the device (bf16 and
-  channels-last and fused AdamW on GPU; fp32 on CPU), optionally torch.compile.
+  channels-last and fused AdamW on GPU; fp32 on CPU: galaxy_hpc/train/optimizer.py),
+  optionally torch.compile. Alone, the engine skips the gradient all-reduce over
+  one rank (hpc/zero.py), which had cost a third of the backward pass here.
 Prints images/s for both, the ratio, and on GPUs the MFU: FLOP per image
 counted with torch's FlopCounterMode (forward + backward), over the device's
 dense peak for the precision used (A100 bf16 312 TFLOP/s, H100 989).
@@ -26,6 +28,8 @@ LoRA as the sd_lora recipe trains; the encode itself is timed too, not counted i
 By default only with the CPU shape on CPU (`--whole-step yes` elsewhere): gpu_check.sh
 times the UNet step alone within its budget. Pairs are timed alternately, best of
 `--rounds`, since a shared CPU's load comes and goes.
+The whole step is timed at the CPU batch (4) and at the sd_lora recipe's micro batch
+(16): per-op overheads of the narrow CPU UNet weigh more at 4.
 Targets: our step >= 1.0x the reference; cached latents >= 2x the encode-every-step loop.
 """
 
@@ -124,6 +128,8 @@ def galaxy_hpc_step(shape, resolution, batch, device, compile_unet: bool):
     from diffusers import DDPMScheduler
 
     from galaxy_hpc.models.sd.family import SDTrainModule
+    from galaxy_hpc.train.config import OptimSection
+    from galaxy_hpc.train.optimizer import build_adamw
     from hpc.zero import ZeroConfig, build_engine
 
     precision = "bf16" if device.type == "cuda" else "fp32"
@@ -134,7 +140,8 @@ def galaxy_hpc_step(shape, resolution, batch, device, compile_unet: bool):
         unet.compile()
     module = SDTrainModule(unet, None, DDPMScheduler(num_train_timesteps=1000),
                            prediction_type="epsilon", noise_offset=0.0, snr_gamma=None)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-5, fused=device.type == "cuda")
+    optimizer = build_adamw(unet.parameters(), OptimSection(lr=1e-5, weight_decay=0.01),
+                            device=device)
     engine = build_engine(module, optimizer=optimizer, lr_scheduler=None,
                           cfg=ZeroConfig(stage=0, precision=precision), micro_batch_size=batch)
     latents, context = make_batch(shape, resolution, batch, device)
@@ -159,9 +166,11 @@ def whole_steps(folder, resolution, batch, steps, rounds, device, workdir) -> di
     from galaxy_hpc.encode.job import EncodeConfig, run_encode
     from galaxy_hpc.models.contract import DataFacts
     from galaxy_hpc.models.sd.family import SDFamily
+    from galaxy_hpc.train.optimizer import build_adamw
     from hpc.config import from_dict, kind_class
     from hpc.zero import ZeroConfig, build_engine
 
+    workdir.mkdir(parents=True, exist_ok=True)
     store, latents = workdir / f"store{resolution}.zarr", workdir / f"latents{resolution}.zarr"
     count = batch * (steps + 2)
     run_synth(SynthJobConfig(out=str(store), num_galaxies=count, seed=0, shard_size=count,
@@ -190,8 +199,7 @@ def whole_steps(folder, resolution, batch, steps, rounds, device, workdir) -> di
         family = SDFamily(cfg, data=DataFacts.of(dataset, cfg.data), device=device,
                           dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
         module = family.build()
-        optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad],
-                                      lr=1e-4)
+        optimizer = build_adamw(family.parameter_groups(module), cfg.optim, device=device)
         engine = build_engine(module, optimizer=optimizer, lr_scheduler=None,
                               cfg=ZeroConfig(stage=0, precision=precision),
                               micro_batch_size=batch)
@@ -227,7 +235,37 @@ def flop_per_image(step, batch: int) -> float:
     return counter.get_total_flops() / batch
 
 
-def whole_step_table(args, on_gpu, resolutions, batch, steps, device) -> None:
+def cached_latents_bound(shape: str, resolution: int) -> float:
+    """The most caching latents can gain on a LoRA step by FLOP count: (UNet forward +
+    backward to the activations + VAE encode + text encode) / (UNet forward + backward),
+    counted on the meta device (no memory, no time) for write_sd_folder's shape."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from galaxy_hpc.models.published import sd_configs
+
+    def flops(work) -> float:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            work()
+        return counter.get_total_flops()
+
+    cfg = sd_configs(shape)
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**cfg["unet"]).requires_grad_(False)
+        vae = AutoencoderKL(**cfg["vae"])
+        text = CLIPTextModel(CLIPTextConfig(**cfg["text_encoder"]))
+        latents = torch.randn(1, 4, resolution // 8, resolution // 8, requires_grad=True)
+        context = torch.randn(1, 77, cfg["unet"]["cross_attention_dim"])
+        image = torch.randn(1, 3, resolution, resolution)
+        ids = torch.zeros(1, 77, dtype=torch.long)
+        step = flops(lambda: unet(latents, torch.tensor([500]), context).sample.sum().backward())
+    encode = flops(lambda: vae.encode(image).latent_dist.mean) + flops(lambda: text(ids)[0])
+    return (step + encode) / step
+
+
+def whole_step_table(args, on_gpu, resolutions, batches, steps, device) -> None:
     import tempfile
     from pathlib import Path
 
@@ -237,17 +275,26 @@ def whole_step_table(args, on_gpu, resolutions, batch, steps, device) -> None:
     with tempfile.TemporaryDirectory(prefix="bench_train-") as tmp:
         folder = write_sd_folder(Path(tmp) / "sd", shape=shape)
         print(f"\nwhole training step (read, prepare_batch, LoRA step), write_sd_folder "
-              f"{shape}, batch {batch}, {steps} timed steps")
-        print(f"{'px':>5} {'encode/step img/s':>18} {'cached img/s':>13} {'ratio':>6} "
-              f"{'encode job img/s':>17}")
+              f"{shape}, {steps} timed steps")
+        print(f"{'px':>5} {'batch':>6} {'encode/step img/s':>18} {'cached img/s':>13} "
+              f"{'ratio':>6} {'encode job img/s':>17}")
         for resolution in resolutions:
-            rates = whole_steps(folder, resolution, batch, steps, args.rounds, device,
-                                Path(tmp))
-            slow, fast = rates["encode every step"], rates["cached latents"]
-            print(f"{resolution:>5} {slow:>18.2f} {fast:>13.2f} {fast / slow:>6.2f} "
-                  f"{rates['encode job (images/s)']:>17.2f}")
-        print("target: cached >= 2.0x encode/step; the encode job's images/s count the "
-              "8 transforms of each image as one image, model loading included")
+            for batch in batches:
+                rates = whole_steps(folder, resolution, batch, steps, args.rounds, device,
+                                    Path(tmp) / f"b{batch}")
+                slow, fast = rates["encode every step"], rates["cached latents"]
+                print(f"{resolution:>5} {batch:>6} {slow:>18.2f} {fast:>13.2f} "
+                      f"{fast / slow:>6.2f} {rates['encode job (images/s)']:>17.2f}")
+        print("target: cached >= 2.0x encode/step (at the sd_lora recipe's micro batch, 16); "
+              "the encode job's images/s count the 8 transforms of each image as one image, "
+              "model loading included")
+        bounds = [f"{shape} {px} px {cached_latents_bound(shape, px):.2f}x"
+                  for px in resolutions]
+        if shape != "sd-1.5":
+            bounds += [f"sd-1.5 {px} px {cached_latents_bound('sd-1.5', px):.2f}x"
+                       for px in (256, 512)]
+        print("the most caching can gain on a LoRA step, by FLOP count (UNet forward + "
+              "backward against that plus VAE and text encoding): " + ", ".join(bounds))
 
 
 def main() -> int:
@@ -258,6 +305,9 @@ def main() -> int:
                         help="image sides in pixels (default: 256 512 on GPU, 128 on CPU)")
     parser.add_argument("--batch", type=int, default=None, help="images per step")
     parser.add_argument("--steps", type=int, default=None, help="timed steps")
+    parser.add_argument("--whole-batch", type=int, nargs="+", default=None,
+                        help="batches of the whole-step table (default: --batch's and 16, "
+                        "configs/train/sd_lora.yaml's micro_batch_size)")
     parser.add_argument("--compile", action="store_true", help="torch.compile our UNet")
     parser.add_argument("--whole-step", choices=["auto", "yes", "no"], default="auto",
                         help="also time whole loop steps with and without cached latents "
@@ -305,7 +355,8 @@ def main() -> int:
         print("target: galaxy-hpc >= 1.0x the reference")
         if args.whole_step == "yes" or (args.whole_step == "auto" and shape == "small"
                                          and not on_gpu):
-            whole_step_table(args, on_gpu, resolutions, batch, steps, device)
+            whole_batches = args.whole_batch or sorted({batch, 16})
+            whole_step_table(args, on_gpu, resolutions, whole_batches, steps, device)
     finally:
         destroy_distributed()
     return 0

@@ -59,6 +59,12 @@ class GalaxyAugment:
     hflip: bool = True
     vflip: bool = True
 
+    @property
+    def exact(self) -> bool:
+        """Whether every draw is a permutation of the pixel grid (no resampling): such
+        augmentation keeps an integer image's dtype and values."""
+        return self.rotation != "any"
+
     def __post_init__(self) -> None:
         if self.rotation not in ROTATIONS:
             raise ValueError(f"augment rotation must be one of {', '.join(ROTATIONS)}, "
@@ -88,18 +94,19 @@ class GalaxyAugment:
                 zip(angles.tolist(), hflips.tolist(), vflips.tolist())]
 
     def apply(self, images: torch.Tensor, params: Sequence[AugmentParams]) -> torch.Tensor:
-        """Images (N, C, H, W), one AugmentParams each; returns a new float tensor.
+        """Images (N, C, H, W), one AugmentParams each; returns a new tensor, float where
+        any image is resampled, else of the input's dtype.
 
         Images rotated by a free angle are resampled once, their flips folded into the
         sampling grid; the others (flips, right angles) are exact permutations."""
         if images.ndim != 4 or len(params) != images.shape[0]:
             raise ValueError(f"need images (N, C, H, W) and N parameter sets, got shape "
                              f"{tuple(images.shape)} and {len(params)}")
-        x = images if images.is_floating_point() else images.float()
         angles = np.array([p.angle_deg % 360.0 for p in params], dtype=np.float64)
         hflips = np.array([p.hflip for p in params], dtype=bool)
         vflips = np.array([p.vflip for p in params], dtype=bool)
         free = (angles % 90.0) != 0.0
+        x = images if images.is_floating_point() or not free.any() else images.float()
         if free.all():  # the usual case with rotation="any": one batched resampling
             return rotate(x, angles, hflips=hflips, vflips=vflips)
         out: list[torch.Tensor] = [x[i] for i in range(len(params))]

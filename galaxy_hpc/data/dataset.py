@@ -85,6 +85,7 @@ from galaxy_hpc.data.stretch import Stretch, Uint8Stretch, stretch_for_store
 from hpc.store import Store, open_store
 
 NUMERIC = ("float64", "float32", "int64", "bool")
+PIXEL_DTYPES = ("float32", "uint8")
 # An item's draws (shards.item_uniforms): 0-2 augmentation, 3 caption dropout, 4 on the
 # keys that order its caption's tags. Fixed slots: no draw depends on which others are used.
 _DROPOUT_DRAW = _AUGMENT_DRAWS
@@ -116,6 +117,12 @@ class StoreDataset(IterableDataset):
     pixels: False -> batches carry no pixel_values and no image is read or decoded: the
         order, captions and conditions stay exactly those of pixels=True. For training from
         cached latents (data.latents), where images would be read only to be thrown away.
+    pixel_dtype: "float32" -> pixel_values as described below; "uint8" -> the stored uint8
+        values, only gathered (and flipped or turned by right angles: exact permutations),
+        for `to_model_pixels` to convert where the batch is used: on a GPU rank the
+        conversion is free there, and a quarter of the bytes crosses from the workers and
+        to the device. The training loop asks for it whenever it is open: a uint8 store
+        (linear stretch) and augmentation exact on the pixel grid; anything else raises.
     """
 
     def __init__(self, store: str | os.PathLike | Store, *, rank: int = 0, world_size: int = 1,
@@ -127,7 +134,8 @@ class StoreDataset(IterableDataset):
                  pixel_range: tuple[float, float] = (-1.0, 1.0),
                  stretch: Stretch | Mapping[str, Any] | None = None,
                  chunk_size: int = 64, items: np.ndarray | None = None,
-                 pixels: bool = True, decode_device: str = "cpu") -> None:
+                 pixels: bool = True, decode_device: str = "cpu",
+                 pixel_dtype: str = "float32") -> None:
         super().__init__()
         self.store = store if isinstance(store, Store) else open_store(store)
         # What is read: the whole store, or only some of its items (the training items of
@@ -169,9 +177,32 @@ class StoreDataset(IterableDataset):
         self.pixel_range = (lo, hi)
         nonfinite.check_column(self.store, use="training")  # ingest counted them: refuse now
         self.stretch = stretch_for_store(self.store, stretch)
+        self.pixel_dtype = self._check_pixel_dtype(pixel_dtype)
         self.epoch = 0
         self._skip: tuple[int, int, int] | None = None  # (epoch, samples_seen, num_workers)
         self._columns: dict[str, np.ndarray] | None = None  # loaded lazily per process
+
+    def _check_pixel_dtype(self, pixel_dtype: str) -> str:
+        if pixel_dtype not in PIXEL_DTYPES:
+            raise ValueError(f"pixel_dtype must be one of {', '.join(PIXEL_DTYPES)}, "
+                             f"got {pixel_dtype!r}")
+        if pixel_dtype == "uint8":
+            if not isinstance(self.stretch, Uint8Stretch):
+                raise ValueError(f"pixel_dtype uint8 needs a uint8 store read through the "
+                                 f"linear uint8 stretch; {self.store.path} is read through "
+                                 f"{type(self.stretch).__name__}")
+            if self.augment is not None and not self.augment.exact:
+                raise ValueError("pixel_dtype uint8 needs augmentation that is exact on the "
+                                 "pixel grid (rotation right_angles or none): rotation "
+                                 f"{self.augment.rotation!r} resamples into floats")
+        return pixel_dtype
+
+    @staticmethod
+    def uint8_possible(store: Store, augment: GalaxyAugment | None,
+                       stretch: Stretch | Mapping[str, Any] | None = None) -> bool:
+        """Whether pixel_dtype="uint8" is open to a dataset of this store and augmentation."""
+        return (isinstance(stretch_for_store(store, stretch), Uint8Stretch)
+                and (augment is None or augment.exact))
 
     def _check_columns(self, caption: str | None, conditions: Sequence[str]) -> None:
         spec, where = self.store.spec.columns, self.store.path
@@ -329,6 +360,14 @@ class StoreDataset(IterableDataset):
         # process (num_workers=0) these large parallel ops collapse when the cores are
         # oversubscribed (measured 3,500 -> 200 items/s with 2 threads on 2 busy cores).
         augment = self.augment
+        if self.pixel_dtype == "uint8":  # gathered only: to_model_pixels converts on the device
+            pixels = _empty((len(images), *images[0].shape), np.dtype(np.uint8),
+                            shared and augment is None)
+            np.stack(images, out=pixels.numpy())
+            if augment is not None:  # exact permutations keep uint8
+                pixels = augment.apply(pixels, augment.params(
+                    shards.item_uniforms(key, indices, 0, _AUGMENT_DRAWS)))
+            return pixels
         linear = isinstance(self.stretch, Uint8Stretch)  # the same before or after a rotation
         if augment is None or linear:
             first = images[0]
@@ -377,6 +416,21 @@ class StoreBatches(IterableDataset):
 
     def __iter__(self):
         return self.dataset.batches()
+
+
+def to_model_pixels(pixels: torch.Tensor, pixel_range: tuple[float, float] = (-1.0, 1.0),
+                    *, device: torch.device | str | None = None) -> torch.Tensor:
+    """A pixel_dtype="uint8" batch's pixel_values as the float32 path would have made
+    them (bit for bit: the same correctly rounded x / 127.5 - 1, then the range's affine
+    map in float32), computed on `device` after moving the uint8 bytes there."""
+    if pixels.dtype != torch.uint8:
+        raise ValueError(f"to_model_pixels takes uint8 pixel_values, got {pixels.dtype}")
+    x = pixels.to(device, non_blocking=True) if device is not None else pixels
+    y = Uint8Stretch().forward(x)
+    lo, hi = pixel_range
+    if (lo, hi) != (-1.0, 1.0):
+        y.add_(1.0).mul_((hi - lo) / 2.0).add_(lo)
+    return y
 
 
 def _empty(shape: tuple[int, ...], dtype: np.dtype, shared: bool) -> torch.Tensor:

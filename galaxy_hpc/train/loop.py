@@ -34,6 +34,7 @@ import torch.distributed as torch_dist
 from galaxy_hpc.models.contract import DataFacts, ModelFamily
 from galaxy_hpc.train import run_dir
 from galaxy_hpc.train.metrics import LossWindow
+from galaxy_hpc.train.optimizer import build_adamw
 from galaxy_hpc.train.run_dir import TrainResult
 from galaxy_hpc.train.validation import (
     BestTracker,
@@ -112,12 +113,13 @@ class Trainer:
         split = (Split.of(len(store), fraction=cfg.data.validation_fraction,
                           seed=cfg.data.validation_seed)
                  if cfg.data.validation_fraction else None)
+        augment = GalaxyAugment(rotation=cfg.data.rotation) if cfg.data.augment else None
         dataset = StoreDataset(
             store, items=None if split is None else split.train, rank=env.rank,
             world_size=env.world_size, seed=cfg.run.seed,
             shuffle=True, drop_last=True, batch_size=cfg.run.micro_batch_size,
             shuffle_shards=cfg.data.shuffle_shards,
-            augment=GalaxyAugment() if cfg.data.augment else None,
+            augment=augment,
             caption_column=cfg.data.caption_column,
             shuffle_caption_tags=cfg.data.shuffle_caption_tags,
             caption_dropout=cfg.data.caption_dropout,
@@ -126,7 +128,12 @@ class Trainer:
             # and decoding them would cost what the cache is there to save.
             pixels=not cfg.data.latents,
             # jpeg-source stores: nvJPEG on this rank's GPU (also in DataLoader workers)
-            decode_device=str(self.device))
+            decode_device=str(self.device),
+            # uint8 stores without resampling augmentation: the workers only gather bytes,
+            # and this rank converts them to floats on its device (to_model_pixels).
+            pixel_dtype=self._pixel_dtype(store, augment))
+        self.pixel_range = dataset.pixel_range
+        self.pixel_transfer = dataset.pixel_dtype if dataset.pixels else None
         facts = DataFacts.of(dataset, cfg.data, split)
         self.validation = (validation_dataset(cfg, dataset, split, rank=env.rank,
                                               world_size=env.world_size)
@@ -144,11 +151,8 @@ class Trainer:
                            for kind in ("trainable", "frozen")}
         if not trainable:
             raise ValueError(f"{self.family.describe()}: the model has no trainable parameters")
-        optimizer = torch.optim.AdamW(self.family.parameter_groups(module), lr=cfg.optim.lr,
-                                      betas=tuple(cfg.optim.betas),
-                                      eps=cfg.optim.eps, weight_decay=cfg.optim.weight_decay,
-                                      fused=self.device.type == "cuda"
-                                      and not cfg.zero.offload_optimizer)
+        optimizer = build_adamw(self.family.parameter_groups(module), cfg.optim,
+                                device=self.device, offload=cfg.zero.offload_optimizer)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(
             cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps,
             max_steps=cfg.run.max_steps, min_ratio=cfg.optim.min_lr_ratio))
@@ -370,7 +374,7 @@ class Trainer:
                 self.loader.set_epoch(self.loader.epoch)
                 for batch in self.loader:
                     torch.manual_seed(step_seed(cfg.run.seed, self.micro_step, env.rank))
-                    batch = self.family.prepare_batch(batch)
+                    batch = self.family.prepare_batch(self._model_pixels(batch))
                     if flops_per_image is None and peak is not None:
                         flops_per_image, loss, parts = self._counted_micro_step(batch)
                     else:
@@ -449,7 +453,8 @@ class Trainer:
                                                   ema=self.ema is not None),
                              validation=validation_result(self.best, self.checkpoints, stopped)
                              if cfg.run.eval_every else None,
-                             exported_step=exported_step)
+                             exported_step=exported_step,
+                             pixel_transfer=self.pixel_transfer)
         return result
 
     def _load_best(self) -> int | None:
@@ -489,6 +494,29 @@ class Trainer:
             log.write(self.step, {**means, "lr": self.engine.get_lr()[0],
                                   "epoch": self.loader.epoch})
         return means["loss"]
+
+    def _pixel_dtype(self, store: Any, augment: Any) -> str:
+        """data.pixel_transfer resolved for this rank: uint8 batches where they keep the
+        pixels exact and the conversion is better done on the device."""
+        from galaxy_hpc.data.dataset import StoreDataset
+
+        choice = self.cfg.data.pixel_transfer
+        if choice == "auto":
+            choice = ("uint8" if self.device.type == "cuda" or self.cfg.data.num_workers == 0
+                      else "float32")
+        return ("uint8" if choice == "uint8" and StoreDataset.uint8_possible(store, augment)
+                else "float32")
+
+    def _model_pixels(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """uint8 pixel_values (the dataset's pixel_dtype="uint8") as floats on this rank's
+        device, exactly what the float path would have handed the family."""
+        from galaxy_hpc.data.dataset import to_model_pixels
+
+        pixels = batch.get("pixel_values")
+        if pixels is not None and pixels.dtype == torch.uint8:
+            batch = {**batch, "pixel_values": to_model_pixels(pixels, self.pixel_range,
+                                                              device=self.device)}
+        return batch
 
     def _counted_micro_step(self, batch: dict[str, Any]) -> tuple[float, torch.Tensor, dict]:
         """One micro-step whose forward and backward FLOP are counted by torch: (FLOP per

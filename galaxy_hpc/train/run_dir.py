@@ -71,6 +71,9 @@ class TrainResult:
     validation: dict | None = None
     # The step whose weights were exported, when not `step` (run.export_weights: best).
     exported_step: int | None = None
+    # How pixel batches reached the model: "uint8" (made floats on the device) or
+    # "float32" (data.pixel_transfer); None when none were read (cached latents).
+    pixel_transfer: str | None = None
 
     def summary(self) -> str:
         if self.already_complete:

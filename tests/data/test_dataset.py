@@ -19,7 +19,8 @@ import torch
 from galaxy_hpc.data import shards
 from galaxy_hpc.data.augment import GalaxyAugment
 from galaxy_hpc.data.captions import caption_tags
-from galaxy_hpc.data.dataset import StoreBatches, StoreDataset, collate_items
+from galaxy_hpc.data.dataset import (StoreBatches, StoreDataset, collate_items,
+                                     to_model_pixels)
 from galaxy_hpc.data.loader import StoreLoader
 from galaxy_hpc.data.stretch import AsinhStretch
 from galaxy_hpc.data.synth import SynthConfig, draw_galaxies
@@ -212,6 +213,54 @@ def test_without_pixels_no_image_is_read_and_the_rest_is_unchanged(zarr_path, mo
         assert torch.equal(a["conditions"], b["conditions"])
     assert [sorted(item) for item in itertools.islice(iter(ds), 2)] == \
         [["caption", "conditions", "index"]] * 2
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("rotation", ["right_angles", "none", None])
+@pytest.mark.parametrize("pixel_range", [(-1.0, 1.0), (0.0, 1.0)])
+def test_uint8_batches_convert_to_the_float_batches_bit_for_bit(zarr_path, items, num_workers,
+                                                                rotation, pixel_range):
+    """pixel_dtype uint8 hands out the stored bytes (gathered, flipped or turned by right
+    angles); to_model_pixels makes of them exactly the float32 path's pixel_values, and
+    everything else in the batch is unchanged."""
+    images, _ = items
+    augment = None if rotation is None else GalaxyAugment(rotation=rotation)
+    options = dict(rank=1, world_size=2, seed=5, batch_size=8, drop_last=True,
+                   augment=augment, caption_column="caption", pixel_range=pixel_range)
+    floats = list(StoreLoader(StoreDataset(zarr_path, **options), num_workers=num_workers))
+    raw = list(StoreLoader(StoreDataset(zarr_path, pixel_dtype="uint8", **options),
+                           num_workers=num_workers))
+    assert len(raw) == len(floats) > 0
+    moved = 0
+    for a, b in zip(floats, raw):
+        assert b["pixel_values"].dtype == torch.uint8
+        assert torch.equal(a["index"], b["index"]) and a["caption"] == b["caption"]
+        converted = to_model_pixels(b["pixel_values"], pixel_range, device="cpu")
+        assert converted.dtype == torch.float32
+        assert torch.equal(converted, a["pixel_values"])  # bit for bit
+        stored = torch.from_numpy(images[b["index"].numpy()])
+        moved += int((b["pixel_values"] != stored).flatten(1).any(1).sum())
+        # the same multiset of values per image: a permutation of the stored pixels
+        assert torch.equal(b["pixel_values"].flatten(1).sort(1).values,
+                           stored.flatten(1).sort(1).values)
+    batches = sum(len(b["index"]) for b in raw)
+    assert (moved > batches // 2) == (rotation is not None)
+
+
+def test_uint8_batches_are_refused_where_they_would_change_the_pixels(zarr_path, tmp_path):
+    with pytest.raises(ValueError, match="rotation 'any' resamples"):
+        StoreDataset(zarr_path, pixel_dtype="uint8", augment=GalaxyAugment())
+    flux, columns = draw_galaxies(SynthConfig(size=16), seed=1, start=0, count=8)
+    path = write_store(tmp_path / "flux.zarr", flux, {"redshift": columns["redshift"]},
+                       shard_size=8)
+    with pytest.raises(ValueError, match="flux.zarr is read through AsinhStretch"):
+        StoreDataset(path, pixel_dtype="uint8")
+    with pytest.raises(ValueError, match="pixel_dtype must be one of float32, uint8"):
+        StoreDataset(zarr_path, pixel_dtype="float16")
+    assert StoreDataset.uint8_possible(StoreDataset(zarr_path).store, GalaxyAugment("none"))
+    assert not StoreDataset.uint8_possible(StoreDataset(zarr_path).store, GalaxyAugment())
+    with pytest.raises(ValueError, match="takes uint8"):
+        to_model_pixels(torch.zeros(1, 3, 4, 4))
 
 
 # -- order: a function of (seed, epoch), and exact resume ---------------------------------

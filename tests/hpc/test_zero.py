@@ -35,3 +35,46 @@ def test_mistakes_are_refused():
         ZeroConfig(stage=0, offload_optimizer=True)
     with pytest.raises(ValueError, match="gradient_accumulation_steps"):
         ZeroConfig(gradient_accumulation_steps=0)
+
+
+def test_a_lone_stage0_engine_steps_exactly_as_plain_torch_without_an_all_reduce(monkeypatch):
+    """One rank, ZeRO stage 0: the engine skips DeepSpeed's gradient all-reduce (an identity
+    over one rank that cost a third of the backward pass, benchmarks/bench_train.py) and
+    its steps, clipping included, are plain torch's AdamW + clip_grad_norm_."""
+    import torch
+
+    from hpc.dist import destroy_distributed, init_distributed, resolve_env
+    from hpc.zero import build_engine
+
+    for name in ("RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DS_ACCELERATOR", "cpu")
+
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+
+    x, y = torch.randn(32, 8), torch.randn(32, 1)
+    plain = model()
+    optimizer = torch.optim.AdamW(plain.parameters(), lr=1e-2)
+    init_distributed(resolve_env({}, cuda_available=False))
+    try:
+        ours = model()
+        engine = build_engine(ours, optimizer=torch.optim.AdamW(ours.parameters(), lr=1e-2),
+                              lr_scheduler=None, cfg=ZeroConfig(stage=0, precision="fp32"),
+                              micro_batch_size=32)
+        assert engine.enable_backward_allreduce is False
+        for _ in range(3):
+            loss = torch.nn.functional.mse_loss(engine(x), y) * 50  # gradients clipped
+            engine.backward(loss)
+            engine.step()
+            reference = torch.nn.functional.mse_loss(plain(x), y) * 50
+            reference.backward()
+            norm = torch.nn.utils.clip_grad_norm_(plain.parameters(), 1.0)
+            assert norm > 1.0
+            optimizer.step()
+            optimizer.zero_grad()
+        for a, b in zip(ours.parameters(), plain.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    finally:
+        destroy_distributed()
