@@ -117,17 +117,20 @@ def read_folder_like_the_seeds(folder: Path, limit: int) -> float:
 
 
 def read_store_for_training(store: Path, limit: int, cpu: bool = False,
-                            pixel_dtype: str = "uint8") -> float:
+                            pixel_dtype: str = "uint8", rotation: str | None = None) -> float:
     """StoreDataset + StoreLoader, no augmentation, batch 64, no workers. Returns items/s
     of wall time (`cpu`: (wall, CPU) items/s; the rate of this process's CPU time, which
     other jobs on a shared machine do not inflate). pixel_dtype uint8 is what the training
-    loop reads from a uint8 store without resampling augmentation (the conversion to
-    floats is the device's, in the step); float32 converts here, on the core."""
+    loop reads from a uint8 store on a GPU rank (the conversion to floats, and a rotation
+    by any angle, are the device's, in the step); float32 does both here, on the core.
+    rotation: None (no augmentation) or GalaxyAugment's rotation."""
+    from galaxy_hpc.data.augment import GalaxyAugment
     from galaxy_hpc.data.dataset import StoreDataset
     from galaxy_hpc.data.loader import StoreLoader
 
     dataset = StoreDataset(store, batch_size=64, caption_column="caption", shuffle=True,
-                           pixel_dtype=pixel_dtype)
+                           pixel_dtype=pixel_dtype,
+                           augment=None if rotation is None else GalaxyAugment(rotation))
     loader = StoreLoader(dataset, num_workers=0)
     seen, start, start_cpu = 0, time.perf_counter(), time.process_time()
     for batch in loader:
@@ -277,6 +280,7 @@ def main() -> int:
         kept_rate, kept_cpu = 0.0, 0.0  # jpeg-source through StoreDataset/StoreLoader
         floats = {"zstd-1": 0.0, "none": 0.0}  # the float32 path (converted on the core)
         floats_cpu = dict(floats)
+        rotated = {"uint8": 0.0, "float32": 0.0}  # zstd-1, rotation by any angle
         for round_ in range(args.rounds):
             jpeg = max(jpeg, read_folder_like_the_seeds(folder, args.num_images))
             wall, cpu = read_store_for_training(work / "jpeg.zarr", args.num_images, cpu=True)
@@ -287,6 +291,10 @@ def main() -> int:
                 wall, cpu = read_store_for_training(checked[name], args.num_images, cpu=True,
                                                     pixel_dtype="float32")
                 floats[name], floats_cpu[name] = max(floats[name], wall), max(floats_cpu[name], cpu)
+            for dtype in rotated:
+                limit = min(args.num_images, 2048)  # rotating on the core is slow
+                rotated[dtype] = max(rotated[dtype], read_store_for_training(
+                    checked["zstd-1"], limit, cpu=True, pixel_dtype=dtype, rotation="any")[1])
             for name in checked:
                 pair = [("on", checked), ("off", unchecked)]
                 for mode, stores in pair[:: 1 if round_ % 2 else -1]:  # neither always first
@@ -328,6 +336,10 @@ def main() -> int:
         print(f"  {name:8} wall: StoreLoader {floats[name]:>8,.0f} = {bare[name] / floats[name]:.2f}x"
               f" bare, {floats[name] / jpeg:.1f}x the folder   CPU: {floats_cpu[name]:>8,.0f} = "
               f"{bare_cpu[name] / floats_cpu[name]:.2f}x bare")
+    print(f"with rotation by any angle (data.augment's default), zstd-1, CPU time: the "
+          f"loader rotating on the core (float32) {rotated['float32']:,.0f} images/s, leaving "
+          f"it to the device (uint8) {rotated['uint8']:,.0f} = "
+          f"{rotated['uint8'] / rotated['float32']:.1f}x")
     print(f"\nread checks on / off (same items, same rounds; off = no chunk checksums "
           f"written, no checks on read), images/s of wall time and of CPU time:")
     cost = {name: cpu_rates[name, "on"] / cpu_rates[name, "off"] for name in checked}

@@ -182,5 +182,5 @@ def rotate(images: torch.Tensor, angles_deg: Sequence[float] | np.ndarray, *,
     else:
         grid[..., 0] = x_terms[0] + y_terms[0]
         grid[..., 1] = x_terms[1] + y_terms[1]
-    return F.grid_sample(images.to(dtype), grid, mode="bilinear",
+    return F.grid_sample(images.to(dtype), grid.to(images.device), mode="bilinear",
                          padding_mode="reflection", align_corners=False)

@@ -78,7 +78,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from galaxy_hpc.data import nonfinite, shards
 from galaxy_hpc.data.augment import NUM_DRAWS as _AUGMENT_DRAWS
-from galaxy_hpc.data.augment import GalaxyAugment
+from galaxy_hpc.data.augment import AugmentParams, GalaxyAugment
 from galaxy_hpc.data.captions import shuffle_tags_by_keys
 from galaxy_hpc.data.split import ItemSubset
 from galaxy_hpc.data.stretch import Stretch, Uint8Stretch, stretch_for_store
@@ -119,10 +119,12 @@ class StoreDataset(IterableDataset):
         cached latents (data.latents), where images would be read only to be thrown away.
     pixel_dtype: "float32" -> pixel_values as described below; "uint8" -> the stored uint8
         values, only gathered (and flipped or turned by right angles: exact permutations),
-        for `to_model_pixels` to convert where the batch is used: on a GPU rank the
+        for `to_model_pixels` to finish where the batch is used: on a GPU rank the
         conversion is free there, and a quarter of the bytes crosses from the workers and
-        to the device. The training loop asks for it whenever it is open: a uint8 store
-        (linear stretch) and augmentation exact on the pixel grid; anything else raises.
+        to the device. Augmentation that resamples (rotation "any") is then left to
+        `to_model_pixels` too: the batch carries each item's draws as `augment_params`
+        (B, 3) float64 (angle in degrees, left-right flip, up-down flip), and the workers
+        never interpolate. Needs a uint8 store read through the linear uint8 stretch.
     """
 
     def __init__(self, store: str | os.PathLike | Store, *, rank: int = 0, world_size: int = 1,
@@ -178,6 +180,9 @@ class StoreDataset(IterableDataset):
         nonfinite.check_column(self.store, use="training")  # ingest counted them: refuse now
         self.stretch = stretch_for_store(self.store, stretch)
         self.pixel_dtype = self._check_pixel_dtype(pixel_dtype)
+        # uint8 batches with resampling augmentation: the draws travel, the rotation waits.
+        self._deferred_augment = (self.pixel_dtype == "uint8" and augment is not None
+                                  and not augment.exact)
         self.epoch = 0
         self._skip: tuple[int, int, int] | None = None  # (epoch, samples_seen, num_workers)
         self._columns: dict[str, np.ndarray] | None = None  # loaded lazily per process
@@ -191,18 +196,16 @@ class StoreDataset(IterableDataset):
                 raise ValueError(f"pixel_dtype uint8 needs a uint8 store read through the "
                                  f"linear uint8 stretch; {self.store.path} is read through "
                                  f"{type(self.stretch).__name__}")
-            if self.augment is not None and not self.augment.exact:
-                raise ValueError("pixel_dtype uint8 needs augmentation that is exact on the "
-                                 "pixel grid (rotation right_angles or none): rotation "
-                                 f"{self.augment.rotation!r} resamples into floats")
         return pixel_dtype
 
     @staticmethod
-    def uint8_possible(store: Store, augment: GalaxyAugment | None,
-                       stretch: Stretch | Mapping[str, Any] | None = None) -> bool:
-        """Whether pixel_dtype="uint8" is open to a dataset of this store and augmentation."""
-        return (isinstance(stretch_for_store(store, stretch), Uint8Stretch)
-                and (augment is None or augment.exact))
+    def uint8_possible(store: Store, stretch: Stretch | Mapping[str, Any] | None = None) -> bool:
+        """Whether pixel_dtype="uint8" is open to a dataset of this store. Without a given
+        stretch, from the store's dtype alone: nothing is read (a float store's stretch
+        would be estimated from a sample)."""
+        if stretch is None:
+            return store.spec.image_dtype == "uint8"
+        return isinstance(stretch_for_store(store, stretch), Uint8Stretch)
 
     def _check_columns(self, caption: str | None, conditions: Sequence[str]) -> None:
         spec, where = self.store.spec.columns, self.store.path
@@ -260,6 +263,10 @@ class StoreDataset(IterableDataset):
     # -- reading ------------------------------------------------------------------------
     def __iter__(self):
         """Single items (dicts), in the order of `batches()`."""
+        if self._deferred_augment:
+            raise ValueError("item by item, a StoreDataset hands out finished pixels: "
+                             "pixel_dtype uint8 with rotation 'any' is for batches() "
+                             "(StoreLoader) and to_model_pixels")
         for batch in self._batches(self.chunk_size, shared=False):
             yield from _items_of(batch)
 
@@ -348,6 +355,11 @@ class StoreDataset(IterableDataset):
         if self.pixels:
             nonfinite.check_read(self.store, images, indices, use="training")  # float stores
             batch["pixel_values"] = self._pixels(images, indices, key, shared)
+            if self._deferred_augment:
+                params = self.augment.params(shards.item_uniforms(key, indices, 0,
+                                                                  _AUGMENT_DRAWS))
+                batch["augment_params"] = torch.tensor(
+                    [[p.angle_deg, p.hflip, p.vflip] for p in params], dtype=torch.float64)
         if self.caption_column is not None:
             batch["caption"] = self._captions(columns["caption"][indices].tolist(), indices, key)
         if "conditions" in columns:
@@ -361,10 +373,11 @@ class StoreDataset(IterableDataset):
         # oversubscribed (measured 3,500 -> 200 items/s with 2 threads on 2 busy cores).
         augment = self.augment
         if self.pixel_dtype == "uint8":  # gathered only: to_model_pixels converts on the device
+            exact = augment is not None and augment.exact
             pixels = _empty((len(images), *images[0].shape), np.dtype(np.uint8),
-                            shared and augment is None)
+                            shared and not exact)
             np.stack(images, out=pixels.numpy())
-            if augment is not None:  # exact permutations keep uint8
+            if exact:  # permutations keep uint8; a resampling one waits for to_model_pixels
                 pixels = augment.apply(pixels, augment.params(
                     shards.item_uniforms(key, indices, 0, _AUGMENT_DRAWS)))
             return pixels
@@ -419,14 +432,25 @@ class StoreBatches(IterableDataset):
 
 
 def to_model_pixels(pixels: torch.Tensor, pixel_range: tuple[float, float] = (-1.0, 1.0),
-                    *, device: torch.device | str | None = None) -> torch.Tensor:
+                    *, device: torch.device | str | None = None,
+                    augment: GalaxyAugment | None = None,
+                    augment_params: torch.Tensor | None = None) -> torch.Tensor:
     """A pixel_dtype="uint8" batch's pixel_values as the float32 path would have made
-    them (bit for bit: the same correctly rounded x / 127.5 - 1, then the range's affine
-    map in float32), computed on `device` after moving the uint8 bytes there."""
+    them, computed on `device` after moving the uint8 bytes there: the same correctly
+    rounded x / 127.5 - 1, the batch's `augment_params` applied with `augment` (the
+    dataset's; rotation by any angle resamples here, on the device), then the range's
+    affine map in float32. On CPU bit for bit the float path's values; on a GPU its
+    bilinear resampling may differ from the CPU's in the last bits."""
     if pixels.dtype != torch.uint8:
         raise ValueError(f"to_model_pixels takes uint8 pixel_values, got {pixels.dtype}")
+    if (augment_params is None) != (augment is None):
+        raise ValueError("to_model_pixels needs both the dataset's augment and the batch's "
+                         "augment_params, or neither")
     x = pixels.to(device, non_blocking=True) if device is not None else pixels
     y = Uint8Stretch().forward(x)
+    if augment is not None:
+        y = augment.apply(y, [AugmentParams(float(a), bool(h), bool(v))
+                              for a, h, v in augment_params.tolist()])
     lo, hi = pixel_range
     if (lo, hi) != (-1.0, 1.0):
         y.add_(1.0).mul_((hi - lo) / 2.0).add_(lo)

@@ -20,17 +20,16 @@ class DataSection:
     shuffle_caption_tags: bool = True  # GalaxySD shuffles tags after the survey prefix
     augment: bool = True  # rotations and flips (galaxies have no "up")
     # any: rotations by any angle (bilinear resampling); right_angles: only the 8 exact
-    # symmetries of the square, which keep every pixel value: uint8 stores then reach the
-    # device as uint8 and become floats there (a quarter of the bytes through the loader,
-    # no float conversion on the CPU: benchmarks/bench_data.py), and no resampling
-    # smooths the sky noise.
+    # symmetries of the square, which keep every pixel value (no resampling smooths the
+    # sky noise; what cached latents hold).
     rotation: Literal["any", "right_angles"] = "any"
-    # How a uint8 store's pixels travel when augmentation keeps them exact (rotation
-    # right_angles, or augment false): uint8 -> as stored, made floats on the rank's
-    # device (on a GPU free, and a quarter of the bytes to move); float32 -> made floats
-    # where they are read (in the loader workers: the choice for CPU ranks whose workers
-    # have cores to spare); auto -> uint8 on GPU ranks and with num_workers 0, float32
-    # otherwise. Float stores and any-angle rotation always travel as float32.
+    # How a uint8 store's pixels travel: uint8 -> as stored (flipped and turned by right
+    # angles in the loader), made floats and rotated by any angle on the rank's device
+    # (on a GPU nearly free; a quarter of the bytes to move; the loader workers only
+    # decode: benchmarks/bench_data.py); float32 -> finished where they are read (in the
+    # loader workers: the choice for CPU ranks whose workers have cores to spare);
+    # auto -> uint8 on GPU ranks and with num_workers 0, float32 otherwise. Float (flux)
+    # stores always travel as float32.
     pixel_transfer: Literal["auto", "uint8", "float32"] = "auto"
     num_workers: int = 2
     shuffle_shards: int = 4  # shards shuffled together per worker

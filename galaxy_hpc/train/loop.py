@@ -129,10 +129,10 @@ class Trainer:
             pixels=not cfg.data.latents,
             # jpeg-source stores: nvJPEG on this rank's GPU (also in DataLoader workers)
             decode_device=str(self.device),
-            # uint8 stores without resampling augmentation: the workers only gather bytes,
-            # and this rank converts them to floats on its device (to_model_pixels).
-            pixel_dtype=self._pixel_dtype(store, augment))
-        self.pixel_range = dataset.pixel_range
+            # uint8 stores: the workers only gather bytes (and flip them), this rank makes
+            # them floats and rotates them on its device (to_model_pixels).
+            pixel_dtype=self._pixel_dtype(store))
+        self.pixel_range, self.augment = dataset.pixel_range, augment
         self.pixel_transfer = dataset.pixel_dtype if dataset.pixels else None
         facts = DataFacts.of(dataset, cfg.data, split)
         self.validation = (validation_dataset(cfg, dataset, split, rank=env.rank,
@@ -495,7 +495,7 @@ class Trainer:
                                   "epoch": self.loader.epoch})
         return means["loss"]
 
-    def _pixel_dtype(self, store: Any, augment: Any) -> str:
+    def _pixel_dtype(self, store: Any) -> str:
         """data.pixel_transfer resolved for this rank: uint8 batches where they keep the
         pixels exact and the conversion is better done on the device."""
         from galaxy_hpc.data.dataset import StoreDataset
@@ -504,18 +504,21 @@ class Trainer:
         if choice == "auto":
             choice = ("uint8" if self.device.type == "cuda" or self.cfg.data.num_workers == 0
                       else "float32")
-        return ("uint8" if choice == "uint8" and StoreDataset.uint8_possible(store, augment)
-                else "float32")
+        return "uint8" if choice == "uint8" and StoreDataset.uint8_possible(store) else "float32"
 
     def _model_pixels(self, batch: dict[str, Any]) -> dict[str, Any]:
         """uint8 pixel_values (the dataset's pixel_dtype="uint8") as floats on this rank's
-        device, exactly what the float path would have handed the family."""
+        device, augmented there when the dataset left it the draws: what the float path
+        would have handed the family."""
         from galaxy_hpc.data.dataset import to_model_pixels
 
         pixels = batch.get("pixel_values")
         if pixels is not None and pixels.dtype == torch.uint8:
-            batch = {**batch, "pixel_values": to_model_pixels(pixels, self.pixel_range,
-                                                              device=self.device)}
+            batch = dict(batch)
+            params = batch.pop("augment_params", None)
+            batch["pixel_values"] = to_model_pixels(
+                pixels, self.pixel_range, device=self.device,
+                augment=self.augment if params is not None else None, augment_params=params)
         return batch
 
     def _counted_micro_step(self, batch: dict[str, Any]) -> tuple[float, torch.Tensor, dict]:

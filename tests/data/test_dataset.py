@@ -221,8 +221,8 @@ def test_without_pixels_no_image_is_read_and_the_rest_is_unchanged(zarr_path, mo
 def test_uint8_batches_convert_to_the_float_batches_bit_for_bit(zarr_path, items, num_workers,
                                                                 rotation, pixel_range):
     """pixel_dtype uint8 hands out the stored bytes (gathered, flipped or turned by right
-    angles); to_model_pixels makes of them exactly the float32 path's pixel_values, and
-    everything else in the batch is unchanged."""
+    angles: no draws left for later); to_model_pixels makes of them exactly the float32
+    path's pixel_values, and everything else in the batch is unchanged."""
     images, _ = items
     augment = None if rotation is None else GalaxyAugment(rotation=rotation)
     options = dict(rank=1, world_size=2, seed=5, batch_size=8, drop_last=True,
@@ -233,7 +233,7 @@ def test_uint8_batches_convert_to_the_float_batches_bit_for_bit(zarr_path, items
     assert len(raw) == len(floats) > 0
     moved = 0
     for a, b in zip(floats, raw):
-        assert b["pixel_values"].dtype == torch.uint8
+        assert b["pixel_values"].dtype == torch.uint8 and "augment_params" not in b
         assert torch.equal(a["index"], b["index"]) and a["caption"] == b["caption"]
         converted = to_model_pixels(b["pixel_values"], pixel_range, device="cpu")
         assert converted.dtype == torch.float32
@@ -247,9 +247,35 @@ def test_uint8_batches_convert_to_the_float_batches_bit_for_bit(zarr_path, items
     assert (moved > batches // 2) == (rotation is not None)
 
 
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_uint8_batches_leave_any_angle_rotation_to_the_device(zarr_path, items, num_workers):
+    """With rotation by any angle the workers only gather: the batch carries the stored
+    bytes and each item's draws, and to_model_pixels, given the dataset's augmentation,
+    rotates exactly as the float path did in the workers."""
+    images, _ = items
+    options = dict(seed=2, batch_size=16, drop_last=True, augment=GalaxyAugment(),
+                   pixel_range=(0.0, 1.0))
+    floats = list(StoreLoader(StoreDataset(zarr_path, **options), num_workers=num_workers))
+    raw_set = StoreDataset(zarr_path, pixel_dtype="uint8", **options)
+    raw = list(StoreLoader(raw_set, num_workers=num_workers))
+    assert len(raw) == len(floats) > 0
+    angles = []
+    for a, b in zip(floats, raw):
+        assert torch.equal(b["pixel_values"], torch.from_numpy(images[b["index"].numpy()]))
+        params = b["augment_params"]
+        assert params.shape == (16, 3) and params.dtype == torch.float64
+        angles += params[:, 0].tolist()
+        done = to_model_pixels(b["pixel_values"], (0.0, 1.0), device="cpu",
+                               augment=raw_set.augment, augment_params=params)
+        assert torch.equal(done, a["pixel_values"])  # bit for bit
+    assert len(set(angles)) == len(angles) and 0.0 < min(angles) and max(angles) < 360.0
+    with pytest.raises(ValueError, match="both the dataset's augment"):
+        to_model_pixels(raw[0]["pixel_values"], augment=raw_set.augment)
+    with pytest.raises(ValueError, match="item by item"):
+        next(iter(raw_set))
+
+
 def test_uint8_batches_are_refused_where_they_would_change_the_pixels(zarr_path, tmp_path):
-    with pytest.raises(ValueError, match="rotation 'any' resamples"):
-        StoreDataset(zarr_path, pixel_dtype="uint8", augment=GalaxyAugment())
     flux, columns = draw_galaxies(SynthConfig(size=16), seed=1, start=0, count=8)
     path = write_store(tmp_path / "flux.zarr", flux, {"redshift": columns["redshift"]},
                        shard_size=8)
@@ -257,8 +283,8 @@ def test_uint8_batches_are_refused_where_they_would_change_the_pixels(zarr_path,
         StoreDataset(path, pixel_dtype="uint8")
     with pytest.raises(ValueError, match="pixel_dtype must be one of float32, uint8"):
         StoreDataset(zarr_path, pixel_dtype="float16")
-    assert StoreDataset.uint8_possible(StoreDataset(zarr_path).store, GalaxyAugment("none"))
-    assert not StoreDataset.uint8_possible(StoreDataset(zarr_path).store, GalaxyAugment())
+    assert StoreDataset.uint8_possible(StoreDataset(zarr_path).store)
+    assert not StoreDataset.uint8_possible(StoreDataset(path).store)
     with pytest.raises(ValueError, match="takes uint8"):
         to_model_pixels(torch.zeros(1, 3, 4, 4))
 
