@@ -44,10 +44,26 @@ def wandb_records(path: str | Path) -> list:
     return [pb.Record.FromString(r) for r in records]
 
 
+def finished_records(path: str | Path, timeout: float = 60.0) -> list:
+    """The records of a run that has finished writing: wandb's core process writes the
+    file on its own, and on a loaded machine `run.finish()` was seen to return while the
+    file still held only its header (the records and the exit record came later). Waits
+    for the exit record, up to `timeout` seconds; then returns what is there."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        records = wandb_records(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) \
+                or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
 def history(path: str | Path) -> dict[int, dict]:
     """{step: {key: value}} of the run's logged rows (keys of nested values joined by '/')."""
     rows: dict[int, dict] = {}
-    for record in wandb_records(path):
+    for record in finished_records(path):
         if record.WhichOneof("record_type") == "history":
             row = rows.setdefault(record.history.step.num, {})
             for item in record.history.item:
@@ -58,7 +74,7 @@ def history(path: str | Path) -> dict[int, dict]:
 
 def run_config(path: str | Path) -> dict:
     """The run's config, as the run record holds it."""
-    for record in wandb_records(path):
+    for record in finished_records(path):
         if record.WhichOneof("record_type") == "run":
             return {item.key or "/".join(item.nested_key): json.loads(item.value_json)
                     for item in record.run.config.update}
