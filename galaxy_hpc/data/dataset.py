@@ -356,15 +356,18 @@ class StoreDataset(IterableDataset):
             nonfinite.check_read(self.store, images, indices, use="training")  # float stores
             batch["pixel_values"] = self._pixels(images, indices, key, shared)
             if self._deferred_augment:
-                params = self.augment.params(shards.item_uniforms(key, indices, 0,
-                                                                  _AUGMENT_DRAWS))
                 batch["augment_params"] = torch.tensor(
-                    [[p.angle_deg, p.hflip, p.vflip] for p in params], dtype=torch.float64)
+                    [[p.angle_deg, p.hflip, p.vflip] for p in self._draws(key, indices)],
+                    dtype=torch.float64)
         if self.caption_column is not None:
             batch["caption"] = self._captions(columns["caption"][indices].tolist(), indices, key)
         if "conditions" in columns:
             batch["conditions"] = torch.from_numpy(columns["conditions"][indices])
         return batch
+
+    def _draws(self, key: np.uint64, indices: np.ndarray) -> list[AugmentParams]:
+        """The items' augmentation (slots 0-2 of their counter-based draws)."""
+        return self.augment.params(shards.item_uniforms(key, indices, 0, _AUGMENT_DRAWS))
 
     def _pixels(self, images: list[np.ndarray], indices: np.ndarray, key: np.uint64,
                 shared: bool) -> torch.Tensor:
@@ -378,8 +381,7 @@ class StoreDataset(IterableDataset):
                             shared and not exact)
             np.stack(images, out=pixels.numpy())
             if exact:  # permutations keep uint8; a resampling one waits for to_model_pixels
-                pixels = augment.apply(pixels, augment.params(
-                    shards.item_uniforms(key, indices, 0, _AUGMENT_DRAWS)))
+                pixels = augment.apply(pixels, self._draws(key, indices))
             return pixels
         linear = isinstance(self.stretch, Uint8Stretch)  # the same before or after a rotation
         if augment is None or linear:
@@ -390,7 +392,7 @@ class StoreDataset(IterableDataset):
             for k, image in enumerate(images):  # gathered and stretched in one pass
                 self.stretch.forward(image, out=out[k])
         if augment is not None:
-            params = augment.params(shards.item_uniforms(key, indices, 0, _AUGMENT_DRAWS))
+            params = self._draws(key, indices)
             if linear:
                 pixels = augment.apply(pixels, params)
             else:  # rotate linear flux, then stretch
