@@ -15,8 +15,8 @@ On the same images, in one run:
    through StoreDataset/StoreLoader as the training loop reads a uint8 store
    without resampling augmentation (uint8 batches + captions; the loop converts
    them to floats on its device: galaxy_hpc.data.dataset.to_model_pixels), and
-   beside it the float32 path (floats made on the core, as with any-angle
-   rotation); no augmentation, batch 64, no workers; for the default zstd-1 store
+   beside it the float32 path (floats made on the core, as data.pixel_transfer
+   float32 does in a CPU rank's workers); no augmentation, batch 64, no workers; for the default zstd-1 store
    and for an uncompressed one (`--compression none`), best of interleaved rounds;
    target: store >= 7x the folder; and beside it a bare zarrs decode of the same
    shards (zarr + zarrs on one thread, shard slices, nothing else): target, the
@@ -330,10 +330,11 @@ def main() -> int:
               f"  = {bare[name] / rates[name, 'on']:.2f}x   CPU: bare {bare_cpu[name]:>8,.0f}  "
               f"StoreLoader {cpu_rates[name, 'on']:>8,.0f}  = "
               f"{bare_cpu[name] / cpu_rates[name, 'on']:.2f}x")
-    print("the float32 path (pixels converted to floats on the core, as before the loop "
-          "handed uint8 to the device, and as with any-angle rotation):")
+    print("the float32 path (pixels made floats on the core, as before the loop handed "
+          "uint8 to the device; data.pixel_transfer float32, for CPU ranks' workers):")
     for name in bare:
-        print(f"  {name:8} wall: StoreLoader {floats[name]:>8,.0f} = {bare[name] / floats[name]:.2f}x"
+        print(f"  {name:8} wall: StoreLoader {floats[name]:>8,.0f} = "
+              f"{bare[name] / floats[name]:.2f}x"
               f" bare, {floats[name] / jpeg:.1f}x the folder   CPU: {floats_cpu[name]:>8,.0f} = "
               f"{bare_cpu[name] / floats_cpu[name]:.2f}x bare")
     print(f"with rotation by any angle (data.augment's default), zstd-1, CPU time: the "

@@ -12,8 +12,8 @@ and compares each with the true fractions, counted as `evaluate morphology-fidel
 counts them (per-question renormalised fractions, a question counting where at least
 `--min-reach` of the volunteers reached it, MAE pooled over its (galaxy, answer) pairs).
 Printed per source: Q1 (smooth_or_features) MAE, the MAE of the smooth answer alone
-(every galaxy reaches Q1; the figure of the first diagnosis there), Pearson r of the predicted against the
-true smooth fraction, the mean predicted smooth fraction where the true one is < 0.3 and
+(every galaxy reaches Q1; the figure of the first diagnosis there), Pearson r of the
+predicted against the true smooth fraction, the mean predicted smooth fraction where the true one is < 0.3 and
 > 0.7, the MAE pooled over all questions; and the VAE's L1 in [-1, 1] model space on
 these galaxies. A stage 1 good enough for issue 19 has reconstructions read about as well
 as the real images (docs/evaluate.md, "Morphology fidelity").
@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["seconds"] = time.perf_counter() - start
 
     print(f"{args.vae}: {described}; VAE L1 (model space, posterior mean) {l1:.4f}")
-    print(f"{'read off':<14} {'Q1 MAE':>7} {'smooth MAE':>10} {'Q1 r':>6} {'smooth<0.3':>10} {'smooth>0.7':>10} "
-          f"{'pooled MAE':>10}")
+    print(f"{'read off':<14} {'Q1 MAE':>7} {'smooth MAE':>10} {'Q1 r':>6} {'smooth<0.3':>10} "
+          f"{'smooth>0.7':>10} {'pooled MAE':>10}")
     for name in ("real", "reconstructed"):
         s = result[name]
         print(f"{name:<14} {s['q1_mae']:>7.3f} {s['smooth_mae']:>10.3f} {s['q1_r']:>+6.2f} "
