@@ -496,8 +496,8 @@ class Trainer:
         return means["loss"]
 
     def _pixel_dtype(self, store: Any) -> str:
-        """data.pixel_transfer resolved for this rank: uint8 batches where they keep the
-        pixels exact and the conversion is better done on the device."""
+        """data.pixel_transfer resolved for this rank: uint8 batches from uint8 stores where
+        the conversion (and any rotation) is better done on the device than in workers."""
         from galaxy_hpc.data.dataset import StoreDataset
 
         choice = self.cfg.data.pixel_transfer
