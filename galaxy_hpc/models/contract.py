@@ -138,6 +138,27 @@ class ModelFamily(ABC):
             return loss, dict(terms)
         return output, {}
 
+    # A statistic over the whole held-out set that is no mean of per-batch figures (a
+    # distance between two distributions, per cell of the condition space) cannot be
+    # read off batches: a family that sets this measures each held-out item with
+    # `validation_measure`, the loop gathers every rank's items in store order, and
+    # `validation_score` turns them into the loss, on every rank alike.
+    whole_set_validation: bool = False
+
+    def validation_measure(self, module: "torch.nn.Module", batch: dict[str, Any]
+                           ) -> dict[str, "np.ndarray"]:
+        """{name: array with the batch's items on axis 0} for one held-out batch (through
+        `prepare_batch`, seeded as for `validation_loss`); only when
+        `whole_set_validation`."""
+        raise NotImplementedError(f"{type(self).__name__} measures no whole-set validation")
+
+    def validation_score(self, measured: dict[str, "np.ndarray"]
+                         ) -> tuple[float, dict[str, float]]:
+        """(loss, {term: value}) of the whole held-out set from every item's measurements
+        (the arrays of `validation_measure`, concatenated over batches and ranks in store
+        order). Must give the same on every rank: it runs on each."""
+        raise NotImplementedError(f"{type(self).__name__} measures no whole-set validation")
+
     @abstractmethod
     def sample(self, module: "torch.nn.Module", num_images: int, seed: int) -> "np.ndarray":
         """Images (N, 3, H, W) uint8 from the current weights, for sample grids. Called on

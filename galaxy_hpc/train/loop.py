@@ -39,10 +39,13 @@ from galaxy_hpc.train.run_dir import TrainResult
 from galaxy_hpc.train.validation import (
     BestTracker,
     as_row,
+    in_store_order,
+    measure_rank,
     name_best,
     validate_rank,
     validation_dataset,
     validation_result,
+    whole_set_totals,
 )
 from hpc.checkpoint import checkpoint_dir, mark_complete, prune, resolve_resume
 from hpc.config import save_config, to_dict
@@ -247,12 +250,21 @@ class Trainer:
     def validate(self, log: Any) -> None:
         """The validation loss now, on every rank, of the weights samples and the export
         use (the EMA's when kept), logged; a new best is saved and named."""
+        whole_set = self.family.whole_set_validation
         with self._ema_weights():
             self.engine.module.eval()
-            sums = validate_rank(self.family, self.engine, self.validation, self.cfg.run.seed)
+            found = (measure_rank if whole_set else validate_rank)(
+                self.family, self.engine, self.validation, self.cfg.run.seed)
             self.engine.module.train()
-        totals = {name: self._mean_over_ranks(value) * self.env.world_size
-                  for name, value in sorted(sums.items())}
+        if whole_set:
+            per_rank: list[Any] = [None] * self.env.world_size
+            torch_dist.all_gather_object(per_rank, found)
+            measured = in_store_order(per_rank)
+            totals = whole_set_totals(self.family, measured,
+                                      sum(len(index) for index, _ in per_rank))
+        else:
+            totals = {name: self._mean_over_ranks(value) * self.env.world_size
+                      for name, value in sorted(found.items())}
         improved = self.best.update(self.step, totals["loss"] / max(totals["items"], 1.0))
         log.write(self.step, as_row(totals, self.best))
         if improved and self.cfg.run.keep_best:

@@ -3,10 +3,13 @@
 Every `run.eval_every` steps each rank computes the family's `validation_loss` on its
 share of the held-out items (data.validation_fraction, galaxy_hpc/data/split.py), in
 eval mode and without gradients; the loop averages it over all held-out items of all
-ranks. The set is fixed (the first `data.validation_max_items` held-out items, no
-augmentation, no caption dropout, captions as stored) and every batch's randomness
-(noise, timesteps) is seeded from the batch's first store index, not the step, so
-successive validations differ only by the weights.
+ranks. A family with `whole_set_validation` (a distance between distributions, which no
+mean over batches gives) measures its items instead (`measure_rank`), the loop gathers
+them in store order (`in_store_order`) and the family scores the whole set. The set is
+fixed (the first `data.validation_max_items` held-out items, no augmentation, no caption
+dropout, captions as stored) and every batch's randomness (noise, timesteps) is seeded
+from the batch's first store index, not the step, so successive validations differ only
+by the weights.
 
 `BestTracker` is the pure bookkeeping: the lowest loss and its step, the validations
 since then, and whether early stopping says stop. It is saved in every checkpoint, so
@@ -116,6 +119,53 @@ def validate_rank(family: Any, module: Any, dataset: Any, seed: int) -> dict[str
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach().float().item()) * size
     return sums
+
+
+def measure_rank(family: Any, module: Any, dataset: Any, seed: int
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """This rank's held-out items for a whole-set validation: (store indices, {name:
+    per-item array}) from the family's `validation_measure`, batches seeded as in
+    `validate_rank`. The module must already be in eval mode."""
+    import torch
+
+    indices: list[np.ndarray] = []
+    parts: dict[str, list[np.ndarray]] = {}
+    with torch.no_grad():
+        for raw in dataset.batches():
+            torch.manual_seed(batch_seed(seed, int(raw["index"][0])))
+            measured = family.validation_measure(module, family.prepare_batch(raw))
+            size = len(raw["index"])
+            for name, values in measured.items():
+                values = np.asarray(values)
+                if values.shape[:1] != (size,):
+                    raise ValueError(f"{type(family).__name__}.validation_measure: {name!r} "
+                                     f"has shape {values.shape}, not the batch's {size} "
+                                     "items first")
+                parts.setdefault(name, []).append(values)
+            indices.append(np.asarray(raw["index"], dtype=np.int64))
+    index = np.concatenate(indices) if indices else np.zeros(0, np.int64)
+    return index, {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def in_store_order(per_rank: list[tuple[np.ndarray, dict[str, np.ndarray]]]
+                   ) -> dict[str, np.ndarray]:
+    """Every rank's (indices, measurements) as one set in store order, so that the score
+    does not depend on how many ranks measured it."""
+    index = np.concatenate([part[0] for part in per_rank])
+    order = np.argsort(index, kind="stable")
+    names = [name for part in per_rank for name in part[1]]
+    return {name: np.concatenate([part[1][name] for part in per_rank if name in part[1]])[order]
+            for name in dict.fromkeys(names)}
+
+
+def whole_set_totals(family: Any, measured: dict[str, np.ndarray], num_items: int
+                     ) -> dict[str, float]:
+    """The family's score of the gathered held-out set as the totals `as_row` reads (sums
+    over items: the score times the item count)."""
+    loss, terms = family.validation_score(measured)
+    totals = {"items": float(num_items), "loss": float(loss) * num_items}
+    totals.update({name: float(value) * num_items for name, value in terms.items()})
+    return totals
 
 
 def name_best(tracker: BestTracker, root: Any) -> None:

@@ -317,20 +317,37 @@ def test_configs_reject_bad_fields_and_sbatch_script():
     assert os.access(script, os.X_OK) and "ghpc_srun train" in script.read_text()
 
 
-def test_validation_distance_is_zero_for_the_same_galaxies_and_grows_with_the_gap():
-    from galaxy_hpc.models.gan.family import photometric_distance
+def test_held_out_score_is_near_one_for_the_data_and_grows_with_the_gap():
+    """The validation loss is the export's cell statistic on the held-out rows: another
+    draw of the same galaxies (these toys differ by pixel noise only: closer than the
+    real cell's own halves) reads below 1, a generator off in flux or size several
+    times more, and a set too small for the grid is judged as one cell."""
+    from galaxy_hpc.models.gan.config import FidelitySection
+    from galaxy_hpc.models.gan.fidelity import held_out_score, measured_quantities
 
     rng = np.random.default_rng(0)
-    conditions = draw_conditions(96, rng)
-    real = (blobs(conditions, rng) + 1) / 8  # back to store units: sky at 0
-    assert photometric_distance(real, real) == (0.0, 0.0)
-    w1_flux, w1_size = photometric_distance(real, 2 * real)
-    assert w1_flux == pytest.approx(np.log10(2), abs=0.01) and w1_size < 0.02
-    heavier = conditions + [0.0, 0.5]  # brighter and larger
-    w1_flux, w1_size = photometric_distance(real, (blobs(heavier, rng) + 1) / 8)
-    assert w1_flux > 0.3 and w1_size > 0.1
-    empty = np.zeros_like(real)
-    assert photometric_distance(real, empty)[0] == float("inf")
+    conditions = draw_conditions(900, rng)
+    section = FidelitySection(grid_bins=2, draws_per_row=2)
+
+    def measure(conds: np.ndarray) -> dict[str, np.ndarray]:
+        return measured_quantities((blobs(conds, rng) + 1) / 8)  # store units: sky at 0
+
+    real = measure(conditions)
+    judged = section.judged
+
+    def score(shift: list[float], subset: slice = slice(None)):
+        draws = [measure(conditions[subset] + shift) for _ in range(2)]
+        return held_out_score({q: np.stack([d[q] for d in draws], axis=1) for q in judged},
+                              {q: real[q][subset] for q in judged}, conditions[subset],
+                              NAMES, section)
+
+    same, terms = score([0.0, 0.0])
+    assert same < 1.0 and terms["cells_judged"] == 8  # 2 x 2 cells, 2 quantities
+    assert terms["w1_over_floor_worst"] >= same
+    heavier, terms = score([0.0, 0.4])  # brighter and larger at every condition
+    assert heavier > 3 and heavier > 5 * same and terms["w1_over_floor_log_flux"] > 3
+    small, terms = score([0.0, 0.0], slice(0, 40))  # 10 a cell: below min_per_cell
+    assert terms["cells_judged"] == 0 and small < 1.0
 
 
 # ---------------------------------------------------------------- the loop, 2 ranks
@@ -380,9 +397,15 @@ def test_two_ranks_zero2_train_log_and_export(runs):
     # Validation judges the generator by the photometry of held-out rows, not by L_D + L_G.
     validations = [r for r in log_rows(out) if "val_loss" in r]
     assert [r["step"] for r in validations] == [3, 6]
-    for row in validations:
-        assert row["val_loss"] == pytest.approx(row["val_w1_log_flux"] + row["val_w1_size"],
-                                                rel=1e-5)
+    from galaxy_hpc.data.split import Split
+
+    held_out = len(Split.of(96, fraction=0.25, seed=0).heldout)  # 21, too few for the grid:
+    for row in validations:  # judged as one cell (fidelity.held_out_score)
+        assert row["val_items"] == held_out and row["val_cells_judged"] == 0
+        assert row["val_loss"] == pytest.approx(
+            (row["val_w1_over_floor_log_flux"] + row["val_w1_over_floor_half_light_radius"]) / 2,
+            rel=1e-5)
+        assert row["val_w1_over_floor_worst"] >= row["val_loss"] > 0
         assert np.isfinite(row["val_d_aux"]) and "val_d_loss" not in row
     best = json.loads((out / "checkpoints" / "best.json").read_text())
     assert best["step"] == min(validations, key=lambda r: r["val_loss"])["step"]

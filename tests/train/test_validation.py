@@ -9,7 +9,17 @@ import math
 import pytest
 
 from galaxy_hpc.data.split import Split
-from galaxy_hpc.train.validation import BestTracker, as_row, batch_seed, validation_items
+import numpy as np
+
+from galaxy_hpc.train.validation import (
+    BestTracker,
+    as_row,
+    batch_seed,
+    in_store_order,
+    measure_rank,
+    validation_items,
+    whole_set_totals,
+)
 from hpc.checkpoint import (
     best_checkpoint,
     checkpoint_dir,
@@ -60,6 +70,52 @@ def test_log_row_averages_over_all_items():
     row = as_row({"items": 10.0, "loss": 5.0, "mae": 2.0}, tracker)
     assert row == {"val_loss": 0.5, "val_mae": 0.2, "val_items": 10, "best_val_loss": 0.5,
                    "best_val_step": 20}
+
+
+class _LargestSquare:
+    """A family whose score is no mean over batches: the largest measured value, and the
+    items' order (for the test to see it)."""
+
+    def prepare_batch(self, raw):
+        return raw
+
+    def validation_measure(self, module, batch):
+        values = np.asarray(batch["index"], dtype=np.float64)
+        return {"value": values ** 2, "pair": np.stack([values, -values], axis=1)}
+
+    def validation_score(self, measured):
+        return float(measured["value"].max()), {"first": float(measured["pair"][0, 0])}
+
+
+class _Batches:
+    def __init__(self, *batches):
+        self._batches = batches
+
+    def batches(self):
+        return ({"index": np.asarray(b)} for b in self._batches)
+
+
+def test_whole_set_validation_gathers_items_in_store_order_whatever_the_ranks():
+    family = _LargestSquare()
+    one = [measure_rank(family, None, _Batches([1, 4], [6, 9]), seed=0)]
+    two = [measure_rank(family, None, _Batches([4, 9]), seed=0),
+           measure_rank(family, None, _Batches([1], [6]), seed=0)]
+    for per_rank in (one, two):
+        measured = in_store_order(per_rank)
+        assert measured["value"].tolist() == [1, 16, 36, 81]
+        assert measured["pair"].tolist() == [[1, -1], [4, -4], [6, -6], [9, -9]]
+        totals = whole_set_totals(family, measured, 4)
+        assert as_row(totals, BestTracker())["val_loss"] == 81.0
+        assert as_row(totals, BestTracker())["val_first"] == 1.0
+
+
+def test_a_measurement_not_per_item_is_refused():
+    class Pooled(_LargestSquare):
+        def validation_measure(self, module, batch):
+            return {"value": np.zeros(1)}
+
+    with pytest.raises(ValueError, match="'value' has shape"):
+        measure_rank(Pooled(), None, _Batches([1, 2, 3]), seed=0)
 
 
 def test_validation_items_and_seeds_are_fixed():

@@ -72,11 +72,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import wasserstein_distance
 from torch.nn import functional as F
 
-from galaxy_hpc.data import photometry
-from galaxy_hpc.data.fidelity import log_flux
 from galaxy_hpc.models.display import to_display
 from galaxy_hpc.models.gan import consistency, fidelity
 from galaxy_hpc.models.gan.generator import GalaxyGenerator, noise_for_seeds
@@ -103,23 +100,6 @@ def frozen(module: torch.nn.Module) -> Iterator[None]:
     finally:
         for p, flag in zip(params, flags):
             p.requires_grad_(flag)
-
-
-def photometric_distance(real: np.ndarray, generated: np.ndarray) -> tuple[float, float]:
-    """(W1 of log10 total flux in dex, W1 of half-light radius / the real ones' median) of
-    two sets of images in store units, measured alike (galaxy_hpc.data.photometry).
-    Images without positive flux are left out of the flux term; none at all: inf."""
-    measured = [photometry.measure(images) for images in (real, generated)]
-    fluxes = [log_flux(m.total_flux) for m in measured]
-    fluxes = [f[np.isfinite(f)] for f in fluxes]
-    w1_flux = (float(wasserstein_distance(*fluxes)) if all(len(f) for f in fluxes)
-               else float("inf"))
-    radii = [np.asarray(m.half_light_radius, dtype=np.float64) for m in measured]
-    radii = [r[np.isfinite(r)] for r in radii]
-    if not all(len(r) for r in radii):
-        return w1_flux, float("inf")
-    scale = max(float(np.median(radii[0])), 1e-6)
-    return w1_flux, float(wasserstein_distance(*radii)) / scale
 
 
 class ConsistencyMonitor:
@@ -312,34 +292,57 @@ class GanFamily(ModelFamily):
                 "conditions": batch["conditions"].to(self.device, torch.float32),
                 "index": batch["index"]}
 
-    def validation_loss(self, module: torch.nn.Module, batch: dict[str, Any]
-                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """A GAN's training loss (L_D + L_G) does not fall as the generator improves: the
-        two networks trade it. What the held-out set can judge instead is the data's
-        physics: the generator draws one galaxy for each held-out row's conditions (noise
-        from the loop's per-batch seed, so every validation draws the same), and the
-        loss is how far the measured photometry of those fakes lies from the held-out real
-        images of the same rows: Wasserstein-1 of log10 total flux (dex) plus that of
-        the half-light radius relative to the real ones' median (both dimensionless, the
-        per-cell distances `evaluate conditioning` reports, on the batch as one cell).
-        Lower is better, and the best checkpoint is the one whose galaxies match best.
-        D's auxiliary regression error on the held-out real images (val_d_aux) is logged
-        beside it: rising while the training d_aux falls is D memorising."""
+    # A GAN's training loss (L_D + L_G) does not fall as the generator improves: the two
+    # networks trade it. What the held-out set can judge instead is the data's physics,
+    # and a distance between distributions is no mean over batches: the whole set is
+    # measured, then scored (ModelFamily.whole_set_validation).
+    whole_set_validation = True
+
+    def validation_measure(self, module: torch.nn.Module, batch: dict[str, Any]
+                           ) -> dict[str, np.ndarray]:
+        """Each held-out row drawn `model.fidelity.draws_per_row` times from its conditions
+        (noise from the loop's per-batch seed, so every validation draws the same), the
+        judged quantities measured on those galaxies and on the real images of the rows;
+        and D's auxiliary regression error on the real images (val_d_aux: rising while
+        the training d_aux falls is D memorising)."""
+        section = self.cfg.model.fidelity
         real = batch["pixel_values"]
         c = self.scaler.normalise(batch["conditions"])
         inner = getattr(module, "module", module)  # the engine's module
         generator = inner.generator
-        z = torch.randn(len(real), generator.latent_dim, device=real.device)
-        maps = torch.randn(len(real), *generator.pixel_noise_shape, device=real.device)
-        fake = generator(z, c, maps)
+        bands = tuple(section.colour_bands)
+
+        def measured(images: torch.Tensor) -> dict[str, np.ndarray]:
+            values = np.asarray(self.stretch.inverse(images.float().cpu().numpy()),
+                                dtype=np.float64)
+            return fidelity.measured_quantities(values, bands)
+
+        draws = []
+        for _ in range(section.draws_per_row):
+            z = torch.randn(len(real), generator.latent_dim, device=real.device)
+            maps = torch.randn(len(real), *generator.pixel_noise_shape, device=real.device)
+            draws.append(measured(generator(z, c, maps)))
+        found = measured(real)
         _, read = inner.discriminator(real, c)
-        d_aux = (read - c).pow(2).mean()
-        w1_flux, w1_size = photometric_distance(
-            *(np.asarray(self.stretch.inverse(images.float().cpu().numpy()), dtype=np.float64)
-              for images in (real, fake)))
-        loss = torch.tensor(w1_flux + w1_size, dtype=torch.float32)
-        return loss, {"w1_log_flux": torch.tensor(w1_flux), "w1_size": torch.tensor(w1_size),
-                      "d_aux": d_aux}
+        out = {"conditions": batch["conditions"].double().cpu().numpy(),
+               "d_aux": (read - c).pow(2).mean(dim=1).double().cpu().numpy()}
+        for q in section.judged:
+            out[f"real_{q}"] = found[q]
+            out[f"generated_{q}"] = np.stack([d[q] for d in draws], axis=1)
+        return out
+
+    def validation_score(self, measured: dict[str, np.ndarray]
+                         ) -> tuple[float, dict[str, float]]:
+        """The held-out rows judged as the exported generator is at the end
+        (fidelity.held_out_score): val_loss is the mean W1 / split-half floor over the
+        judged cells, lower is better, ~1 for a generator as good as the data's own
+        halves, so the best checkpoint is the one whose galaxies match best."""
+        section = self.cfg.model.fidelity
+        loss, terms = fidelity.held_out_score(
+            {q: measured[f"generated_{q}"] for q in section.judged},
+            {q: measured[f"real_{q}"] for q in section.judged},
+            measured["conditions"], self.names, section)
+        return loss, {**terms, "d_aux": float(np.mean(measured["d_aux"]))}
 
     @torch.no_grad()
     def sample(self, module: torch.nn.Module, num_images: int, seed: int) -> np.ndarray:
