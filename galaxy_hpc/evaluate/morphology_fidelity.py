@@ -176,7 +176,13 @@ def judge(mae: float | None, floor: float | None, num_generated: int, num_real: 
     if floor is None or num_real < cfg.min_galaxies:
         return {"ratio": ratio, "status": "no_floor",
                 "verdict": f"no floor (real galaxies {num_real} < {cfg.min_galaxies})"}
-    failed = ([f"MAE {mae:.3f} > {cfg.max_mae:g}"] if mae > cfg.max_mae else []) + (
+    # A predictor that misreads real galaxies by more than max_mae cannot tell whether a
+    # generator meets it: even the real images fail. Still a fail (the target is what it
+    # is), with the reason, so the remedy (a better predictor) is not sought in the model.
+    unmeasurable = (f" (the predictor's own floor {floor:.3f} is above it: judging this "
+                    "question needs a better predictor)" if floor > cfg.max_mae else "")
+    failed = ([f"MAE {mae:.3f} > {cfg.max_mae:g}{unmeasurable}"] if mae > cfg.max_mae
+              else []) + (
         [f"{ratio:.2f}x the floor > {cfg.max_floor_ratio:g}x" if ratio is not None
          else "floor 0"] if mae > cfg.max_floor_ratio * floor else [])
     return {"ratio": ratio, "status": "fail" if failed else "pass",
