@@ -70,7 +70,11 @@ def scores(truth: np.ndarray, predicted: np.ndarray, min_reach: float) -> dict[s
             "q1_r": float(np.corrcoef(smooth_true, smooth_pred)[0, 1]),
             "smooth_read_true_lt_0.3": float(smooth_pred[smooth_true < 0.3].mean()),
             "smooth_read_true_gt_0.7": float(smooth_pred[smooth_true > 0.7].mean()),
-            "pooled_mae": float(sums[:, 1].sum() / UNIT / sums[:, 0].sum())}
+            "pooled_mae": float(sums[:, 1].sum() / UNIT / sums[:, 0].sum()),
+            "question_mae": {str(q.number): (float(sums[q.columns, 1].sum() / UNIT
+                                                   / sums[q.columns, 0].sum())
+                                             if sums[q.columns, 0].sum() else None)
+                             for q in QUESTIONS}}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -116,6 +120,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{name:<14} {s['q1_mae']:>7.3f} {s['smooth_mae']:>10.3f} {s['q1_r']:>+6.2f} "
               f"{s['smooth_read_true_lt_0.3']:>10.2f} {s['smooth_read_true_gt_0.7']:>10.2f} "
               f"{s['pooled_mae']:>10.3f}")
+    print("per question (MAE, counted as the evaluation counts):")
+    for name in ("real", "reconstructed"):
+        shown = " ".join(f"Q{n} {'-' if v is None else f'{v:.3f}'}"
+                         for n, v in result[name]["question_mae"].items())
+        print(f"  {name:<14} {shown}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -61,6 +61,10 @@ def test_it_scores_the_heldout_galaxies_and_their_reconstructions(stores, tmp_pa
     q1 = QUESTIONS[0].columns  # every galaxy reaches Q1: all count
     assert np.isclose(result["real"]["q1_mae"], np.abs(truth[:, q1] - read[:, q1]).mean())
     assert np.isclose(result["real"]["q1_r"], np.corrcoef(truth[:, 0], read[:, 0])[0, 1])
+    assert result["real"]["question_mae"]["1"] == result["real"]["q1_mae"]
+    odd = QUESTIONS[5].columns  # every galaxy reaches Q6 (odd) too
+    assert np.isclose(result["real"]["question_mae"]["6"],
+                      np.abs(truth[:, odd] - read[:, odd]).mean())
     x = Uint8Stretch().forward(images).astype(np.float32)
     l1 = latent_statistics(vae, x, device=torch.device("cpu"))["reconstruction_l1"]
     assert np.isclose(result["vae_l1"], l1, rtol=1e-5)
