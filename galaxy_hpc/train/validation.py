@@ -149,8 +149,8 @@ def measure_rank(family: Any, module: Any, dataset: Any, seed: int
 
 def in_store_order(per_rank: list[tuple[np.ndarray, dict[str, np.ndarray]]]
                    ) -> dict[str, np.ndarray]:
-    """Every rank's (indices, measurements) as one set in store order, so that the score
-    does not depend on how many ranks measured it."""
+    """Every rank's (indices, measurements) as one set in store order: the same order
+    however the items were split over ranks."""
     index = np.concatenate([part[0] for part in per_rank])
     order = np.argsort(index, kind="stable")
     names = [name for part in per_rank for name in part[1]]

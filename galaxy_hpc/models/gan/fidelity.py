@@ -129,7 +129,7 @@ def held_out_score(generated: dict[str, np.ndarray], real: dict[str, np.ndarray]
             for k, name in enumerate(names)}
     judged = list(section.judged)
     ratios: dict[str, list[float]] = {}
-    for num_bins in (section.grid_bins, 1):
+    for num_bins in dict.fromkeys((section.grid_bins, 1)):  # the grid, else one cell
         cells = cell_fidelity({q: np.asarray(generated[q], dtype=np.float64).T for q in judged},
                               {q: np.asarray(real[q], dtype=np.float64) for q in judged},
                               grid, grid, num_bins=num_bins,
@@ -145,7 +145,7 @@ def held_out_score(generated: dict[str, np.ndarray], real: dict[str, np.ndarray]
         return float("inf"), {"cells_judged": 0.0}
     terms = {f"w1_over_floor_{q}": float(np.mean(rs)) for q, rs in ratios.items() if rs}
     terms["w1_over_floor_worst"] = float(max(found))
-    terms["cells_judged"] = float(len(found)) if num_bins > 1 else 0.0
+    terms["cells_judged"] = float(len(found)) if num_bins == section.grid_bins else 0.0
     return float(np.mean(found)), terms
 
 
