@@ -37,7 +37,8 @@ from galaxy_hpc.data.gz2 import QUESTIONS
 from galaxy_hpc.data.stretch import stretch_from_dict
 from galaxy_hpc.evaluate.config import MorphologyFidelityConfig
 from galaxy_hpc.evaluate.morphology import predict_fractions
-from galaxy_hpc.evaluate.morphology_fidelity import UNIT, batch_sums, floor_galaxies, fractions
+from galaxy_hpc.evaluate.morphology_fidelity import (batch_sums, floor_galaxies, fractions,
+                                                     pooled_mae)
 from galaxy_hpc.models.ldm.images import VAE_INFO
 from galaxy_hpc.models.vote_predictor import load_vote_predictor
 from hpc.store import open_store
@@ -65,16 +66,13 @@ def scores(truth: np.ndarray, predicted: np.ndarray, min_reach: float) -> dict[s
     sums = batch_sums(truth, predicted, min_reach=min_reach, num_bins=1)
     q1 = QUESTIONS[0].columns
     smooth_true, smooth_pred = truth[:, SMOOTH], predicted[:, SMOOTH]
-    return {"q1_mae": float(sums[q1, 1].sum() / UNIT / sums[q1, 0].sum()),
+    return {"q1_mae": pooled_mae(sums, q1)[0],
             "smooth_mae": float(np.abs(smooth_true - smooth_pred).mean()),
             "q1_r": float(np.corrcoef(smooth_true, smooth_pred)[0, 1]),
             "smooth_read_true_lt_0.3": float(smooth_pred[smooth_true < 0.3].mean()),
             "smooth_read_true_gt_0.7": float(smooth_pred[smooth_true > 0.7].mean()),
-            "pooled_mae": float(sums[:, 1].sum() / UNIT / sums[:, 0].sum()),
-            "question_mae": {str(q.number): (float(sums[q.columns, 1].sum() / UNIT
-                                                   / sums[q.columns, 0].sum())
-                                             if sums[q.columns, 0].sum() else None)
-                             for q in QUESTIONS}}
+            "pooled_mae": pooled_mae(sums, slice(None))[0],
+            "question_mae": {str(q.number): pooled_mae(sums, q.columns)[0] for q in QUESTIONS}}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -38,7 +38,8 @@ from galaxy_hpc.data.synth.votes import QUESTIONS as VOTE_QUESTIONS
 from galaxy_hpc.data.synth.votes import answer_probabilities
 from galaxy_hpc.evaluate.config import MorphologyFidelityConfig
 from galaxy_hpc.evaluate.morphology import predict_fractions
-from galaxy_hpc.evaluate.morphology_fidelity import UNIT, batch_sums, floor_galaxies, fractions
+from galaxy_hpc.evaluate.morphology_fidelity import (batch_sums, floor_galaxies, fractions,
+                                                     pooled_mae)
 from hpc.store import open_store
 
 
@@ -64,12 +65,11 @@ def oracle_fractions(store: Any, rows: np.ndarray) -> np.ndarray:
 
 
 def per_question(sums: np.ndarray) -> list[tuple[float | None, int]]:
+    """(MAE, galaxies counted) of each question."""
     out = []
     for q in QUESTIONS:
-        pairs = int(sums[q.columns, 0].sum())
-        width = len(range(37)[q.columns])
-        out.append((float(sums[q.columns, 1].sum() / UNIT / pairs) if pairs else None,
-                    pairs // width))
+        mae, pairs = pooled_mae(sums, q.columns)
+        out.append((mae, pairs // len(range(37)[q.columns])))
     return out
 
 

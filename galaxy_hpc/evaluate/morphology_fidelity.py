@@ -161,7 +161,9 @@ def _calibration(sums: np.ndarray, num_bins: int) -> list[dict[str, Any]]:
     return out
 
 
-def _mae(sums: np.ndarray, columns: Any) -> tuple[float | None, int]:
+def pooled_mae(sums: np.ndarray, columns: Any) -> tuple[float | None, int]:
+    """(MAE pooled over the (galaxy, answer) pairs of `columns`, the pair count) from
+    `batch_sums` sums; None where no pair counted."""
     pairs = int(sums[columns, 0].sum())
     return (float(sums[columns, 1].sum() / UNIT / pairs) if pairs else None), pairs
 
@@ -194,14 +196,14 @@ def score(generated: np.ndarray, real: np.ndarray, cfg: MorphologyFidelityConfig
     """Per-question MAE, floor, ratio and verdict, the overall numbers and verdict."""
     questions = []
     for q in QUESTIONS:
-        (mae, pairs), (floor, real_pairs) = _mae(generated, q.columns), _mae(real, q.columns)
+        (mae, pairs), (floor, real_pairs) = pooled_mae(generated, q.columns), pooled_mae(real, q.columns)
         width = len(range(NUM_ANSWERS)[q.columns])  # answers of this question
         n_gen, n_real = pairs // width, real_pairs // width
         questions.append({"question": q.number, "slug": q.slug, "text": q.text, "mae": mae,
                           "floor": floor, "num_generated": n_gen, "num_real": n_real,
                           **judge(mae, floor, n_gen, n_real, cfg)})
     everything = np.arange(NUM_ANSWERS)
-    (mae, _), (floor, _) = _mae(generated, everything), _mae(real, everything)
+    (mae, _), (floor, _) = pooled_mae(generated, everything), pooled_mae(real, everything)
     judged = [q for q in questions if q["status"] in ("pass", "fail")]
     failed = [f"Q{q['question']}" for q in judged if q["status"] == "fail"]
     passed = bool(judged) and not failed
