@@ -22,6 +22,7 @@ login node.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,6 +75,16 @@ class DataFacts:
     @property
     def num_items(self) -> int:
         return len(self.store)
+
+
+def item_seed(seed: int, index: int, draw: int = 0) -> int:
+    """The RNG seed of one held-out item's `draw`-th random draw under the run's seed. A
+    whole-set validation that draws its randomness per item with it scores the same
+    items the same however they fall into batches and ranks (the batch seed depends on
+    which item a batch starts with)."""
+    digest = hashlib.sha256(f"{seed}:validation-item:{index}:{draw}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
 
 
 class ModelFamily(ABC):
@@ -149,7 +160,8 @@ class ModelFamily(ABC):
                            ) -> dict[str, "np.ndarray"]:
         """{name: array with the batch's items on axis 0} for one held-out batch (through
         `prepare_batch`, seeded as for `validation_loss`); only when
-        `whole_set_validation`."""
+        `whole_set_validation`. Randomness drawn per item with `item_seed` (not from the
+        batch's seed) keeps the score independent of how the items fell into batches."""
         raise NotImplementedError(f"{type(self).__name__} measures no whole-set validation")
 
     def validation_score(self, measured: dict[str, "np.ndarray"]

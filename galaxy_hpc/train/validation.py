@@ -9,7 +9,9 @@ them in store order (`in_store_order`) and the family scores the whole set. The 
 fixed (the first `data.validation_max_items` held-out items, no augmentation, no caption
 dropout, captions as stored) and every batch's randomness (noise, timesteps) is seeded
 from the batch's first store index, not the step, so successive validations differ only
-by the weights.
+by the weights. A whole-set family can seed each item instead
+(galaxy_hpc.models.contract.item_seed): then its
+score does not depend on how the items fell into batches over the ranks either.
 
 `BestTracker` is the pure bookkeeping: the lowest loss and its step, the validations
 since then, and whether early stopping says stop. It is saved in every checkpoint, so

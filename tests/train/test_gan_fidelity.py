@@ -5,7 +5,8 @@ are known: a generator that gives back the real images meets both targets; one w
 galaxies are all twice as bright follows the trend (ranks unchanged) but fails the flux
 cells and only those; one whose galaxies follow the mass with none of the data's
 scatter over-states the trend and fails it; a sparse cell is left out of the verdict.
-The knobs against galaxies too alike: generator_aux_weight weighs G's auxiliary term
+Validation draws each held-out row from its own seed, so batching cannot move the
+score. The knobs against galaxies too alike: generator_aux_weight weighs G's auxiliary term
 alone (0 removes it from G's gradient and leaves D's untouched); diversity_weight pairs
 fakes that share a condition and pixel noise and rewards their distance per latent
 distance; minibatch_std_group gives D the spread of each group of images, groups never
@@ -291,3 +292,43 @@ def test_judge_measures_every_draw_and_takes_trends_from_the_first(sample):
         assert q["num_draws"] == 2 and q["w1"] == pytest.approx(0.5 * q1["w1"])
     with pytest.raises(ValueError, match="draws_per_row"):
         FidelitySection(draws_per_row=0)
+
+
+def test_validation_draws_each_row_from_its_own_seed_whatever_the_batches():
+    """The whole-set validation's galaxies of a held-out row depend on the row alone (and
+    the run's seed), not on the batch it fell into or the RNG state the loop set for that
+    batch: the score of a set does not move with the number of ranks."""
+    from types import SimpleNamespace
+
+    from galaxy_hpc.models.gan.family import GanFamily
+
+    module = tiny_module().eval()
+    family = GanFamily.__new__(GanFamily)
+    family.cfg = SimpleNamespace(run=SimpleNamespace(seed=5), model=SimpleNamespace(
+        fidelity=FidelitySection(draws_per_row=2, colour_bands=[0, 0])))
+    family.scaler = module._scaler
+    family.data = SimpleNamespace(stretch=SimpleNamespace(inverse=np.exp))  # positive fluxes
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.normal(size=(3, 1, 12, 12)).astype(np.float32))
+    conditions = torch.tensor([[0.05, 10.0], [0.1, 10.5], [0.15, 11.0]])
+
+    def measure(rows, batch_seed):
+        torch.manual_seed(batch_seed)  # as the loop seeds each batch
+        with torch.no_grad():
+            return family.validation_measure(module, {
+                "pixel_values": images[rows], "conditions": conditions[rows],
+                "index": torch.tensor([7, 19, 40])[rows]})
+
+    whole = measure([0, 1, 2], batch_seed=1)
+    first, rest = measure([0], batch_seed=2), measure([1, 2], batch_seed=3)
+    for q in ("log_flux", "half_light_radius"):
+        found = whole[f"generated_{q}"]
+        assert found.shape == (3, 2) and np.isfinite(found).all()
+        np.testing.assert_allclose(found, np.concatenate([first[f"generated_{q}"],
+                                                          rest[f"generated_{q}"]]),
+                                   rtol=1e-4, atol=1e-5)  # float sums batched differently
+        assert not np.array_equal(found[:, 0], found[:, 1])  # the draws differ
+    reseeded = family.cfg.run.seed
+    family.cfg.run.seed = reseeded + 1  # another run's seed draws other galaxies
+    other = measure([0, 1, 2], 1)["generated_log_flux"]
+    assert np.nanmax(np.abs(other - whole["generated_log_flux"])) > 1e-3

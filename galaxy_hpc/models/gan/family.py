@@ -82,7 +82,7 @@ from galaxy_hpc.models.gan.networks import (
     Discriminator,
     generator_from_spec,
 )
-from galaxy_hpc.models.contract import ModelFamily
+from galaxy_hpc.models.contract import ModelFamily, item_seed
 
 MONITOR_BATCH = 64
 
@@ -301,10 +301,11 @@ class GanFamily(ModelFamily):
     def validation_measure(self, module: torch.nn.Module, batch: dict[str, Any]
                            ) -> dict[str, np.ndarray]:
         """Each held-out row drawn `model.fidelity.draws_per_row` times from its conditions
-        (noise from the loop's per-batch seed, so every validation draws the same), the
-        judged quantities measured on those galaxies and on the real images of the rows;
-        and D's auxiliary regression error on the real images (val_d_aux: rising while
-        the training d_aux falls is D memorising)."""
+        (the noise of each draw seeded by the row's store index, so every validation draws
+        the same, however the rows fall into batches over the ranks), the judged
+        quantities measured on those galaxies and on the real images of the rows; and D's
+        auxiliary regression error on the real images (val_d_aux: rising while the
+        training d_aux falls is D memorising)."""
         section = self.cfg.model.fidelity
         real = batch["pixel_values"]
         c = self.scaler.normalise(batch["conditions"])
@@ -317,11 +318,12 @@ class GanFamily(ModelFamily):
                                 dtype=np.float64)
             return fidelity.measured_quantities(values, bands)
 
+        rows = [int(i) for i in batch["index"]]
         draws = []
-        for _ in range(section.draws_per_row):
-            z = torch.randn(len(real), generator.latent_dim, device=real.device)
-            maps = torch.randn(len(real), *generator.pixel_noise_shape, device=real.device)
-            draws.append(measured(generator(z, c, maps)))
+        for k in range(section.draws_per_row):
+            z, maps = noise_for_seeds([item_seed(self.cfg.run.seed, row, k) for row in rows],
+                                      generator.latent_dim, generator.pixel_noise_shape)
+            draws.append(measured(generator(z.to(real.device), c, maps.to(real.device))))
         found = measured(real)
         _, read = inner.discriminator(real, c)
         out = {"conditions": batch["conditions"].double().cpu().numpy(),
