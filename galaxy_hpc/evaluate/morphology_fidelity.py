@@ -15,8 +15,12 @@ Both sides are counted as the predictor's held-out metrics count them: fractions
 renormalised per question (Hart16's debiased fractions do not sum to 1; the predictor's
 do), a question counting for a galaxy where at least `min_reach` of the volunteers reached
 it and someone answered it, MAE pooled over that question's (galaxy, answer) pairs.
-Beside the MAE, per answer and per bin of the requested fraction, the count, sum and sum
-of squares of the predicted fraction give the requested-vs-predicted plot.
+Every counted galaxy has all of a question's answers, so that is the mean over galaxies
+of each galaxy's mean error on the question, and the sum of squares of those per-galaxy
+means gives its standard error (`mae_error`): a miss of 0.004 with an error of 0.003
+reads differently from one of 0.03. Beside the MAE, per answer and per bin of the
+requested fraction, the count, sum and sum of squares of the predicted fraction give the
+requested-vs-predicted plot.
 
 Ranks take contiguous runs of whole batches of the global batch grid (passes.py: the same
 batches for any rank count). The sums are integers, fractions in units of 2^-32 (a
@@ -51,10 +55,15 @@ from hpc.dist import resolve_env
 from hpc.store import Store, open_store
 
 UNIT = 2.0 ** 32  # fixed-point unit of the sums: integer sums are exact in any order
+BINNED = 3  # batch_sums' first binned column: before it pairs, sum |error|, sum of squares
 # The question (0..10) of each of the 37 answers.
 _ANSWER_QUESTION = np.zeros(NUM_ANSWERS, dtype=np.int64)
 for _number, _question in enumerate(QUESTIONS):
     _ANSWER_QUESTION[_question.columns] = _number
+# (37, 11): answer -> its question's mean (1 / the question's answer count).
+_QUESTION_MEAN = np.zeros((NUM_ANSWERS, len(QUESTIONS)))
+_QUESTION_MEAN[np.arange(NUM_ANSWERS), _ANSWER_QUESTION] = 1.0
+_QUESTION_MEAN /= _QUESTION_MEAN.sum(axis=0, keepdims=True)
 
 
 def _fixed(values: np.ndarray) -> np.ndarray:
@@ -70,13 +79,18 @@ def fractions(store: Store, suffix: str, rows: slice | np.ndarray) -> np.ndarray
 
 def batch_sums(requested: np.ndarray, predicted: np.ndarray, *, min_reach: float,
                num_bins: int) -> np.ndarray:
-    """(37, 2 + 3 num_bins) int64: per answer the counted pairs, sum |requested -
-    predicted|, then per requested-fraction bin the count, sum and sum of squares of the
-    predicted fraction (fractions in units of 2^-32)."""
+    """(37, BINNED + 3 num_bins) int64: per answer the counted pairs, sum |requested -
+    predicted|, the sum over its counted galaxies of the square of the galaxy's mean
+    |error| on the answer's question (the same in every answer of a question), then per
+    requested-fraction bin the count, sum and sum of squares of the predicted fraction
+    (fractions in units of 2^-32)."""
     use = counted(requested, min_reach)[:, _ANSWER_QUESTION]  # (n, 37)
-    out = np.zeros((NUM_ANSWERS, 2 + 3 * num_bins), dtype=np.int64)
+    out = np.zeros((NUM_ANSWERS, BINNED + 3 * num_bins), dtype=np.int64)
+    error = np.abs(requested - predicted)
+    per_galaxy = (error @ _QUESTION_MEAN)[:, _ANSWER_QUESTION]  # (n, 37)
     out[:, 0] = use.sum(axis=0)
-    out[:, 1] = np.where(use, _fixed(np.abs(requested - predicted)), 0).sum(axis=0)
+    out[:, 1] = np.where(use, _fixed(error), 0).sum(axis=0)
+    out[:, 2] = np.where(use, _fixed(per_galaxy * per_galaxy), 0).sum(axis=0)
     bins = np.clip((requested * num_bins).astype(np.int64), 0, num_bins - 1)
     slot = (np.arange(NUM_ANSWERS)[None, :] * num_bins + bins)[use]
     size = NUM_ANSWERS * num_bins
@@ -84,7 +98,7 @@ def batch_sums(requested: np.ndarray, predicted: np.ndarray, *, min_reach: float
     for k, weights in enumerate((None, _fixed(y), _fixed(y * y))):
         # float64 bincount of integer weights is exact below 2^53 (a batch: ~2^32 x n)
         summed = np.bincount(slot, weights=weights, minlength=size)
-        out[:, 2 + k * num_bins:2 + (k + 1) * num_bins] = \
+        out[:, BINNED + k * num_bins:BINNED + (k + 1) * num_bins] = \
             np.rint(summed).astype(np.int64).reshape(NUM_ANSWERS, num_bins)
     return out
 
@@ -121,7 +135,7 @@ def floor_galaxies(cfg: MorphologyFidelityConfig, real: Store) -> tuple[np.ndarr
 def _store_sums(store: Store, indices: np.ndarray | None, predictor: Any, stretch: Stretch,
                 cfg: MorphologyFidelityConfig, comm: Comm, bar) -> np.ndarray:
     """This rank's sums over its whole batches of the store (or of `indices` of it)."""
-    sums = np.zeros((NUM_ANSWERS, 2 + 3 * cfg.num_bins), dtype=np.int64)
+    sums = np.zeros((NUM_ANSWERS, BINNED + 3 * cfg.num_bins), dtype=np.int64)
     bounds = rank_batches(len(store) if indices is None else len(indices), cfg.batch_size,
                           comm.rank, comm.size)
     if not bounds:
@@ -148,7 +162,7 @@ def _calibration(sums: np.ndarray, num_bins: int) -> list[dict[str, Any]]:
     """Per answer and requested-fraction bin: count, mean and std of the predicted fraction."""
     out = []
     for a in ANSWERS:
-        count, total, squares = (sums[a.index, 2 + k * num_bins:2 + (k + 1) * num_bins]
+        count, total, squares = (sums[a.index, BINNED + k * num_bins:BINNED + (k + 1) * num_bins]
                                  .astype(np.float64) for k in range(3))
         with np.errstate(divide="ignore", invalid="ignore"):
             mean = np.where(count > 0, total / UNIT / count, np.nan)
@@ -168,26 +182,55 @@ def pooled_mae(sums: np.ndarray, columns: Any) -> tuple[float | None, int]:
     return (float(sums[columns, 1].sum() / UNIT / pairs) if pairs else None), pairs
 
 
+def mae_error(sums: np.ndarray, question: Any) -> float | None:
+    """The standard error of one question's pooled MAE (`pooled_mae` of its columns) from
+    `batch_sums` sums: the spread of the per-galaxy mean errors over sqrt(galaxies), the
+    galaxies taken as independent; None below two galaxies."""
+    columns = range(NUM_ANSWERS)[question.columns]
+    mae, pairs = pooled_mae(sums, question.columns)
+    galaxies = pairs // len(columns)
+    if mae is None or galaxies < 2:
+        return None
+    mean_square = float(sums[question.columns, 2].sum()) / len(columns) / UNIT / galaxies
+    spread = mean_square - mae * mae
+    if spread < 8 / UNIT:  # the fixed point's rounding: every galaxy misses by as much
+        spread = 0.0
+    return float(np.sqrt(spread / (galaxies - 1)))
+
+
+def _sigmas(excess: float, error: float | None) -> str:
+    """" (k sigma)" for a miss by `excess` with standard error `error`."""
+    return f" ({excess / error:.1f} sigma)" if error else ""
+
+
 def judge(mae: float | None, floor: float | None, num_generated: int, num_real: int,
-          cfg: MorphologyFidelityConfig) -> dict[str, Any]:
-    """One question's ratio to the floor, status (pass, fail, sparse, no_floor) and verdict."""
+          cfg: MorphologyFidelityConfig, *, mae_se: float | None = None,
+          floor_se: float | None = None) -> dict[str, Any]:
+    """One question's ratio to the floor (with its standard error, from those of the MAE
+    and the floor), status (pass, fail, sparse, no_floor) and verdict. A miss says by how
+    many standard errors it misses: the status is the target's, the sigmas say whether
+    another sample of galaxies could read the other side of the line."""
     ratio = mae / floor if mae is not None and floor else None
+    ratio_se = (ratio * float(np.hypot(mae_se / mae, floor_se / floor))
+                if ratio and mae_se is not None and floor_se is not None else None)
+    errors = {"mae_se": mae_se, "floor_se": floor_se, "ratio_se": ratio_se}
     if mae is None or num_generated < cfg.min_galaxies:
-        return {"ratio": ratio, "status": "sparse",
+        return {"ratio": ratio, **errors, "status": "sparse",
                 "verdict": f"too few galaxies ({num_generated} < {cfg.min_galaxies})"}
     if floor is None or num_real < cfg.min_galaxies:
-        return {"ratio": ratio, "status": "no_floor",
+        return {"ratio": ratio, **errors, "status": "no_floor",
                 "verdict": f"no floor (real galaxies {num_real} < {cfg.min_galaxies})"}
     # A predictor that misreads real galaxies by more than max_mae cannot tell whether a
     # generator meets it: even the real images fail. Still a fail (the target is what it
     # is), with the reason, so the remedy (a better predictor) is not sought in the model.
     unmeasurable = (f" (the predictor's own floor {floor:.3f} is above it: judging this "
                     "question needs a better predictor)" if floor > cfg.max_mae else "")
-    failed = ([f"MAE {mae:.3f} > {cfg.max_mae:g}{unmeasurable}"] if mae > cfg.max_mae
-              else []) + (
-        [f"{ratio:.2f}x the floor > {cfg.max_floor_ratio:g}x" if ratio is not None
+    failed = ([f"MAE {mae:.3f} > {cfg.max_mae:g}{_sigmas(mae - cfg.max_mae, mae_se)}"
+               f"{unmeasurable}"] if mae > cfg.max_mae else []) + (
+        [f"{ratio:.2f}x the floor > {cfg.max_floor_ratio:g}x"
+         f"{_sigmas(ratio - cfg.max_floor_ratio, ratio_se)}" if ratio is not None
          else "floor 0"] if mae > cfg.max_floor_ratio * floor else [])
-    return {"ratio": ratio, "status": "fail" if failed else "pass",
+    return {"ratio": ratio, **errors, "status": "fail" if failed else "pass",
             "verdict": "fail: " + ", ".join(failed) if failed else "pass"}
 
 
@@ -201,7 +244,8 @@ def score(generated: np.ndarray, real: np.ndarray, cfg: MorphologyFidelityConfig
         n_gen, n_real = pairs // width, real_pairs // width
         questions.append({"question": q.number, "slug": q.slug, "text": q.text, "mae": mae,
                           "floor": floor, "num_generated": n_gen, "num_real": n_real,
-                          **judge(mae, floor, n_gen, n_real, cfg)})
+                          **judge(mae, floor, n_gen, n_real, cfg,
+                                  mae_se=mae_error(generated, q), floor_se=mae_error(real, q))})
     everything = np.arange(NUM_ANSWERS)
     (mae, _), (floor, _) = pooled_mae(generated, everything), pooled_mae(real, everything)
     judged = [q for q in questions if q["status"] in ("pass", "fail")]
@@ -224,8 +268,10 @@ class MorphologyFidelityResult(EvaluationResult):
                  f"{d['num_generated']:,} generated galaxies (predictor {d['predictor']}); "
                  f"floor: its MAE on {d['floor_galaxies']['description']}",
                  f"overall MAE {_f(o['mae'])}, floor {_f(o['floor'])}, ratio {_f(o['ratio'])}",
-                 f"{'question':<22} {'MAE':>6} {'floor':>6} {'ratio':>6}  verdict"]
-        lines += [f"Q{q['question']:<2} {q['slug']:<18} {_f(q['mae']):>6} {_f(q['floor']):>6} "
+                 f"{'question':<22} {'MAE':>6} {'+-':>5} {'floor':>6} {'+-':>5} {'ratio':>6}  "
+                 "verdict"]
+        lines += [f"Q{q['question']:<2} {q['slug']:<18} {_f(q['mae']):>6} "
+                  f"{_f(q.get('mae_se')):>5} {_f(q['floor']):>6} {_f(q.get('floor_se')):>5} "
                   f"{_f(q['ratio'], 2):>6}  {q['verdict']}" for q in d["questions"]]
         return "\n".join(lines + d["notes"] + [d["verdict"]])
 

@@ -255,3 +255,38 @@ def test_two_ranks_give_the_json_of_one(made, close, mpiexec, galaxy_hpc, subpro
         del one[key], two[key]
     assert two == one
     assert json.loads((tmp_path / "morphology_fidelity.json").read_text())["passed"] is True
+
+
+def test_the_standard_error_is_the_spread_of_per_galaxy_errors_over_root_n():
+    """Galaxies whose errors differ: each question's error is the standard deviation of
+    its galaxies' mean absolute errors over sqrt(galaxies), summed batch by batch as the
+    ranks sum them; a miss says by how many of them it misses."""
+    from galaxy_hpc.data.gz2 import normalise_per_question
+    from galaxy_hpc.evaluate.morphology_fidelity import (batch_sums, judge, mae_error,
+                                                         pooled_mae)
+    from galaxy_hpc.models.dino.metrics import counted
+
+    rng = np.random.default_rng(11)
+    requested = normalise_per_question(rng.random((600, 37)))
+    predicted = normalise_per_question(np.clip(
+        requested + rng.normal(0, 0.08, requested.shape) * rng.random((600, 1)), 0, None))
+    sums = sum(batch_sums(requested[k:k + 128], predicted[k:k + 128], min_reach=0.5,
+                          num_bins=4) for k in range(0, 600, 128))
+    use = counted(requested, 0.5)
+    for number, q in enumerate(QUESTIONS):
+        rows = use[:, number]
+        if rows.sum() < 2:
+            continue
+        per_galaxy = np.abs(requested - predicted)[rows][:, q.columns].mean(axis=1)
+        assert pooled_mae(sums, q.columns)[0] == pytest.approx(per_galaxy.mean(), abs=1e-8)
+        assert mae_error(sums, q) == pytest.approx(
+            per_galaxy.std(ddof=1) / np.sqrt(rows.sum()), rel=1e-5), q.slug
+    assert mae_error(sums, QUESTIONS[0]) > 5e-4  # the errors do differ
+    cfg = MorphologyFidelityConfig(max_mae=0.1, max_floor_ratio=1.5)
+    near = judge(0.104, 0.095, 400, 400, cfg, mae_se=0.003, floor_se=0.002)
+    assert near["status"] == "fail" and near["verdict"] == "fail: MAE 0.104 > 0.1 (1.3 sigma)"
+    assert near["ratio_se"] == pytest.approx(0.104 / 0.095 * np.hypot(0.003 / 0.104,
+                                                                       0.002 / 0.095))
+    far = judge(0.2, 0.1, 400, 400, cfg, mae_se=0.01, floor_se=0.005)
+    assert far["verdict"] == ("fail: MAE 0.200 > 0.1 (10.0 sigma), 2.00x the floor > 1.5x "
+                              f"({0.5 / (2 * np.hypot(0.05, 0.05)):.1f} sigma)")

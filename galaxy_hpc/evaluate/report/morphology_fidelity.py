@@ -1,6 +1,6 @@
 """The report's morphology-fidelity section: per GZ2 question the MAE of predicted against
-requested vote fractions beside the predictor's floor, their ratio and the verdict (rows
-coloured by it), and the requested-vs-predicted plot."""
+requested vote fractions beside the predictor's floor, each with its standard error,
+their ratio and the verdict (rows coloured by it), and the requested-vs-predicted plot."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ ROW_CLASS = {"pass": "within", "fail": "off", "sparse": "sparse", "no_floor": "s
 def morphology_fidelity_section(result: dict[str, Any], folder: Path,
                                 images: list[str]) -> str:
     targets = result["targets"]
-    rows = [[f"Q{q['question']} {q['slug']}", q["mae"], q["floor"], q["ratio"],
-             q["num_generated"], q["num_real"], q["verdict"]] for q in result["questions"]]
+    rows = [[f"Q{q['question']} {q['slug']}", q["mae"], q.get("mae_se"), q["floor"],
+             q.get("floor_se"), q["ratio"], q["num_generated"], q["num_real"], q["verdict"]]
+            for q in result["questions"]]
     o = result["overall"]
-    rows.append(["all questions (pooled)", o["mae"], o["floor"], o["ratio"], "", "", ""])
+    rows.append(["all questions (pooled)", o["mae"], "", o["floor"], "", o["ratio"], "", "",
+                 ""])
     classes = [ROW_CLASS[q["status"]] for q in result["questions"]] + [""]
     chart = vote_calibration(result, folder)
     images.append(chart)
@@ -33,8 +35,8 @@ def morphology_fidelity_section(result: dict[str, Any], folder: Path,
                           f"{targets['max_floor_ratio']:g}x the floor; it counts for a galaxy "
                           f"where at least {result['min_reach']:g} of the volunteers reached "
                           "it."] + result["notes"])
-            + html.table(["question", "MAE", "floor", "MAE / floor", "n generated", "n real",
-                          "verdict"], rows, classes)
+            + html.table(["question", "MAE", "± (std error)", "floor", "±", "MAE / floor",
+                          "n generated", "n real", "verdict"], rows, classes)
             + html.image(chart, "mean predicted fraction per requested-fraction bin, per "
                          "answer (bars: std); dotted: real galaxies' true vs predicted",
                          "plots"))
