@@ -162,8 +162,9 @@ def _calibration(sums: np.ndarray, num_bins: int) -> list[dict[str, Any]]:
     """Per answer and requested-fraction bin: count, mean and std of the predicted fraction."""
     out = []
     for a in ANSWERS:
-        count, total, squares = (sums[a.index, BINNED + k * num_bins:BINNED + (k + 1) * num_bins]
-                                 .astype(np.float64) for k in range(3))
+        count, total, squares = (
+            sums[a.index, BINNED + k * num_bins:BINNED + (k + 1) * num_bins].astype(np.float64)
+            for k in range(3))
         with np.errstate(divide="ignore", invalid="ignore"):
             mean = np.where(count > 0, total / UNIT / count, np.nan)
             std = np.sqrt(np.clip(np.where(count > 0, squares / UNIT / count, np.nan)
@@ -239,7 +240,8 @@ def score(generated: np.ndarray, real: np.ndarray, cfg: MorphologyFidelityConfig
     """Per-question MAE, floor, ratio and verdict, the overall numbers and verdict."""
     questions = []
     for q in QUESTIONS:
-        (mae, pairs), (floor, real_pairs) = pooled_mae(generated, q.columns), pooled_mae(real, q.columns)
+        (mae, pairs), (floor, real_pairs) = (pooled_mae(generated, q.columns),
+                                             pooled_mae(real, q.columns))
         width = len(range(NUM_ANSWERS)[q.columns])  # answers of this question
         n_gen, n_real = pairs // width, real_pairs // width
         questions.append({"question": q.number, "slug": q.slug, "text": q.text, "mae": mae,

@@ -86,7 +86,6 @@ def item_seed(seed: int, index: int, draw: int = 0) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-
 class ModelFamily(ABC):
     """One model family. `cfg` is its training config (run, data, optim, zero, ema and its
     own `model` section); `data` what the dataset found in the store."""
