@@ -10,12 +10,17 @@ Two measurements, both with the statistics the run uses (galaxy_hpc.data.fidelit
 - oracle (with --real and --pool): the generator replaced by fresh synthetic galaxies,
   for each judged store row the unused galaxy of another synth store (another seed)
   nearest in (redshift, log M*) in units of the real store's std, drawn without
-  replacement; judged exactly as the exported generator is (fidelity.judge).
+  replacement; judged exactly as the exported generator is (fidelity.judge). With
+  `--augment any` each oracle galaxy is first rotated by a random angle as training's
+  `data.rotation: any` rotates it (galaxy_hpc.data.augment.rotate, in linear flux): the
+  galaxies of a generator that learned the augmented training set perfectly. What that
+  reads is what the augmentation itself costs on the target (`right_angles` moves pixels
+  without changing them, so it reads as no augmentation).
 
     galaxy-hpc synth --n 4000 --size 32 --float --no-captions --out runs/gan/synth32f.zarr
     galaxy-hpc synth --n 24000 --size 32 --float --no-captions --seed 7 --out runs/gan/pool32f.zarr
     python benchmarks/gan_fidelity_null.py --real runs/gan/synth32f.zarr \
-        --pool runs/gan/pool32f.zarr
+        --pool runs/gan/pool32f.zarr [--augment any]
 """
 
 from __future__ import annotations
@@ -44,7 +49,10 @@ def null(trials: int, cell_size: int, cells: int, draws: int, seed: int) -> np.n
     return worst
 
 
-def oracle(real_path: str, pool_path: str, draws: int) -> None:
+def oracle(real_path: str, pool_path: str, draws: int, augment: str = "none") -> None:
+    import torch
+
+    from galaxy_hpc.data.augment import rotate
     from galaxy_hpc.models.gan import consistency, fidelity
     from galaxy_hpc.models.gan.config import FidelitySection
     from hpc.store import open_store
@@ -68,6 +76,11 @@ def oracle(real_path: str, pool_path: str, draws: int) -> None:
               f"{np.median(distance[np.arange(len(cond)), pick]):.3f} std")
     real = store.read_images_at(rows)
     fakes = np.stack([pool.read_images_at(p) for p in picks])
+    if augment == "any":
+        angles = np.random.default_rng(0).uniform(0.0, 360.0, fakes.shape[:2])
+        fakes = np.stack([rotate(torch.from_numpy(np.ascontiguousarray(f)), a).numpy()
+                          for f, a in zip(fakes, angles)])
+        print("oracle galaxies rotated by random angles (data.rotation: any)")
     for label, generated in [(f"draw {k} alone", fakes[k]) for k in range(draws)] + [
             (f"{draws} draws", fakes)]:
         verdict = fidelity.judge(generated, real, cond, NAMES, FidelitySection(),
@@ -82,6 +95,8 @@ def main() -> None:
     parser.add_argument("--cell-size", type=int, default=222)  # 2,000 rows / 9 cells
     parser.add_argument("--real")
     parser.add_argument("--pool")
+    parser.add_argument("--augment", choices=("none", "any"), default="none",
+                        help="rotate the oracle's galaxies as data.rotation does")
     args = parser.parse_args()
     for draws in (1, 4):
         worst = null(args.trials, args.cell_size, 16, draws, seed=draws)
@@ -89,7 +104,7 @@ def main() -> None:
               f"{(worst <= 1.5).mean():.0%} of {args.trials} trials (median max "
               f"W1/floor {np.median(worst):.2f})")
     if args.real and args.pool:
-        oracle(args.real, args.pool, draws=4)
+        oracle(args.real, args.pool, draws=4, augment=args.augment)
 
 
 if __name__ == "__main__":
