@@ -90,8 +90,11 @@ def test_corners_hold_sky_not_black():
 
 @pytest.mark.parametrize("hflip,vflip", [(False, False), (True, False), (False, True),
                                          (True, True)])
-def test_pixels_whose_source_lies_beyond_the_cutout_keep_their_own_flipped_value(hflip, vflip):
-    image = torch.rand(1, 3, 32, 32)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_pixels_whose_source_lies_beyond_the_cutout_keep_their_own_flipped_value(
+        hflip, vflip, dtype):
+    """float32/64 build the grid in numpy (complex), other dtypes in torch: both keep them."""
+    image = torch.rand(1, 3, 32, 32).to(dtype)
     out = rotate(image, [45.0], hflips=[hflip], vflips=[vflip])
     flipped = image
     if hflip:
