@@ -15,8 +15,12 @@ PARTS = ("bench_train", "bench_generate", "bench_fid", "bench_data")
 
 @pytest.mark.slow
 def test_dry_run_prints_every_row_with_a_figure_or_a_reason(tmp_path):
-    done = subprocess.run([str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run", "--out",
-                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    # --cap-scale 3: the caps are what an idle 2-core machine needs; this test checks the
+    # rows, not the speed, and CI machines share their cores (a part over its cap is a row
+    # that says "timed out", which fails the asserts below).
+    done = subprocess.run([str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run",
+                           "--cap-scale", "3", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     env = report["environment"]
