@@ -73,14 +73,14 @@ def draw_conditions(count: int, rng) -> np.ndarray:
     return np.stack([rng.uniform(0.05, 0.2, count), rng.uniform(9.5, 11.5, count)], axis=1)
 
 
-def toy_module(r1_every: int = 4, **kw):
+def toy_module(r1_every: int = 4, modulation: str = "film", **kw):
     from galaxy_hpc.models.gan.family import GanTrainModule
     from galaxy_hpc.models.gan.networks import ConditionScaler, Discriminator, Generator
 
     torch.manual_seed(0)
     generator = Generator(image_shape=(1, SIDE, SIDE), num_conditions=2, latent_dim=16,
                           condition_dim=16, mapping_layers=2, style_dim=32, channels=[32, 16, 8],
-                          norm_groups=4)
+                          norm_groups=4, modulation=modulation)
     discriminator = Discriminator(image_shape=(1, SIDE, SIDE), num_conditions=2,
                                   channels=[8, 16, 32], spectral_norm=False)
     scaler = ConditionScaler([0.125, 10.5], [0.043, 0.58])
@@ -134,10 +134,13 @@ def test_frozen_restores_flags_after_an_error():
     assert layer.weight.requires_grad and not layer.bias.requires_grad
 
 
-def test_both_networks_learn_and_generated_galaxies_follow_the_condition():
+# Demodulated convolutions start as plain ones (every style scale 1) and take about twice
+# the toy's steps to follow the condition as strongly.
+@pytest.mark.parametrize("modulation, steps", [("film", 120), ("demod", 240)])
+def test_both_networks_learn_and_generated_galaxies_follow_the_condition(modulation, steps):
     from galaxy_hpc.models.gan.consistency import measure_consistency
 
-    module = toy_module().train()
+    module = toy_module(modulation=modulation).train()
     G, D = module.generator, module.discriminator
     before = {name: p.detach().clone() for name, p in module.named_parameters()}
     optimizer = torch.optim.AdamW([{"params": G.parameters()}, {"params": D.parameters()}],
@@ -158,7 +161,7 @@ def test_both_networks_learn_and_generated_galaxies_follow_the_condition():
     rng = np.random.default_rng(0)
     torch.manual_seed(1)
     history = []
-    for _ in range(120):
+    for _ in range(steps):
         conditions = draw_conditions(16, rng)
         loss, terms = module({"pixel_values": torch.from_numpy(blobs(conditions, rng)),
                               "conditions": torch.tensor(conditions, dtype=torch.float32)})
@@ -277,7 +280,72 @@ def test_consistency_report_on_a_store(tmp_path):
 # ---------------------------------------------------------------- networks
 
 
-def test_networks_at_50_and_128_px_resize_without_transposed_convolutions():
+def test_demodulated_conv_is_each_images_own_conv_and_linear_in_its_input():
+    """modulation "demod": image b is convolved with the shared weights scaled by its own
+    style and renormalised per output channel (written out here image by image), and the
+    layer is linear in its input, so faint outskirts come out in proportion however bright
+    the core (a per-image GroupNorm rescales them by statistics the core dominates)."""
+    from galaxy_hpc.models.gan.networks import DemodulatedConv, GeneratorBlock
+
+    torch.manual_seed(0)
+    conv = DemodulatedConv(4, 6, style_dim=5)
+    torch.nn.init.normal_(conv.affine.weight, std=0.3)
+    torch.nn.init.normal_(conv.bias)
+    x, w = torch.randn(3, 4, 9, 11), torch.randn(3, 5)
+    got = conv(x, w)
+    for b in range(3):
+        weight = conv.weight * (1 + conv.affine(w[b]))[None, :, None, None]
+        weight = weight / weight.pow(2).sum(dim=(1, 2, 3), keepdim=True).sqrt()
+        want = F.conv2d(F.pad(x[b:b + 1], (1, 1, 1, 1), mode="reflect"), weight, conv.bias)
+        assert torch.allclose(got[b:b + 1], want, atol=1e-5)
+    yy, xx = torch.meshgrid(torch.arange(9.0) - 4, torch.arange(11.0) - 5, indexing="ij")
+    core = torch.exp(-(yy**2 + xx**2) / 2).expand(3, 4, 9, 11) * 50
+    outskirts = torch.exp(-(yy**2 + xx**2).sqrt() / 4).expand(3, 4, 9, 11) * 0.1
+    bias = conv.bias.view(1, -1, 1, 1)
+    response = conv(core + 2 * outskirts, w) - conv(core + outskirts, w)
+    assert torch.allclose(response, conv(outskirts, w) - bias, atol=1e-4)
+    # The same question put to the GroupNorm block's first convolution: not linear.
+    film = GeneratorBlock(4, 8, (9, 11), style_dim=5, groups=4, upsample=False)
+    first = lambda v: film.norm1(film.conv1(v))  # noqa: E731
+    assert not torch.allclose(first(core + 2 * outskirts) - first(core + outskirts),
+                              first(outskirts) - first(torch.zeros_like(outskirts)), atol=1e-2)
+    with pytest.raises(ValueError, match="modulation"):
+        GeneratorBlock(4, 8, (9, 11), style_dim=5, groups=4, upsample=False, modulation="adain")
+
+
+def test_export_keeps_the_modulation_and_older_exports_load_as_film(tmp_path):
+    """generator.json names the modulation; a folder saved before the key existed (no
+    "modulation") loads its GroupNorm/FiLM weights strictly, as it was trained."""
+    from galaxy_hpc.models.gan.generator import GalaxyGenerator, load_generator
+    from galaxy_hpc.models.gan.networks import generator_from_spec
+
+    spec = {"image_shape": [3, 20, 20], "image_dtype": "float32", "num_conditions": 2,
+            "condition_names": NAMES, "condition_mean": [0.1, 10.5],
+            "condition_std": [0.05, 0.5], "latent_dim": 8, "condition_dim": 8,
+            "mapping_layers": 1, "style_dim": 16, "channels": [16, 8, 8], "norm_groups": 4,
+            "stretch": {"kind": "asinh", "softening": [0.1] * 3, "lower": [-0.1] * 3,
+                        "upper": [5.0] * 3}}
+    conditions, seeds = [[0.05, 10.0], [0.15, 11.0], [0.1, 10.4]], [3, 4, 5]
+    for modulation in ("demod", None):
+        saved = dict(spec) if modulation is None else {**spec, "modulation": modulation}
+        torch.manual_seed(0)
+        network = generator_from_spec(saved)
+        for p in network.parameters():  # FiLM / style scales start at zero: make them not
+            torch.nn.init.normal_(p, std=0.2)
+        made = GalaxyGenerator(network, saved)
+        folder = made.save(tmp_path / str(modulation))
+        written = json.loads((folder / "generator.json").read_text())
+        assert written.get("modulation") == modulation
+        loaded = load_generator(folder)
+        kinds = {type(m).__name__ for m in loaded.network.modules()}
+        assert ("DemodulatedConv" in kinds) == (modulation == "demod")
+        assert ("GroupNorm" in kinds) == (modulation is None)
+        np.testing.assert_array_equal(loaded.generate(conditions, seeds),
+                                      made.generate(conditions, seeds))
+
+
+@pytest.mark.parametrize("modulation", ["film", "demod"])
+def test_networks_at_50_and_128_px_resize_without_transposed_convolutions(modulation):
     from galaxy_hpc.models.gan.networks import Discriminator, Generator, resolution_ladder
 
     assert resolution_ladder(50, 50, 4) == [(7, 7), (13, 13), (25, 25), (50, 50)]
@@ -287,7 +355,8 @@ def test_networks_at_50_and_128_px_resize_without_transposed_convolutions():
     for shape in [(3, 50, 50), (4, 128, 128), (1, 40, 56)]:
         torch.manual_seed(0)
         G = Generator(image_shape=shape, num_conditions=2, latent_dim=8, condition_dim=8,
-                      mapping_layers=1, style_dim=16, channels=[16, 8, 8, 8], norm_groups=4)
+                      mapping_layers=1, style_dim=16, channels=[16, 8, 8, 8], norm_groups=4,
+                      modulation=modulation)
         D = Discriminator(image_shape=shape, num_conditions=2, channels=[8, 8, 8, 16],
                           spectral_norm=True)
         images = G(torch.randn(2, 8), torch.zeros(2, 2))
@@ -309,6 +378,7 @@ def test_configs_reject_bad_fields_and_sbatch_script():
                             ("model.discriminator_channels=[8,16]", "discriminator_channels"),
                             ("model.generator_channels=[30,16,8,8]", "norm_groups"),
                             ("zero.stage=3", "zero.stage"),
+                            ("model.generator_modulation=adain", "generator_modulation"),
                             ("model.consistency.num_samples=4", "num_samples")]:
         with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
             load_config(TINY, [override])

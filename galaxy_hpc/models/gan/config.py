@@ -104,6 +104,11 @@ class GanModelConfig:
     # Discriminator widths from the image down (the same resolutions in reverse).
     discriminator_channels: list[int] = field(default_factory=lambda: [64, 128, 256, 256])
     norm_groups: int = 8  # GroupNorm groups in the generator (per-image: no batch statistics)
+    # How w reaches the generator's convolutions: "film" (GroupNorm, then a per-channel
+    # scale and shift; norm_groups applies) or "demod" (StyleGAN2's weight demodulation:
+    # the weights scaled per image, no normalisation of the activations, so the ratio of
+    # faint outskirts to the core is not rescaled by per-image statistics; networks.py).
+    generator_modulation: str = "film"
     # Spectral norm on every discriminator layer but the regression head. Off by default:
     # measured on small runs, it slowed D's regression of the conditions so much that G's
     # mass-flux correlation swung between -0.9 and +0.9 from one check to the next; R1
@@ -139,6 +144,9 @@ class GanModelConfig:
         for name in ("latent_dim", "condition_dim", "style_dim", "norm_groups"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.generator_modulation not in ("film", "demod"):
+            raise ValueError("model.generator_modulation must be 'film' or 'demod', got "
+                             f"{self.generator_modulation!r}")
         if self.mapping_layers < 1:
             raise ValueError(f"model.mapping_layers must be >= 1, got {self.mapping_layers}")
         for name in ("generator_channels", "discriminator_channels"):

@@ -223,6 +223,7 @@ class GanFamily(ModelFamily):
             "latent_dim": model.latent_dim, "condition_dim": model.condition_dim,
             "mapping_layers": model.mapping_layers, "style_dim": model.style_dim,
             "channels": list(model.generator_channels), "norm_groups": model.norm_groups,
+            "modulation": model.generator_modulation,
             "stretch": self.stretch.to_dict(), "store": str(self.store.path)}
         generator = generator_from_spec(self.spec)
         discriminator = Discriminator(image_shape=shape, num_conditions=len(self.names),
