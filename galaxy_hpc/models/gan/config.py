@@ -40,6 +40,9 @@ class ConsistencySection:
             raise ValueError(f"consistency.num_bins must be >= 1, got {self.num_bins}")
 
 
+# model.generator_modulation's values (networks.GeneratorBlock builds each).
+GENERATOR_MODULATIONS = ("film", "demod")
+
 FIDELITY_QUANTITIES = ("log_flux", "half_light_radius", "colour", "concentration")
 
 
@@ -144,9 +147,9 @@ class GanModelConfig:
         for name in ("latent_dim", "condition_dim", "style_dim", "norm_groups"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
-        if self.generator_modulation not in ("film", "demod"):
-            raise ValueError("model.generator_modulation must be 'film' or 'demod', got "
-                             f"{self.generator_modulation!r}")
+        if self.generator_modulation not in GENERATOR_MODULATIONS:
+            raise ValueError(f"model.generator_modulation must be one of "
+                             f"{GENERATOR_MODULATIONS}, got {self.generator_modulation!r}")
         if self.mapping_layers < 1:
             raise ValueError(f"model.mapping_layers must be >= 1, got {self.mapping_layers}")
         for name in ("generator_channels", "discriminator_channels"):

@@ -53,6 +53,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from galaxy_hpc.models.gan.config import GENERATOR_MODULATIONS
+
 LEAK = 0.2
 
 
@@ -142,9 +144,6 @@ class DemodulatedConv(nn.Module):
         return out.view(batch, -1, height, width) + self.bias.view(1, -1, 1, 1)
 
 
-MODULATIONS = ("film", "demod")
-
-
 class GeneratorBlock(nn.Module):
     """Resize to `size` (bilinear; none at the first level), then two modulated 3x3
     convolutions, with a 1x1 residual path. modulation "film": conv, GroupNorm, FiLM;
@@ -153,8 +152,9 @@ class GeneratorBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, size: tuple[int, int], *,
                  style_dim: int, groups: int, upsample: bool, modulation: str = "film") -> None:
         super().__init__()
-        if modulation not in MODULATIONS:
-            raise ValueError(f"modulation must be one of {MODULATIONS}, got {modulation!r}")
+        if modulation not in GENERATOR_MODULATIONS:
+            raise ValueError(f"modulation must be one of {GENERATOR_MODULATIONS}, got "
+                             f"{modulation!r}")
         self.size, self.upsample, self.modulation = size, upsample, modulation
         if modulation == "film":
             self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1,
