@@ -66,29 +66,62 @@ def test_one_and_two_ranks_write_the_same_store(galaxy_hpc, mpiexec, tmp_path):
     assert second["num_ranks"] == 2 and first["checksum"] == second["checksum"]
 
 
+HOLD_AFTER_ONE_SHARD = """
+import os, sys, time
+from pathlib import Path
+from hpc.store import writer
+write = writer.StoreWriter.write_shard
+def write_then_hold(self, shard, *args, **kwargs):
+    write(self, shard, *args, **kwargs)
+    Path(os.environ["HOLD_DIR"], str(os.getpid())).touch()
+    time.sleep(300)  # held here until the test kills the job; never writes a second shard
+writer.StoreWriter.write_shard = write_then_hold
+from galaxy_hpc.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @pytest.mark.mpi
 def test_killed_run_resumes_to_the_same_store(galaxy_hpc, mpiexec, tmp_path):
+    """Each rank is held after its first shard (a shim around the writer), so the SIGKILL of
+    the whole job lands at a known point, 2 of 6 shards written, however fast the machine."""
+    import sys
+
     clean = json.loads(subprocess.run(synth_cmd(galaxy_hpc, tmp_path / "clean.zarr"),
                                       capture_output=True, text=True, check=True,
                                       timeout=300).stdout)
-    out = tmp_path / "killed.zarr"
-    job = subprocess.Popen([mpiexec, "-n", "2", *synth_cmd(galaxy_hpc, out)], cwd=tmp_path,
+    out, held = tmp_path / "killed.zarr", tmp_path / "held"
+    held.mkdir()
+    job = subprocess.Popen([mpiexec, "-n", "2", sys.executable, "-c", HOLD_AFTER_ONE_SHARD,
+                            *synth_cmd(galaxy_hpc, out)[1:]], cwd=tmp_path,
+                           env={**os.environ, "HOLD_DIR": str(held)},
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
     deadline = time.time() + 240
-    while True:  # kill once some shards, but not all, are complete
-        assert time.time() < deadline and job.poll() is None, "synth finished before the kill"
-        if out.exists():
-            done = len(open_store_for_writing(out).completed_shards())
-            if done >= 2:
-                break
-        time.sleep(0.2)
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait()
-    assert len(open_store_for_writing(out).pending_shards()) > 0
+    try:
+        while len(os.listdir(held)) < 2:  # both ranks wrote a shard and are held
+            assert time.time() < deadline and job.poll() is None, "the ranks never got held"
+            time.sleep(0.1)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)  # mpiexec and its ranks, at once
+        job.wait()
+    ranks = [int(name) for name in os.listdir(held)]
+    deadline = time.time() + 30
+    while any(map(alive, ranks)) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(map(alive, ranks)), "a rank outlived the kill of its job"
+    assert len(open_store_for_writing(out).completed_shards()) == 2
     resumed = json.loads(subprocess.run(synth_cmd(galaxy_hpc, out), capture_output=True,
                                         text=True, check=True, timeout=300).stdout)
-    assert resumed["shards_drawn_here"] < 6 and resumed["checksum"] == clean["checksum"]
+    assert resumed["shards_drawn_here"] == 4 and resumed["checksum"] == clean["checksum"]
 
 
 def run_cli(galaxy_hpc, *argv, cwd=None) -> subprocess.CompletedProcess:
