@@ -11,7 +11,11 @@ store, whose columns are the truth, say what a faithful model would reach.
 
 With a real store it also judges conditional fidelity (galaxy_hpc.data.fidelity): per
 cell of a grid over the condition columns, the generated and real distributions of log
-flux, size, colour and concentration against the real cell's split-half noise floor.
+flux, size, colour and concentration against the real cell's split-half noise floor. A
+catalog that drew each condition row K times (generate's conditions.per_row) is judged as
+K draws of its rows (`draws: auto`): per cell the mean of the K draws' W1, the floor
+scaled to one draw, the statistic a GAN run's fidelity.json states its targets in, so a
+recipe's figures can be read again from a catalog made by `generate`.
 
 Measuring is split over ranks (whole batches); rank correlations and cell distributions
 need every value, so the measurements (four floats a galaxy) are gathered, and the
@@ -112,19 +116,44 @@ def _quantities(measured: np.ndarray, names: list[str]) -> dict[str, np.ndarray]
     return {name: columns[name] for name in names}
 
 
+def draws_of_rows(store: Store) -> tuple[np.ndarray, str] | None:
+    """(K, R) object indices when the catalog drew each of R condition rows exactly K > 1
+    times (its source_row column; draw k of a row its k-th object in catalog order), with
+    a line saying so; None for any other store (no source_row, one draw, or rows drawn
+    unequal times: a catalog of `selection: sample`)."""
+    if store.spec.columns.get("source_row") != "int64":
+        return None
+    rows = np.asarray(store.read_column("source_row"))
+    if rows.size == 0:
+        return None
+    _, counts = np.unique(rows, return_counts=True)
+    k = int(counts[0])
+    if k < 2 or not (counts == k).all():
+        return None
+    order = np.lexsort((np.arange(rows.size), rows))  # by row, then catalog order
+    return order.reshape(-1, k).T, f"{k} draws of each of {counts.size:,} condition rows"
+
+
 def _fidelity(cfg: ConditioningConfig, generated: Store, real: Store,
               measured: dict[str, np.ndarray]) -> dict[str, Any]:
     grids = {name: {c: store.read_column(c).astype(np.float64) for c in cfg.grid}
              for name, store in (("generated", generated), ("real", real))}
-    cells = cell_fidelity(_quantities(measured["generated"], cfg.quantities),
-                          _quantities(measured["real"], cfg.quantities),
+    found = _quantities(measured["generated"], cfg.quantities)
+    draws = draws_of_rows(generated) if cfg.draws == "auto" else None
+    described = "every galaxy one sample"
+    if draws is not None:  # (K, R): a row's conditions are the same in each of its draws
+        index, described = draws
+        found = {name: values[index] for name, values in found.items()}
+        grids["generated"] = {c: values[index[0]] for c, values in grids["generated"].items()}
+    cells = cell_fidelity(found, _quantities(measured["real"], cfg.quantities),
                           grids["generated"], grids["real"], num_bins=cfg.grid_bins,
                           min_per_cell=cfg.min_per_cell, num_splits=cfg.num_splits,
                           tolerance_sigmas=cfg.tolerance_sigmas, seed=cfg.seed)
     return {"quantities": list(cfg.quantities), "min_per_cell": cfg.min_per_cell,
             "num_splits": cfg.num_splits, "tolerance_sigmas": cfg.tolerance_sigmas,
             "colour": f"band {cfg.colour_bands[0]} - band {cfg.colour_bands[1]} (magnitudes)",
-            **cells}
+            "draws_per_row": 1 if draws is None else int(draws[0].shape[0]),
+            "generated_as": described, **cells}
 
 
 def fidelity_lines(fidelity: dict[str, Any]) -> list[str]:
@@ -175,7 +204,8 @@ class ConditioningResult(EvaluationResult):
             grid = " x ".join(d["fidelity"]["grid"]) or "one cell"
             lines.append(f"conditional fidelity per cell of {grid} "
                          f"(W1 against the real split-half floor, within "
-                         f"{d['fidelity']['tolerance_sigmas']:g} sigma):")
+                         f"{d['fidelity']['tolerance_sigmas']:g} sigma; generated: "
+                         f"{d['fidelity'].get('generated_as', 'every galaxy one sample')}):")
             lines += fidelity_lines(d["fidelity"])
         return "\n".join(lines)
 

@@ -245,10 +245,18 @@ class ConditioningConfig:
     tolerance_sigmas: float = 3.0  # "within noise" while W1 <= floor + this many floor stds
     num_bootstrap: int = 200  # resamples for the 68% intervals of each Spearman rho
     seed: int = 0  # the split halves and the bootstrap resamples are drawn from it
+    # auto: a catalog that drew every condition row the same K > 1 times (generate's
+    # conditions.per_row; its source_row column) is judged as K draws of those rows, each
+    # cell's W1 the mean of the draws' and the floor scaled to one draw, as a GAN run's
+    # fidelity.json (galaxy_hpc.data.fidelity); any other catalog as one sample. pooled:
+    # every galaxy as one sample, always.
+    draws: str = "auto"
 
     def __post_init__(self) -> None:
         _positive(self, "num_bins", "batch_size", "grid_bins", "min_per_cell",
                   "num_bootstrap")
+        if self.draws not in DRAWS:
+            raise ValueError(f"draws must be one of {', '.join(DRAWS)}, got {self.draws!r}")
         for pair in self.pairs:
             requested, _, measured = pair.partition(":")
             if not requested or measured not in MEASURED:
@@ -271,6 +279,7 @@ class ConditioningConfig:
 
 MEASURED = ("total_flux", "half_light_radius", "colour", "concentration")
 FIDELITY_QUANTITIES = ("log_flux", "half_light_radius", "colour", "concentration")
+DRAWS = ("auto", "pooled")
 
 
 @dataclass

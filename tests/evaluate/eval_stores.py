@@ -45,11 +45,14 @@ def blob_cells(per_cell) -> list[tuple[int, int, int]]:
 
 
 def blob_store(out: Path, seed: int, *, per_cell=60, bands: int = 3,
-               flux_factor: dict | None = None) -> Path:
+               flux_factor: dict | None = None, draws: int = 0) -> Path:
     """A float32 store of round Gaussian galaxies with redshift and log_stellar_mass columns.
     Flux rises with mass and falls with redshift, size rises with mass, each with a
     log-normal scatter of 0.1 dex; band k has 1.5**k times band 0's light (a fixed colour).
-    `flux_factor` {(i, j): f} multiplies the flux of every galaxy of cell (i, j)."""
+    `flux_factor` {(i, j): f} multiplies the flux of every galaxy of cell (i, j).
+    `draws` K > 0: a catalog as `generate` writes with conditions.per_row K, each
+    condition row drawn K times in a row (its own scatter and noise each time) and a
+    source_row column."""
     import numpy as np
 
     from hpc.store import StoreSpec, create_store, finalize_store
@@ -61,6 +64,12 @@ def blob_store(out: Path, seed: int, *, per_cell=60, bands: int = 3,
         mass.append(MASSES[j] + rng.uniform(-0.1, 0.1, count))
         factor.append(np.full(count, (flux_factor or {}).get((i, j), 1.0)))
     z, mass, factor = (np.concatenate(v) for v in (z, mass, factor))
+    columns = {"redshift": "float64", "log_stellar_mass": "float64"}
+    extra = {}
+    if draws:
+        rows = np.repeat(np.arange(len(z)), draws)
+        z, mass, factor = z[rows], mass[rows], factor[rows]
+        columns["source_row"], extra["source_row"] = "int64", rows.astype(np.int64)
     n = len(z)
     flux = 200.0 * 10 ** (0.8 * (mass - 10.5)) * (0.1 / z) * factor \
         * 10 ** rng.normal(0.0, 0.1, n)
@@ -70,13 +79,12 @@ def blob_store(out: Path, seed: int, *, per_cell=60, bands: int = 3,
         / (2 * np.pi * sigma[:, None, None] ** 2)
     images = np.stack([light * 1.5**k for k in range(bands)], axis=1)
     images = (images + rng.normal(0.0, 0.05, images.shape)).astype(np.float32)
-    spec = StoreSpec(image_shape=images.shape[1:], image_dtype="float32",
-                     columns={"redshift": "float64", "log_stellar_mass": "float64"},
+    spec = StoreSpec(image_shape=images.shape[1:], image_dtype="float32", columns=columns,
                      shard_size=128)
     writer = create_store(out, spec, num_items=n)
     for shard in range(writer.num_shards):
         a, b = writer.shard_bounds(shard)
-        writer.write_shard(shard, images[a:b], {"redshift": z[a:b],
-                                                "log_stellar_mass": mass[a:b]})
+        writer.write_shard(shard, images[a:b], {"redshift": z[a:b], "log_stellar_mass": mass[a:b],
+                                                **{k: v[a:b] for k, v in extra.items()}})
     finalize_store(out)
     return out

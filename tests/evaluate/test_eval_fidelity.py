@@ -30,7 +30,8 @@ def blobs(tmp_path_factory):
             "same": blob_store(root / "same.zarr", 2, per_cell={SPARSE: 10}),
             "brighter": blob_store(root / "brighter.zarr", 3, flux_factor={BRIGHT: 2.0}),
             "real_1band": blob_store(root / "real1.zarr", 4, bands=1, per_cell=40),
-            "gen_1band": blob_store(root / "gen1.zarr", 5, bands=1, per_cell=40)}
+            "gen_1band": blob_store(root / "gen1.zarr", 5, bands=1, per_cell=40),
+            "draws": blob_store(root / "draws.zarr", 6, per_cell=40, draws=4)}
 
 
 def evaluate(blobs, generated, real="real", **settings):
@@ -178,6 +179,75 @@ def test_concentration_and_colour_of_a_gaussian_with_known_bands():
     assert shape.colour[0] == pytest.approx(-2.5 * np.log10(1 / 1.5), abs=1e-6)
     one_band = images[:, :1]
     assert np.isnan(profile(one_band, measure(one_band)).colour[0])
+
+
+def test_a_catalog_of_k_draws_per_row_is_judged_draw_by_draw(blobs):
+    """A catalog that drew each of 360 rows 4 times (source_row, as generate's per_row
+    writes it): per cell W1 is the mean over the 4 draws of each draw's W1 against the real
+    cell, recomputed here from the images; `draws: pooled` judges the 1,440 as one sample."""
+    from hpc.store import open_store
+
+    def log_flux_of(name):
+        store = open_store(blobs[name])
+        images = store.read_images(0, len(store)).astype(np.float64)
+        columns = {c: store.read_column(c) for c in store.spec.columns}
+        return np.log10(measure(images).total_flux), columns
+
+    gen, gen_columns = log_flux_of("draws")
+    real, real_columns = log_flux_of("real")
+    rows = gen_columns["source_row"]
+    by_draw = np.stack([gen[rows == r] for r in range(360)], axis=1)  # (4, 360)
+    row_mass = gen_columns["log_stellar_mass"][::4]
+    row_z = gen_columns["redshift"][::4]
+
+    def in_cell(z, mass, cell, reference):
+        edges = [np.quantile(reference[c], [1 / 3, 2 / 3]) for c in ("redshift",
+                                                                      "log_stellar_mass")]
+        return (np.searchsorted(edges[0], z) == cell[0]) & \
+            (np.searchsorted(edges[1], mass) == cell[1])
+
+    auto = evaluate(blobs, "draws", quantities=["log_flux"])
+    pooled = evaluate(blobs, "draws", quantities=["log_flux"], draws="pooled")
+    for result, k in ((auto, 4), (pooled, 1)):
+        fidelity = result.to_dict()["fidelity"]
+        assert fidelity["draws_per_row"] == k
+        for cell in fidelity["cells"]:
+            q = cell["quantities"]["log_flux"]
+            assert (q["num_draws"], q["num_generated"], q["status"]) == (k, 160, "within")
+            mine = in_cell(row_z, row_mass, cell["bins"], real_columns)
+            theirs = real[in_cell(real_columns["redshift"], real_columns["log_stellar_mass"],
+                                  cell["bins"], real_columns)]
+            expected = (np.mean([wasserstein_distance(d[mine], theirs) for d in by_draw])
+                        if k == 4 else wasserstein_distance(by_draw[:, mine].ravel(), theirs))
+            assert q["w1"] == pytest.approx(expected, rel=1e-9)
+    assert "generated: 4 draws of each of 360 condition rows" in auto.summary()
+    assert "generated: every galaxy one sample" in pooled.summary()
+    # Pooled, the floor is scaled to 160 galaxies, not 40: a quarter of the variance.
+    floors = [[c["quantities"]["log_flux"]["floor"] for c in r.to_dict()["fidelity"]["cells"]]
+              for r in (auto, pooled)]
+    assert all(a > 1.2 * p for a, p in zip(*floors))
+
+
+def test_rows_drawn_unequal_times_are_one_sample(tmp_path):
+    from galaxy_hpc.evaluate.conditioning import draws_of_rows
+    from hpc.store import StoreSpec, create_store, finalize_store, open_store
+
+    def catalog(name, rows):
+        spec = StoreSpec(image_shape=(1, 4, 4), image_dtype="float32",
+                         columns={"source_row": "int64"}, shard_size=8)
+        writer = create_store(tmp_path / name, spec, num_items=len(rows))
+        writer.write_shard(0, np.zeros((len(rows), 1, 4, 4), np.float32),
+                           {"source_row": np.asarray(rows, np.int64)})
+        finalize_store(tmp_path / name)
+        return open_store(tmp_path / name)
+
+    index, said = draws_of_rows(catalog("even.zarr", [2, 0, 2, 1, 0, 1]))
+    assert index.tolist() == [[1, 3, 0], [4, 5, 2]] and said == \
+        "2 draws of each of 3 condition rows"
+    assert draws_of_rows(catalog("uneven.zarr", [0, 0, 1, 1, 1, 2])) is None
+    assert draws_of_rows(catalog("once.zarr", [0, 1, 2])) is None
+    with pytest.raises(ValueError, match="draws must be one of auto, pooled, got 'mean'"):
+        ConditioningConfig(draws="mean")
 
 
 def test_a_grid_column_missing_from_a_store_is_named(blobs):
