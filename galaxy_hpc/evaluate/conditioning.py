@@ -140,9 +140,10 @@ def _fidelity(cfg: ConditioningConfig, generated: Store, real: Store,
              for name, store in (("generated", generated), ("real", real))}
     found = _quantities(measured["generated"], cfg.quantities)
     draws = draws_of_rows(generated) if cfg.draws == "auto" else None
-    described = "every galaxy one sample"
+    per_row, described = 1, "every galaxy one sample"
     if draws is not None:  # (K, R): a row's conditions are the same in each of its draws
         index, described = draws
+        per_row = int(index.shape[0])
         found = {name: values[index] for name, values in found.items()}
         grids["generated"] = {c: values[index[0]] for c, values in grids["generated"].items()}
     cells = cell_fidelity(found, _quantities(measured["real"], cfg.quantities),
@@ -152,7 +153,7 @@ def _fidelity(cfg: ConditioningConfig, generated: Store, real: Store,
     return {"quantities": list(cfg.quantities), "min_per_cell": cfg.min_per_cell,
             "num_splits": cfg.num_splits, "tolerance_sigmas": cfg.tolerance_sigmas,
             "colour": f"band {cfg.colour_bands[0]} - band {cfg.colour_bands[1]} (magnitudes)",
-            "draws_per_row": 1 if draws is None else int(draws[0].shape[0]),
+            "draws_per_row": per_row,
             "generated_as": described, **cells}
 
 
