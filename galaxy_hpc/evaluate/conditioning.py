@@ -40,6 +40,7 @@ from hpc.comm import Comm, job_comm, on_root
 from hpc.store import Store, open_store
 
 NUMERIC = ("float64", "float32", "int64")
+POOLED = "every galaxy one sample"  # how a catalog not judged as draws of its rows is read
 
 
 def _pairs(cfg: ConditioningConfig, store: Store) -> list[tuple[str, str]]:
@@ -140,7 +141,7 @@ def _fidelity(cfg: ConditioningConfig, generated: Store, real: Store,
              for name, store in (("generated", generated), ("real", real))}
     found = _quantities(measured["generated"], cfg.quantities)
     draws = draws_of_rows(generated) if cfg.draws == "auto" else None
-    per_row, described = 1, "every galaxy one sample"
+    per_row, described = 1, POOLED
     if draws is not None:  # (K, R): a row's conditions are the same in each of its draws
         index, described = draws
         per_row = int(index.shape[0])
@@ -206,7 +207,7 @@ class ConditioningResult(EvaluationResult):
             lines.append(f"conditional fidelity per cell of {grid} "
                          f"(W1 against the real split-half floor, within "
                          f"{d['fidelity']['tolerance_sigmas']:g} sigma; generated: "
-                         f"{d['fidelity'].get('generated_as', 'every galaxy one sample')}):")
+                         f"{d['fidelity'].get('generated_as', POOLED)}):")
             lines += fidelity_lines(d["fidelity"])
         return "\n".join(lines)
 
