@@ -15,9 +15,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 
-SAMPLERS = ("ddim", "dpm_solver++", "euler_ancestral")
-
-
 @dataclass
 class ModelSection:
     """Which generator, from which local folder (nothing is downloaded).
@@ -64,13 +61,15 @@ class ModelSection:
 class SamplerSection:
     """The diffusion sampler (ignored by generators that do not sample, e.g. a GAN).
 
-    name: ddim, dpm_solver++ (DPMSolverMultistepScheduler, second order) or
-    euler_ancestral (stochastic: its noise comes from each object's own generator, so it
-    is as reproducible as the others). Built from the model's own scheduler config, so
+    name: ddim, dpm_solver++ (DPMSolverMultistepScheduler, second order),
+    dpm_solver++_sde (its stochastic form) or euler_ancestral. The stochastic ones take
+    their noise from each object's own generator, so they are as reproducible as the
+    others, and they correct part of a model's errors that the deterministic ones carry
+    through (galaxy_hpc/models/samplers.py). Built from the model's own scheduler config, so
     the beta schedule and prediction type are the model's.
     """
 
-    name: Literal["ddim", "dpm_solver++", "euler_ancestral"] = "dpm_solver++"
+    name: Literal["ddim", "dpm_solver++", "dpm_solver++_sde", "euler_ancestral"] = "dpm_solver++"
     steps: int = 25
     guidance_scale: float = 7.5
     eta: float = 0.0  # DDIM only: 0 deterministic DDIM, 1 DDPM-like

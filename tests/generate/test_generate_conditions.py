@@ -237,20 +237,54 @@ def test_each_sampler_is_reproducible_and_they_differ(models, captions_csv, tmp_
     from hpc.config import load_config
 
     made = {}
-    for sampler in ("ddim", "dpm_solver++", "euler_ancestral"):
+    for sampler in ("ddim", "dpm_solver++", "dpm_solver++_sde", "euler_ancestral"):
         config = write_config(tmp_path / f"{sampler}.yaml", {
             "out": str(tmp_path / "unused.zarr"), **sd(models, sampler=sampler),
             "conditions": {"source": "table", "path": str(captions_csv)}})
         catalog = build_catalog(load_config(config, cls=GenerateConfig))
-        assert catalog.generator.sampler_provenance()["class"] == {
+        provenance = catalog.generator.sampler_provenance()
+        assert provenance["class"] == {
             "ddim": "DDIMScheduler", "dpm_solver++": "DPMSolverMultistepScheduler",
+            "dpm_solver++_sde": "DPMSolverMultistepScheduler",
             "euler_ancestral": "EulerAncestralDiscreteScheduler"}[sampler]
+        if sampler.startswith("dpm"):
+            assert provenance["config"]["algorithm_type"] == {
+                "dpm_solver++": "dpmsolver++", "dpm_solver++_sde": "sde-dpmsolver++"}[sampler]
         first, _ = catalog.make(np.arange(3))
         again, _ = catalog.make(np.arange(3))
         np.testing.assert_array_equal(first, again)
         made[sampler] = first
     assert not np.array_equal(made["ddim"], made["dpm_solver++"])
     assert not np.array_equal(made["ddim"], made["euler_ancestral"])
+    assert not np.array_equal(made["dpm_solver++"], made["dpm_solver++_sde"])
+
+
+def test_latent_model_takes_the_stochastic_samplers_and_ddim_eta(models, tmp_path):
+    """The LDM passes eta to DDIM (it was dropped once: eta 1 drew what eta 0 drew) and
+    draws the SDE solver's noise from each object's generator (reproducible)."""
+    from astropy.table import Table
+
+    from galaxy_hpc.generate.config import GenerateConfig
+    from galaxy_hpc.generate.job import build_catalog
+    from hpc.config import load_config
+
+    Table({"redshift": [0.05, 0.1, 0.2], "log_stellar_mass": [9.5, 10.5, 11.0]}).write(
+        tmp_path / "zm.csv", format="ascii.csv")
+    made = {}
+    for name, sampler, eta in (("ddim0", "ddim", 0.0), ("ddim1", "ddim", 1.0),
+                               ("ode", "dpm_solver++", 0.0), ("sde", "dpm_solver++_sde", 0.0)):
+        spec = ldm(models, "ldm_zm", steps=4)
+        spec["sampler"].update(name=sampler, eta=eta)
+        config = write_config(tmp_path / f"{name}.yaml", {
+            "out": str(tmp_path / "unused.zarr"), **spec,
+            "conditions": {"source": "table", "path": str(tmp_path / "zm.csv")}})
+        catalog = build_catalog(load_config(config, cls=GenerateConfig))
+        first, _ = catalog.make(np.arange(3))
+        again, _ = catalog.make(np.arange(3))
+        np.testing.assert_array_equal(first, again)
+        made[name] = first
+    assert np.abs(made["ddim0"] - made["ddim1"]).max() > 1e-3
+    assert np.abs(made["ode"] - made["sde"]).max() > 1e-3
 
 
 def test_an_object_is_what_diffusers_draws_for_its_caption_and_seed(models, captions_csv,

@@ -64,7 +64,8 @@ class LDMGenerator:
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         out = self.pipe(conditions=np.asarray(batch.vectors, dtype=np.float32),
                         num_inference_steps=self.sampler.steps,
-                        guidance_scale=self.sampler.guidance_scale, generator=generators)
+                        guidance_scale=self.sampler.guidance_scale, eta=self.sampler.eta,
+                        generator=generators)
         values = out.store_values if out.store_values is not None else \
             (np.asarray(out.stretched, dtype=np.float32) + 1.0) * 127.5
         values = np.asarray(values, dtype=np.float32)

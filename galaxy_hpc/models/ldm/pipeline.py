@@ -18,6 +18,7 @@ units, and the condition columns live in the encoder's config (`condition_names`
 
 Classifier-free guidance: eps = eps(null) + s (eps(c) - eps(null)); scale 1 is
 the plain conditional model (one UNet pass per step).
+`eta` goes to schedulers that take it (DDIM: 0 deterministic, 1 DDPM-like noise).
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class GalaxyLDMPipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, conditions: Any, num_inference_steps: int = 25,
                  guidance_scale: float = 3.0, generator: torch.Generator | None = None,
+                 eta: float = 0.0,
                  latents: torch.Tensor | None = None, output_type: str = "np",
                  return_dict: bool = True) -> GalaxyLDMPipelineOutput | tuple:
         if guidance_scale < 1:
@@ -110,8 +112,9 @@ class GalaxyLDMPipeline(DiffusionPipeline):
             raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
         latents = latents.to(device, torch.float32) * self.scheduler.init_noise_sigma
         self.scheduler.set_timesteps(num_inference_steps, device=device)
-        step_kwargs = ({"generator": generator}
-                       if "generator" in inspect.signature(self.scheduler.step).parameters else {})
+        accepted = inspect.signature(self.scheduler.step).parameters
+        step_kwargs = {name: value for name, value in (("generator", generator), ("eta", eta))
+                       if name in accepted}
         context = unet_inputs(self.unet, tokens)
         for t in self.progress_bar(self.scheduler.timesteps):
             model_input = torch.cat([latents] * 2) if guided else latents
