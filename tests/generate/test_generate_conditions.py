@@ -259,6 +259,15 @@ def test_each_sampler_is_reproducible_and_they_differ(models, captions_csv, tmp_
     assert not np.array_equal(made["dpm_solver++"], made["dpm_solver++_sde"])
 
 
+def test_the_config_offers_the_samplers_build_scheduler_knows():
+    from typing import get_args, get_type_hints
+
+    from galaxy_hpc.generate.config import SamplerSection
+    from galaxy_hpc.models.samplers import SAMPLERS
+
+    assert get_args(get_type_hints(SamplerSection)["name"]) == SAMPLERS
+
+
 def test_latent_model_takes_the_stochastic_samplers_and_ddim_eta(models, tmp_path):
     """The LDM passes eta to DDIM (it was dropped once: eta 1 drew what eta 0 drew) and
     draws the SDE solver's noise from each object's generator (reproducible)."""
