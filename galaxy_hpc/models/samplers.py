@@ -9,7 +9,7 @@ ODE, which carries the model's errors to the end; the stochastic ones (euler_anc
 dpm_solver++_sde, ddim at eta 1) add fresh noise each step, which corrects part of them.
 That is not a nicety: the 32 px flux LDM of configs/train/ldm_unet_flux_fidelity.yaml
 drew galaxies 27% faint in their central 2 px and ~0.9 px too large with dpm_solver++
-at 20 or 50 steps, 9-13% faint and 0.15-0.25 px large with any of the stochastic ones
+at 20 or 50 steps, 9-13% faint and 0.13-0.24 px large with any of the stochastic ones
 (docs/train.md, "Conditioned on redshift and stellar mass").
 """
 

@@ -88,9 +88,8 @@ class GalaxyLDMPipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, conditions: Any, num_inference_steps: int = 25,
                  guidance_scale: float = 3.0, generator: torch.Generator | None = None,
-                 eta: float = 0.0,
                  latents: torch.Tensor | None = None, output_type: str = "np",
-                 return_dict: bool = True) -> GalaxyLDMPipelineOutput | tuple:
+                 return_dict: bool = True, eta: float = 0.0) -> GalaxyLDMPipelineOutput | tuple:
         if guidance_scale < 1:
             raise ValueError(f"guidance_scale must be >= 1 (1: no guidance), got {guidance_scale}")
         if output_type not in ("np", "pil", "pt"):
