@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from galaxy_hpc.cli.batch import add_command, print_result
+from galaxy_hpc.models.samplers import SAMPLERS
 
 
 @dataclass
@@ -45,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, help="sampler steps (default: 25)")
     parser.add_argument("--guidance", type=float, help="guidance scale (default: 7.5)")
     parser.add_argument("--sampler", default="dpm_solver++",
-                        help="ddim, dpm_solver++, dpm_solver++_sde or euler_ancestral")
+                        help=f"one of {', '.join(SAMPLERS)}")
     parser.add_argument("--size", type=int, help="image side in pixels (SD only)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--out", required=True, help="the grid, a .png")
