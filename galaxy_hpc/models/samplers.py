@@ -1,7 +1,8 @@
 """The samplers, as diffusers schedulers built from the model's own scheduler config.
 
 Starting from the model's config keeps what the model was trained with (beta schedule,
-prediction type, timestep offset); only the solver changes. The scheduler's resolved
+prediction type, timestep offset and spacing, a zero terminal SNR); only the solver
+changes. The scheduler's resolved
 config goes into the catalog's provenance, so "dpm_solver++" is never ambiguous later.
 
 Deterministic solvers (ddim at eta 0, dpm_solver++) follow the model's probability-flow

@@ -185,11 +185,33 @@ def test_pipeline_loads_in_a_fresh_process_and_guidance_matters(stage2):
     assert found["refused_wrong_width"]
 
 
+# What diffusers alone reads from an exported scheduler folder: the noise schedule every
+# sampler starts from.
+SCHEDULE_PROCESS = """
+import json, sys
+from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
+folder = sys.argv[1]
+loaded = DPMSolverMultistepScheduler.from_pretrained(folder)
+loaded.set_timesteps(20)
+train = DDPMScheduler.from_config(loaded.config)
+train.set_timesteps(50)
+print(json.dumps({
+    "prediction_type": loaded.config.prediction_type,
+    "first_timestep": int(loaded.timesteps[0]), "ddpm_first_timestep": int(train.timesteps[0]),
+    "terminal_signal": float(train.alphas_cumprod[-1]) ** 0.5,
+    "galaxy_hpc_imported": "galaxy_hpc" in sys.modules}))
+"""
+
+
 @pytest.mark.mpi
 def test_stage2_two_ranks_zero3_on_flux_with_redshift_and_mass(galaxy_hpc, mpiexec, flux_store,
                                                                flux_stage1, tmp_path):
+    """Also trained with a zero terminal SNR schedule (v-prediction): the exported
+    scheduler keeps it, so every sampler starts from the pure noise the model was taught
+    at its last timestep."""
     from galaxy_hpc.data.stretch import stretch_from_dict
     from galaxy_hpc.models.ldm.pipeline import GalaxyLDMPipeline
+    from galaxy_hpc.models.samplers import SAMPLERS, build_scheduler
 
     out = tmp_path / "zero3"
     vae = flux_stage1[0] / "vae"
@@ -197,6 +219,7 @@ def test_stage2_two_ranks_zero3_on_flux_with_redshift_and_mass(galaxy_hpc, mpiex
                    "data.condition_columns=[redshift,log_stellar_mass]", "zero.stage=3",
                    "ema.enabled=true", "run.max_steps=4", "run.micro_batch_size=4",
                    "run.num_samples=3", "data.validation_fraction=0.25", "run.eval_every=2",
+                   "model.prediction_type=v_prediction", "model.zero_terminal_snr=true",
                    launcher=(mpiexec, "-n", "2"))
     assert result["ok"] and result["step"] == 4
     validations = [r for r in log_rows(out) if "val_loss" in r]  # of the EMA weights
@@ -214,6 +237,22 @@ def test_stage2_two_ranks_zero3_on_flux_with_redshift_and_mass(galaxy_hpc, mpiex
     stretch = stretch_from_dict(json.loads((flux_stage1[0] / "vae" / "galaxy_hpc_vae.json")
                                            .read_text())["stretch"])
     assert np.allclose(made.store_values, stretch.inverse(made.stretched), rtol=1e-5, atol=1e-7)
+    assert np.isfinite(made.stretched).all()
+
+    done = subprocess.run([sys.executable, "-c", SCHEDULE_PROCESS, str(out / "pipeline" /
+                                                                      "scheduler")],
+                          check=False, capture_output=True, text=True, timeout=120, env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    schedule = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not schedule["galaxy_hpc_imported"]
+    assert schedule["prediction_type"] == "v_prediction"
+    assert schedule["first_timestep"] == schedule["ddpm_first_timestep"] == 999  # trailing
+    assert schedule["terminal_signal"] == 0.0  # scaled_linear alone leaves 0.068
+    for name in SAMPLERS:  # generate / serve / sample build theirs from the same config
+        sampler = build_scheduler(type("S", (), {"name": name})(), pipe.scheduler.config)
+        sampler.set_timesteps(10)
+        assert int(sampler.timesteps[0]) == 999, name
+        assert float(sampler.alphas_cumprod[-1]) < 1e-6, name
 
 
 # ---------------------------------------------------------------- pieces, in process
@@ -302,6 +341,15 @@ def test_guidance_uses_the_null_tokens_that_condition_dropout_trains():
          generator=torch.Generator().manual_seed(0))
     assert seen[0][0].shape == (2, 3, 8)  # scale 1: the conditional pass alone
     assert torch.allclose(seen[0][0], trained_cond, atol=1e-6)
+
+
+def test_zero_terminal_snr_needs_v_prediction():
+    from galaxy_hpc.models.ldm.config import LatentUNetModelConfig
+
+    with pytest.raises(ValueError, match="zero_terminal_snr needs prediction_type"):
+        LatentUNetModelConfig(zero_terminal_snr=True)  # epsilon by default
+    assert LatentUNetModelConfig(zero_terminal_snr=True,
+                                 prediction_type="v_prediction").zero_terminal_snr
 
 
 def test_prototype_conditions_pick_gz2_classes_from_the_store(synth_store):

@@ -162,7 +162,10 @@ class LDMUNetFamily(ModelFamily):
         self.noise_scheduler = DDPMScheduler(
             num_train_timesteps=model.num_train_timesteps, beta_schedule=model.beta_schedule,
             beta_start=model.beta_start, beta_end=model.beta_end,
-            prediction_type=model.prediction_type, clip_sample=False)
+            prediction_type=model.prediction_type, clip_sample=False,
+            # Both travel in the exported scheduler's config to every sampler.
+            rescale_betas_zero_snr=model.zero_terminal_snr,
+            timestep_spacing="trailing" if model.zero_terminal_snr else "leading")
         self.unet_config, self.encoder_config = dict(unet.config), dict(encoder.config)
         return LatentUNetTrainModule(
             unet, encoder, self.noise_scheduler, condition_dropout=model.condition.dropout,
