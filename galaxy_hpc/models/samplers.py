@@ -2,16 +2,17 @@
 
 Starting from the model's config keeps what the model was trained with (beta schedule,
 prediction type, timestep offset and spacing, a zero terminal SNR); only the solver
-changes. The scheduler's resolved
-config goes into the catalog's provenance, so "dpm_solver++" is never ambiguous later.
+changes. The scheduler's resolved config goes into the catalog's provenance, so
+"dpm_solver++" is never ambiguous later.
 
 Deterministic solvers (ddim at eta 0, dpm_solver++) follow the model's probability-flow
 ODE, which carries the model's errors to the end; the stochastic ones (euler_ancestral,
 dpm_solver++_sde, ddim at eta 1) add fresh noise each step, which corrects part of them.
-That is not a nicety: the 32 px flux LDM of configs/train/ldm_unet_flux_fidelity.yaml
-drew galaxies 27% faint in their central 2 px and ~0.9 px too large with dpm_solver++
-at 20 or 50 steps, 9-13% faint and 0.13-0.24 px large with any of the stochastic ones
-(docs/train.md, "Conditioned on redshift and stellar mass").
+How much that matters depends on the model: the 32 px flux LDM trained on scaled_linear's
+schedule (whose last step leaks 7% of the image) drew galaxies ~0.9 px too large with
+dpm_solver++ and ~0.2 px with the stochastic solvers; trained on a zero terminal SNR
+(model.zero_terminal_snr, the default) both draw them within 0.03 px (docs/train.md,
+"Conditioned on redshift and stellar mass").
 """
 
 from __future__ import annotations

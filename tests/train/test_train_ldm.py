@@ -136,8 +136,11 @@ def test_stage2_trains_on_stage1_output(stage2):
     out, result = stage2
     assert result["ok"] and result["step"] == 24 and result["artifact"] == str(out / "pipeline")
     values = losses(out)
-    assert np.mean(values[-8:]) < 0.7 * np.mean(values[:3]), values
+    # v-prediction on a zero terminal SNR (the defaults): the target at high noise is the
+    # latent itself, which 24 steps learn only in part (epsilon reached ~0.6x here).
+    assert np.mean(values[-8:]) < 0.8 * np.mean(values[:3]), values
     saved = (out / "config.yaml").read_text()
+    assert "zero_terminal_snr: true" in saved and "prediction_type: v_prediction" in saved
     assert "t11_arms_number_a37_cant_tell_fraction" in saved  # the 37 GZ2 columns by default
     index = json.loads((out / "pipeline" / "model_index.json").read_text())
     assert index["_class_name"] == "GalaxyLDMPipeline"
@@ -343,13 +346,15 @@ def test_guidance_uses_the_null_tokens_that_condition_dropout_trains():
     assert torch.allclose(seen[0][0], trained_cond, atol=1e-6)
 
 
-def test_zero_terminal_snr_needs_v_prediction():
+def test_zero_terminal_snr_is_the_default_and_needs_v_prediction():
     from galaxy_hpc.models.ldm.config import LatentUNetModelConfig
 
     with pytest.raises(ValueError, match="zero_terminal_snr needs prediction_type"):
-        LatentUNetModelConfig(zero_terminal_snr=True)  # epsilon by default
-    assert LatentUNetModelConfig(zero_terminal_snr=True,
-                                 prediction_type="v_prediction").zero_terminal_snr
+        LatentUNetModelConfig(prediction_type="epsilon")
+    default = LatentUNetModelConfig()  # trained from scratch: nothing to stay compatible with
+    assert default.zero_terminal_snr and default.prediction_type == "v_prediction"
+    assert not LatentUNetModelConfig(prediction_type="epsilon",
+                                     zero_terminal_snr=False).zero_terminal_snr
 
 
 def test_prototype_conditions_pick_gz2_classes_from_the_store(synth_store):

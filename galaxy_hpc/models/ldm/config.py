@@ -138,12 +138,15 @@ class LatentUNetModelConfig:
     cross_attention_dim: int = 256  # width of the condition tokens
     norm_num_groups: int = 32
     condition: ConditionSection = field(default_factory=ConditionSection)
-    # Noise schedule of training (DDPM, as LDM and SD: scaled_linear 0.00085 -> 0.012).
+    # Noise schedule of training (DDPM, as LDM and SD: scaled_linear 0.00085 -> 0.012,
+    # rescaled to a zero terminal SNR by default).
     num_train_timesteps: int = 1000
     beta_schedule: Literal["scaled_linear", "linear", "squaredcos_cap_v2"] = "scaled_linear"
     beta_start: float = 0.00085
     beta_end: float = 0.012
-    prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"
+    # v_prediction: what a zero terminal SNR needs (below); epsilon needs zero_terminal_snr:
+    # false, and then draws galaxies from pure noise the model was never trained on.
+    prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
     noise_offset: float = 0.0
     snr_gamma: float | None = None  # Min-SNR weighting, e.g. 5.0
     # Rescale the betas so that the last timestep is pure noise (Lin et al. 2024, "Common
@@ -153,7 +156,7 @@ class LatentUNetModelConfig:
     # from pure noise never has (the flux LDM's galaxies came out 0.2 px large and 9% faint
     # in the centre from pure noise; from the leak of the real image, as the data). Needs
     # prediction_type v_prediction (epsilon says nothing at zero signal).
-    zero_terminal_snr: bool = False
+    zero_terminal_snr: bool = True
     # Sample grids: one condition vector per grid column. null: picked from the store
     # (for the 37 GZ2 fractions: the most smooth-and-round, edge-on and spiral galaxies;
     # otherwise rows at quantiles of the first condition column).
