@@ -66,7 +66,8 @@ class SamplerSection:
     their noise from each object's own generator, so they are as reproducible as the
     others, and they correct part of a model's errors that the deterministic ones carry
     through (galaxy_hpc/models/samplers.py). Built from the model's own scheduler config, so
-    the beta schedule and prediction type are the model's.
+    the beta schedule (a zero terminal SNR included), timestep spacing and prediction type
+    are the model's.
     """
 
     name: Literal["ddim", "dpm_solver++", "dpm_solver++_sde", "euler_ancestral"] = "dpm_solver++"
