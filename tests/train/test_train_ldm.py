@@ -349,7 +349,7 @@ def test_guidance_uses_the_null_tokens_that_condition_dropout_trains():
 def test_zero_terminal_snr_is_the_default_and_needs_v_prediction():
     from galaxy_hpc.models.ldm.config import LatentUNetModelConfig
 
-    with pytest.raises(ValueError, match="zero_terminal_snr needs prediction_type"):
+    with pytest.raises(ValueError, match="zero_terminal_snr .true by default. needs prediction_type"):
         LatentUNetModelConfig(prediction_type="epsilon")
     default = LatentUNetModelConfig()  # trained from scratch: nothing to stay compatible with
     assert default.zero_terminal_snr and default.prediction_type == "v_prediction"

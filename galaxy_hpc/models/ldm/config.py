@@ -182,9 +182,11 @@ class LatentUNetModelConfig:
         if self.snr_gamma is not None and self.snr_gamma <= 0:
             raise ValueError(f"snr_gamma must be > 0 (or null), got {self.snr_gamma}")
         if self.zero_terminal_snr and self.prediction_type != "v_prediction":
-            raise ValueError("zero_terminal_snr needs prediction_type: v_prediction (at the "
-                             "last timestep the noisy latent is pure noise, so epsilon "
-                             f"prediction is trivial there), got {self.prediction_type!r}")
+            raise ValueError("zero_terminal_snr (true by default) needs prediction_type: "
+                             "v_prediction (at the last timestep the noisy latent is pure "
+                             "noise, so epsilon prediction is trivial there), got "
+                             f"{self.prediction_type!r}; for the old scaled_linear schedule "
+                             "set zero_terminal_snr: false")
         if self.sample_steps < 1 or self.guidance_scale < 1:
             raise ValueError("sample_steps must be >= 1 and guidance_scale >= 1")
         if self.sample_conditions is not None and not self.sample_conditions:
