@@ -214,6 +214,7 @@ def test_stage2_two_ranks_zero3_on_flux_with_redshift_and_mass(galaxy_hpc, mpiex
     at its last timestep."""
     from galaxy_hpc.data.stretch import stretch_from_dict
     from galaxy_hpc.models.ldm.pipeline import GalaxyLDMPipeline
+    from galaxy_hpc.generate.config import SamplerSection
     from galaxy_hpc.models.samplers import SAMPLERS, build_scheduler
 
     out = tmp_path / "zero3"
@@ -252,7 +253,7 @@ def test_stage2_two_ranks_zero3_on_flux_with_redshift_and_mass(galaxy_hpc, mpiex
     assert schedule["first_timestep"] == schedule["ddpm_first_timestep"] == 999  # trailing
     assert schedule["terminal_signal"] == 0.0  # scaled_linear alone leaves 0.068
     for name in SAMPLERS:  # generate / serve / sample build theirs from the same config
-        sampler = build_scheduler(type("S", (), {"name": name})(), pipe.scheduler.config)
+        sampler = build_scheduler(SamplerSection(name=name), pipe.scheduler.config)
         sampler.set_timesteps(10)
         assert int(sampler.timesteps[0]) == 999, name
         assert float(sampler.alphas_cumprod[-1]) < 1e-6, name
