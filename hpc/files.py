@@ -12,6 +12,9 @@ that is exactly 0600 gets the mode a plain `open()` would have given it, 0666 mi
 umask. Files with any other mode were made on purpose (an executable, a read-only
 copy) and are left alone; so are files of other owners, which we could not change.
 
+`read_json` is how a file we (or diffusers) wrote is read back where a damaged copy is
+possible: json's own message says "line 2 column 18" and never which file.
+
 `check_writable` is what every command calls on its outputs before it starts: an
 unwritable output folder used to surface as a traceback from deep inside a writer,
 and for jobs that write only at the end (evaluate, predict) after all the work.
@@ -20,11 +23,13 @@ and for jobs that write only at the end (evaluate, predict) after all the work.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 # The mode mkstemp gives; nothing else in our writers produces it under a usual umask.
 _MKSTEMP_MODE = 0o600
@@ -78,6 +83,77 @@ def _files(paths) -> list[Path]:
         elif path.exists():
             found.append(path)
     return found
+
+
+class DamagedFile(ValueError):
+    """A file is there but cannot be read back (truncated, not JSON). A ValueError, so
+    that the CLI reports it as one line naming the file (galaxy_hpc.cli.main)."""
+
+
+def read_json(path: str | os.PathLike, what: str = "") -> Any:
+    """The JSON in `path`; DamagedFile naming the path (and `what` it is) when the text
+    is not JSON: a copy cut short by a full disk or an interrupted transfer."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        label = f" ({what})" if what else ""
+        raise DamagedFile(f"{path}{label} is not valid JSON ({error}): the file is damaged "
+                          "or cut short; copy it again from where it was written") from None
+
+
+def safetensors_damage(path: str | os.PathLike) -> str | None:
+    """Why the .safetensors file `path` cannot be whole, or None when it looks whole.
+
+    Reads only the header (8 bytes of length, then JSON naming each tensor's byte span):
+    a file cut short ends before the last span does. safetensors' own error says
+    "incomplete metadata" and never which file, and a pipeline holds several.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if length < 2 or 8 + length > size:
+            return f"{size} bytes, shorter than its own header says"
+        try:
+            header = json.loads(handle.read(length))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return "its header is not JSON"
+    ends = [entry["data_offsets"][1] for key, entry in header.items()
+            if key != "__metadata__" and isinstance(entry, dict) and "data_offsets" in entry]
+    needed = 8 + length + max(ends, default=0)
+    if size < needed:
+        return f"{size} bytes of the {needed} its header names: cut short"
+    return None
+
+
+def damaged_safetensors(path: str | os.PathLike) -> list[str]:
+    """'FILE (why)' for every .safetensors file under the folder `path` (or the file
+    `path` itself) that is not whole."""
+    path = Path(path)
+    files = sorted(path.rglob("*.safetensors")) if path.is_dir() else \
+        [path] if path.suffix == ".safetensors" and path.is_file() else []
+    found = []
+    for file in files:
+        why = safetensors_damage(file)
+        if why:
+            found.append(f"{file} ({why})")
+    return found
+
+
+def not_loadable(where: str, error: BaseException, *paths: Any) -> DamagedFile:
+    """The one-line error for a model that failed to load from files that are there.
+
+    `where` says what was being loaded; `paths` are the folders (or files) it came
+    from. A weights file cut short is named with how short it is (safetensors' own
+    message names no file); otherwise the loader's own reason, which names a bad config.
+    """
+    damaged = [found for path in paths if path for found in damaged_safetensors(path)]
+    if damaged:
+        return DamagedFile(f"{where}: damaged weights {'; '.join(damaged)}; copy them again "
+                           "from where they were written")
+    return DamagedFile(f"{where}: {error}")
 
 
 class NotWritable(ValueError):

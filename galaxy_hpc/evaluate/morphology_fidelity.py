@@ -31,7 +31,6 @@ ranks, with memory flat in the number of galaxies.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,7 @@ from galaxy_hpc.evaluate.results import EvaluationResult, store_summary
 from galaxy_hpc.models.dino.metrics import counted
 from hpc.comm import Comm, job_comm, on_root
 from hpc.dist import resolve_env
+from hpc.files import read_json
 from hpc.store import Store, open_store
 
 UNIT = 2.0 ** 32  # fixed-point unit of the sums: integer sums are exact in any order
@@ -110,7 +110,7 @@ def floor_galaxies(cfg: MorphologyFidelityConfig, real: Store) -> tuple[np.ndarr
     from galaxy_hpc.data.split import heldout_mask
     from galaxy_hpc.models.vote_predictor import MANIFEST
 
-    manifest = json.loads((Path(cfg.predictor) / MANIFEST).read_text())
+    manifest = read_json(Path(cfg.predictor) / MANIFEST, "the predictor's manifest")
     rule = manifest.get("heldout") or {}
     ours = rule.get("store_checksum") == real.checksum and {"fraction", "seed"} <= set(rule)
     trained = (manifest.get("trained_on") or {}).get("checksum") == real.checksum

@@ -227,8 +227,9 @@ def model_section_for(path: str, *, base: str | None = None, kind: str | None = 
                       ) -> ModelSection:
     """The model section of a folder the toolkit exported, its kind read off its files:
     a LoRA (over `base`), an SD or LDM pipeline folder, a GAN generator folder."""
-    import json
     from pathlib import Path
+
+    from hpc.files import read_json
 
     folder = Path(path)
     if not folder.exists():
@@ -242,7 +243,7 @@ def model_section_for(path: str, *, base: str | None = None, kind: str | None = 
         elif (folder / "generator.json").is_file():
             kind = "gan"
         elif index.is_file():
-            name = json.loads(index.read_text()).get("_class_name", "")
+            name = read_json(index, "the pipeline's index").get("_class_name", "")
             kind = "ldm" if "LDM" in name else "sd"
         else:
             raise ValueError(f"model {path}: not a folder the toolkit exports (no "

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
+from safetensors import SafetensorError
 
+from hpc.files import not_loadable
 from hpc.imports import import_target
 from hpc.hub import resolve_weights
 
@@ -69,4 +71,10 @@ def load_vote_predictor(folder: str | Path, *, device: str | torch.device = "cpu
         raise ValueError(f"{manifest}: unknown predictor kind {kind!r}; "
                          f"known: {', '.join(sorted(PREDICTOR_KINDS)) or 'none'}")
     load = import_target(PREDICTOR_KINDS[kind], f"{manifest}: predictor kind {kind!r}")
-    return load(folder, torch.device(device))
+    try:
+        return load(folder, torch.device(device))
+    except FileNotFoundError:
+        raise
+    except (OSError, SafetensorError) as error:  # files there but damaged: name which
+        raise not_loadable(f"the vote predictor {folder} cannot be loaded", error,
+                           folder) from error

@@ -33,7 +33,7 @@ from galaxy_hpc.models.dino.network import (
 )
 from galaxy_hpc.models.dino.tree import tree_softmax
 from galaxy_hpc.models.vote_predictor import MANIFEST
-from hpc.files import follow_umask
+from hpc.files import follow_umask, read_json
 from hpc.hub import resolve_weights
 
 KIND = "dino"
@@ -69,7 +69,7 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{folder}: not a predictor folder (no {MANIFEST}); pass the "
                                 "`predictor` folder a train_dino run wrote")
-    manifest = json.loads(path.read_text())
+    manifest = read_json(path, "the predictor's manifest")
     if manifest.get("kind") != KIND:
         raise ValueError(f"{path}: kind {manifest.get('kind')!r}, not {KIND!r}")
     if manifest.get("format_version") != FORMAT_VERSION:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from galaxy_hpc.models.gan.networks import ConditionScaler, Generator, generator_from_spec
-from hpc.files import follow_umask
+from hpc.files import DamagedFile, follow_umask, read_json
 
 WEIGHTS = "generator.safetensors"
 CONFIG = "generator.json"
@@ -151,15 +151,21 @@ class GalaxyGenerator:
 
 def load_generator(folder: str | Path, device: str | torch.device = "cpu") -> GalaxyGenerator:
     """The generator saved by a train_gan run (`<output_dir>/generator`)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = Path(folder)
     if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
         raise ValueError(f"{folder} is not a GAN generator folder: it needs {CONFIG} and "
                          f"{WEIGHTS} (the generator/ folder of a train_gan run)")
-    spec = json.loads((folder / CONFIG).read_text())
+    spec = read_json(folder / CONFIG, "the generator's architecture")
     if spec.pop("format", None) != FORMAT:
         raise ValueError(f"{folder / CONFIG} is not a {FORMAT} file")
     network = generator_from_spec(spec)
-    network.load_state_dict(load_file(str(folder / WEIGHTS)), strict=True)
+    try:
+        weights = load_file(str(folder / WEIGHTS))
+    except SafetensorError as error:
+        raise DamagedFile(f"{folder / WEIGHTS} cannot be read ({error}): the file is damaged "
+                          "or cut short; copy it again from where it was written") from None
+    network.load_state_dict(weights, strict=True)
     return GalaxyGenerator(network, spec, device)

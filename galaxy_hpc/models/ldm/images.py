@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from hpc.files import read_json
 from hpc.store import Store
 
 VAE_INFO = "galaxy_hpc_vae.json"  # beside config.json in stage 1's vae/ folder
@@ -44,4 +45,4 @@ def write_vae_info(folder: Path, info: dict[str, Any]) -> Path:
 
 def read_vae_info(folder: str | Path) -> dict[str, Any] | None:
     path = Path(folder) / VAE_INFO
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path, "the VAE's image scaling") if path.is_file() else None

@@ -10,13 +10,12 @@ seconds, with a tokenizer learned from galaxy captions, for tests and the demo.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpc.files import follow_umask
+from hpc.files import follow_umask, read_json
 from hpc.hub import resolve_weights
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
@@ -58,7 +57,7 @@ def load_components(path: str | Path, *, partitioned: tuple[str, ...] = (),
                          f"missing {', '.join(missing)}/")
     import diffusers
 
-    scheduler_class = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    scheduler_class = read_json(folder / "scheduler" / "scheduler_config.json", "the scheduler")
     inference_class = getattr(diffusers, scheduler_class.get("_class_name", "PNDMScheduler"))
     if partitioned and partition is None:
         raise ValueError("partitioned parts need a partition (the training loop's)")
