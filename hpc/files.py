@@ -28,8 +28,9 @@ import os
 import stat
 import threading
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 # The mode mkstemp gives; nothing else in our writers produces it under a usual umask.
 _MKSTEMP_MODE = 0o600
@@ -154,6 +155,21 @@ def not_loadable(where: str, error: BaseException, *paths: Any) -> DamagedFile:
         return DamagedFile(f"{where}: damaged weights {'; '.join(damaged)}; copy them again "
                            "from where they were written")
     return DamagedFile(f"{where}: {error}")
+
+
+@contextmanager
+def loading_from(where: str, *paths: Any) -> Iterator[None]:
+    """Around a library's `from_pretrained` on local files: OSError (diffusers' and
+    transformers' way of saying a file is bad or missing) and safetensors' own error
+    become `not_loadable`'s one line. FileNotFoundError passes as it is."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (OSError, SafetensorError) as error:
+        raise not_loadable(where, error, *paths) from error
 
 
 class NotWritable(ValueError):

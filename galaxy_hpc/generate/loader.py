@@ -13,11 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from safetensors import SafetensorError
-
 from galaxy_hpc.models.contract import Generator
 from galaxy_hpc.registry import generator_spec
-from hpc.files import not_loadable
+from hpc.files import loading_from
 from hpc.imports import import_target
 
 
@@ -28,13 +26,9 @@ def load_generator(model: Any, sampler: Any, runtime: Any, *, size: int | None) 
     """The generator for `model.kind`, loaded onto `runtime.device`."""
     spec = generator_spec(model.kind)
     loader = import_target(spec.loader, f"generator {model.kind!r}")
-    try:
+    with loading_from(f"model.path {model.path}: the {model.kind} model cannot be loaded",
+                      model.path, getattr(model, "base", None)):
         generator = loader(model, sampler, runtime, size=size)
-    except FileNotFoundError:
-        raise
-    except (OSError, SafetensorError) as error:
-        raise not_loadable(f"model.path {model.path}: the {model.kind} model cannot be loaded",
-                           error, model.path, getattr(model, "base", None)) from error
     missing = [name for name in REQUIRED if not hasattr(generator, name)]
     if missing:
         raise TypeError(f"{spec.loader} returned {type(generator).__name__} without "

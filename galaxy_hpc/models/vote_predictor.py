@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
-from safetensors import SafetensorError
 
-from hpc.files import not_loadable
+from hpc.files import loading_from
 from hpc.imports import import_target
 from hpc.hub import resolve_weights
 
@@ -71,10 +70,5 @@ def load_vote_predictor(folder: str | Path, *, device: str | torch.device = "cpu
         raise ValueError(f"{manifest}: unknown predictor kind {kind!r}; "
                          f"known: {', '.join(sorted(PREDICTOR_KINDS)) or 'none'}")
     load = import_target(PREDICTOR_KINDS[kind], f"{manifest}: predictor kind {kind!r}")
-    try:
+    with loading_from(f"the vote predictor {folder} cannot be loaded", folder):
         return load(folder, torch.device(device))
-    except FileNotFoundError:
-        raise
-    except (OSError, SafetensorError) as error:  # files there but damaged: name which
-        raise not_loadable(f"the vote predictor {folder} cannot be loaded", error,
-                           folder) from error

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from galaxy_hpc.data.gz2 import NUM_ANSWERS
 from galaxy_hpc.models.dino.tree import bounded
+from hpc.files import loading_from
 from hpc.hub import resolve_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -56,7 +57,8 @@ def load_backbone(path: str | Path) -> Any:
         raise ValueError(f"model.backbone: {folder} is not a transformers model folder (no "
                          "config.json); save a DINOv2 checkpoint such as dinov2-base there "
                          "with save_pretrained (nothing is downloaded)")
-    model = Dinov2Model.from_pretrained(folder, local_files_only=True)
+    with loading_from(f"model.backbone {folder} cannot be loaded", folder):
+        model = Dinov2Model.from_pretrained(folder, local_files_only=True)
     if model.config.model_type != "dinov2":
         raise ValueError(f"model.backbone: {folder} holds a {model.config.model_type!r} model, "
                          "not dinov2")

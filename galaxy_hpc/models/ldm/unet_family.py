@@ -32,7 +32,7 @@ from galaxy_hpc.models.ldm.condition import (
 from galaxy_hpc.models.display import to_display
 from galaxy_hpc.models.ldm.images import read_vae_info
 from galaxy_hpc.models.contract import ModelFamily
-from hpc.files import follow_umask
+from hpc.files import follow_umask, loading_from
 from hpc.hub import resolve_weights
 
 
@@ -73,7 +73,8 @@ def load_frozen_vae(path: str, store: Any) -> tuple[Any, dict[str, Any] | None]:
     if not path or not (folder / "config.json").is_file():
         raise ValueError(f"model.vae_path must be stage 1's AutoencoderKL folder (the vae/ "
                          f"folder of a train_ldm_vae run), got {path!r}")
-    vae = AutoencoderKL.from_pretrained(folder)
+    with loading_from(f"model.vae_path {folder} cannot be loaded", folder):
+        vae = AutoencoderKL.from_pretrained(folder)
     info = read_vae_info(folder)
     channels, height, width = store.spec.image_shape
     factor = 2 ** (len(vae.config.block_out_channels) - 1)

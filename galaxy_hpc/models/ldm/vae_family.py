@@ -38,7 +38,7 @@ from galaxy_hpc.models.ldm.images import (
 )
 from galaxy_hpc.models.ldm.perceptual import build_perceptual
 from galaxy_hpc.models.contract import ModelFamily
-from hpc.files import follow_umask
+from hpc.files import follow_umask, loading_from
 from hpc.hub import resolve_weights
 
 ENCODE_BATCH = 32  # images per forward pass when measuring the latents at export
@@ -85,7 +85,8 @@ def build_vae(model: Any, image_shape: tuple[int, int, int]) -> Any:
         if not (folder / "config.json").is_file():
             raise ValueError(f"model.init_from: {folder} is not an AutoencoderKL folder "
                              "(no config.json); nothing is downloaded")
-        vae = AutoencoderKL.from_pretrained(folder)
+        with loading_from(f"model.init_from {folder} cannot be loaded", folder):
+            vae = AutoencoderKL.from_pretrained(folder)
         if vae.config.in_channels != channels or vae.config.out_channels != channels:
             raise ValueError(f"model.init_from: {folder} has {vae.config.in_channels} channels, "
                              f"the store's images have {channels}")

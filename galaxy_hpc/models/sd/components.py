@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpc.files import follow_umask, read_json
+from hpc.files import follow_umask, loading_from, read_json
 from hpc.hub import resolve_weights
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
@@ -40,9 +40,6 @@ def load_components(path: str | Path, *, partitioned: tuple[str, ...] = (),
     "text_encoder": what a run trains) are created inside `partition.context()` from
     their configs and filled by `partition.load` (ZeRO-3: no rank holds them whole);
     the rest load whole."""
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
     path = resolve_weights(str(path), field="model.pretrained_model_name_or_path")
     folder = Path(path)
     if not str(path):
@@ -61,6 +58,15 @@ def load_components(path: str | Path, *, partitioned: tuple[str, ...] = (),
     inference_class = getattr(diffusers, scheduler_class.get("_class_name", "PNDMScheduler"))
     if partitioned and partition is None:
         raise ValueError("partitioned parts need a partition (the training loop's)")
+    with loading_from(f"model.pretrained_model_name_or_path {folder} cannot be loaded", folder):
+        return _load_parts(folder, inference_class, partitioned, partition)
+
+
+def _load_parts(folder: Path, inference_class: Any, partitioned: tuple[str, ...],
+                partition: Any) -> SDComponents:
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
     if "unet" in partitioned:
         with partition.context():
             unet = UNet2DConditionModel.from_config(
