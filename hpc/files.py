@@ -121,6 +121,8 @@ def safetensors_damage(path: str | os.PathLike) -> str | None:
             header = json.loads(handle.read(length))
         except (json.JSONDecodeError, UnicodeDecodeError):
             return "its header is not JSON"
+    if not isinstance(header, dict):
+        return "its header is not a table of tensors"
     ends = [entry["data_offsets"][1] for key, entry in header.items()
             if key != "__metadata__" and isinstance(entry, dict) and "data_offsets" in entry]
     needed = 8 + length + max(ends, default=0)

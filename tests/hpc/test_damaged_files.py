@@ -57,3 +57,10 @@ def test_a_header_that_is_not_json_is_found(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(data[:8] + b"\x00" * length + data[8 + length:])
     assert safetensors_damage(bad) == "its header is not JSON"
+
+
+def test_a_header_that_is_json_but_no_table_is_found(tmp_path):
+    text = b"[1, 2]  "
+    odd = tmp_path / "odd.safetensors"
+    odd.write_bytes(len(text).to_bytes(8, "little") + text)
+    assert safetensors_damage(odd) == "its header is not a table of tensors"
