@@ -145,25 +145,15 @@ def damaged_safetensors(path: str | os.PathLike) -> list[str]:
     return found
 
 
-def not_loadable(where: str, error: BaseException, *paths: Any) -> DamagedFile:
-    """The one-line error for a model that failed to load from files that are there.
-
-    `where` says what was being loaded; `paths` are the folders (or files) it came
-    from. A weights file cut short is named with how short it is (safetensors' own
-    message names no file); otherwise the loader's own reason, which names a bad config.
-    """
-    damaged = [found for path in paths if path for found in damaged_safetensors(path)]
-    if damaged:
-        return DamagedFile(f"{where}: damaged weights {'; '.join(damaged)}; copy them again "
-                           "from where they were written")
-    return DamagedFile(f"{where}: {error}")
-
-
 @contextmanager
 def loading_from(where: str, *paths: Any) -> Iterator[None]:
-    """Around a library's `from_pretrained` on local files: OSError (diffusers' and
-    transformers' way of saying a file is bad or missing) and safetensors' own error
-    become `not_loadable`'s one line. FileNotFoundError passes as it is."""
+    """Around a library's loading of local weights (`from_pretrained`, `load_file`):
+    OSError (diffusers' and transformers' way of saying a file is bad or missing) and
+    safetensors' own error become one DamagedFile line saying `where` and why. `paths`
+    are the folders (or files) the weights come from: a .safetensors file cut short
+    there is named with how short it is (safetensors' message names no file);
+    otherwise the loader's own reason, which names a bad config or a missing part.
+    FileNotFoundError passes as it is."""
     from safetensors import SafetensorError
 
     try:
@@ -171,7 +161,11 @@ def loading_from(where: str, *paths: Any) -> Iterator[None]:
     except FileNotFoundError:
         raise
     except (OSError, SafetensorError) as error:
-        raise not_loadable(where, error, *paths) from error
+        damaged = [found for path in paths if path for found in damaged_safetensors(path)]
+        if damaged:
+            raise DamagedFile(f"{where}: damaged weights {'; '.join(damaged)}; copy them "
+                              "again from where they were written") from error
+        raise DamagedFile(f"{where}: {error}") from error
 
 
 class NotWritable(ValueError):

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from galaxy_hpc.models.gan.networks import ConditionScaler, Generator, generator_from_spec
-from hpc.files import DamagedFile, follow_umask, read_json
+from hpc.files import follow_umask, loading_from, read_json
 
 WEIGHTS = "generator.safetensors"
 CONFIG = "generator.json"
@@ -151,7 +151,6 @@ class GalaxyGenerator:
 
 def load_generator(folder: str | Path, device: str | torch.device = "cpu") -> GalaxyGenerator:
     """The generator saved by a train_gan run (`<output_dir>/generator`)."""
-    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = Path(folder)
@@ -162,10 +161,7 @@ def load_generator(folder: str | Path, device: str | torch.device = "cpu") -> Ga
     if spec.pop("format", None) != FORMAT:
         raise ValueError(f"{folder / CONFIG} is not a {FORMAT} file")
     network = generator_from_spec(spec)
-    try:
+    with loading_from(f"the GAN generator {folder} cannot be loaded", folder / WEIGHTS):
         weights = load_file(str(folder / WEIGHTS))
-    except SafetensorError as error:
-        raise DamagedFile(f"{folder / WEIGHTS} cannot be read ({error}): the file is damaged "
-                          "or cut short; copy it again from where it was written") from None
     network.load_state_dict(weights, strict=True)
     return GalaxyGenerator(network, spec, device)
