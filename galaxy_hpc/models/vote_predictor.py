@@ -19,13 +19,12 @@ as it saw real ones.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
 
-from hpc.files import loading_from
+from hpc.files import loading_from, read_json
 from hpc.imports import import_target
 from hpc.hub import resolve_weights
 
@@ -63,8 +62,8 @@ def load_vote_predictor(folder: str | Path, *, device: str | torch.device = "cpu
         raise FileNotFoundError(f"{folder}: not a vote predictor (no {MANIFEST}); "
                                 "train one with a dino config, or pass its output folder")
     try:
-        kind = json.loads(manifest.read_text())["kind"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        kind = read_json(manifest, "the predictor's manifest")["kind"]
+    except (KeyError, TypeError) as error:
         raise ValueError(f"{manifest}: unreadable ({error}); expected {{\"kind\": ...}}") from None
     if kind not in PREDICTOR_KINDS:
         raise ValueError(f"{manifest}: unknown predictor kind {kind!r}; "
