@@ -17,6 +17,11 @@ K draws of its rows (`draws: auto`): per cell the mean of the K draws' W1, the f
 scaled to one draw, the statistic a GAN run's fidelity.json states its targets in, so a
 recipe's figures can be read again from a catalog made by `generate`.
 
+Generated images are measured as the survey would see them (`match_noise`, with a real
+store): the pixel noise each lacks against the real store's median is added before
+measuring, since a noise-free image reads larger radii (galaxy_hpc.data.pixel_noise);
+both noise levels and what was added are reported. The real store is measured first.
+
 Measuring is split over ranks (whole batches); rank correlations and cell distributions
 need every value, so the measurements (four floats a galaxy) are gathered, and the
 statistics are computed on rank 0 and broadcast.
@@ -25,11 +30,14 @@ statistics are computed on rank 0 and broadcast.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from galaxy_hpc.data.photometry import consistency, measure, profile
+from galaxy_hpc.data.pixel_noise import (add_matching_noise, noise_line, noise_report,
+                                         pixel_noise, survey_noise)
 from galaxy_hpc.evaluate.config import MEASURED, ConditioningConfig, require
 from galaxy_hpc.data.fidelity import cell_fidelity, log_flux, rho_intervals
 from galaxy_hpc.data.nonfinite import NonFinitePixels
@@ -64,26 +72,45 @@ def _grid_columns(cfg: ConditioningConfig, stores: list[tuple[str, Store]]) -> N
                                  f"fidelity grid (grid); numeric columns: {numeric}")
 
 
-def _measure(store: Store, cfg: ConditioningConfig, comm: Comm, bar) -> np.ndarray:
-    """(N, 4) the MEASURED quantities of every image, on every rank."""
+@dataclass(frozen=True)
+class Measured:
+    """A store's measurements, gathered on every rank."""
+
+    values: np.ndarray  # (N, 4) the MEASURED quantities
+    noise: np.ndarray  # (N, C) each image's own pixel noise, before any was added
+    added: np.ndarray | None  # (N, C) the noise sigma added before measuring, or None
+
+
+def _measure(store: Store, cfg: ConditioningConfig, comm: Comm, bar,
+             match: np.ndarray | None = None) -> Measured:
+    """Every image's measurements, on every rank; with `match` (C,), each image is first
+    given the pixel noise it lacks against it (galaxy_hpc.data.pixel_noise)."""
     parts, failure = [], None
     try:
         for first, images in read_batches(store, rank_batches(len(store), cfg.batch_size,
                                                               comm.rank, comm.size),
                                           use="the conditioning evaluation"):
+            noise, added = pixel_noise(images), None
+            if match is not None:
+                images, added = add_matching_noise(images, match, seed=cfg.seed,
+                                                   first_index=first)
             photometry = measure(images)
             shape = profile(images, photometry, colour_bands=tuple(cfg.colour_bands))
             parts.append((first, np.stack([photometry.total_flux,
                                            photometry.half_light_radius, shape.colour,
-                                           shape.concentration], 1)))
+                                           shape.concentration], 1), noise, added))
             bar.update(len(images))
     except NonFinitePixels as error:
         failure = error
     shared_failure(comm, failure)
     gathered = [part for rank_parts in comm.allgather(parts) for part in rank_parts]
     gathered.sort(key=lambda part: part[0])
-    return np.concatenate([values for _, values in gathered]) if gathered \
-        else np.empty((0, len(MEASURED)))
+    if not gathered:
+        return Measured(np.empty((0, len(MEASURED))),
+                        np.empty((0, store.spec.image_shape[0])), None)
+    return Measured(np.concatenate([part[1] for part in gathered]),
+                    np.concatenate([part[2] for part in gathered]),
+                    None if match is None else np.concatenate([part[3] for part in gathered]))
 
 
 def _correlations(store: Store, pairs: list[tuple[str, str]], measured: np.ndarray,
@@ -209,6 +236,8 @@ class ConditioningResult(EvaluationResult):
                          f"{d['fidelity']['tolerance_sigmas']:g} sigma; generated: "
                          f"{d['fidelity'].get('generated_as', POOLED)}):")
             lines += fidelity_lines(d["fidelity"])
+        if d.get("pixel_noise"):
+            lines.append(noise_line(d["pixel_noise"]))
         return "\n".join(lines)
 
 
@@ -227,21 +256,31 @@ def run_conditioning(cfg: ConditioningConfig, *, show_progress: bool = True,
     bar = progress(sum(b - a for _, s in stores
                        for a, b in rank_batches(len(s), cfg.batch_size, comm.rank, comm.size)),
                    f"photometry (rank 0 of {comm.size})", show_progress and comm.rank == 0)
-    measured = {name: _measure(store, cfg, comm, bar) for name, store in stores}
+    measured: dict[str, Measured] = {}
+    if real is not None:  # first: the generated images are given the real images' noise
+        measured["real"] = _measure(real, cfg, comm, bar)
+    target = (survey_noise(measured["real"].noise)
+              if real is not None and cfg.match_noise and len(real) else None)
+    measured["generated"] = _measure(generated, cfg, comm, bar, target)
     bar.close()
 
     def statistics() -> dict[str, Any]:
-        real_correlations = (_correlations(real, pairs["real"], measured["real"], cfg)
+        values = {name: found.values for name, found in measured.items()}
+        real_correlations = (_correlations(real, pairs["real"], values["real"], cfg)
                              if real is not None else None)
         result = {"evaluation": "conditioning", "num_generated": len(generated),
                   "generated": store_summary(generated),
                   "correlations": _correlations(generated, pairs["generated"],
-                                                measured["generated"], cfg, real_correlations),
+                                                values["generated"], cfg, real_correlations),
                   "num_ranks": comm.size}
         if real is not None:
             result.update(num_real=len(real), real=store_summary(real),
                           real_correlations=real_correlations,
-                          fidelity=_fidelity(cfg, generated, real, measured))
+                          fidelity=_fidelity(cfg, generated, real, values))
+            if len(real) and len(generated):
+                result["pixel_noise"] = noise_report(measured["real"].noise,
+                                                     measured["generated"].noise,
+                                                     measured["generated"].added)
         result["seconds"] = time.perf_counter() - start
         return result
 

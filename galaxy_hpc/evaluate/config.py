@@ -251,10 +251,18 @@ class ConditioningConfig:
     # fidelity.json (galaxy_hpc.data.fidelity); any other catalog as one sample. pooled:
     # every galaxy as one sample, always.
     draws: str = "auto"
+    # With a real store: add the pixel noise each generated image lacks against the real
+    # store's median (per band) before measuring it, as a mock catalogue adds a survey's
+    # noise; a noise-free image reads larger half-light radii (galaxy_hpc.data.
+    # pixel_noise). false: measure generated images as drawn. Both noise levels are
+    # reported either way.
+    match_noise: bool = True
 
     def __post_init__(self) -> None:
         _positive(self, "num_bins", "batch_size", "grid_bins", "min_per_cell",
                   "num_bootstrap")
+        if not isinstance(self.match_noise, bool):
+            raise ValueError(f"match_noise must be true or false, got {self.match_noise!r}")
         if self.draws not in DRAWS:
             raise ValueError(f"draws must be one of {', '.join(DRAWS)}, got {self.draws!r}")
         for pair in self.pairs:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from galaxy_hpc.data.pixel_noise import noise_line
 from galaxy_hpc.evaluate.report import html
 from galaxy_hpc.evaluate.report.plots import fidelity_medians
 
@@ -83,7 +84,9 @@ def conditioning_section(cond: dict[str, Any], folder: Path, images: list[str]) 
             f"{fidelity['tolerance_sigmas']:g} sigma of it (sigma on a log scale, "
             f"{fidelity['num_splits']} splits); cells with fewer than "
             f"{fidelity['min_per_cell']} galaxies in either store are too sparse to judge. "
-            f"Scatter: half the 16-84 percentile width. Colour: {fidelity['colour']}."]),
+            f"Scatter: half the 16-84 percentile width. Colour: {fidelity['colour']}."]
+            + ([noise_line(cond["pixel_noise"]) + " (a noise-free image reads larger "
+                "half-light radii)"] if cond.get("pixel_noise") else [])),
             html.image(chart, "median per cell, bars: scatter (generated red, real blue)",
                        "plots"),
             _fidelity_tables(fidelity)]

@@ -74,8 +74,15 @@ class FidelitySection:
     tolerance_sigmas: float = 3.0  # the per-cell "within noise" verdict reported beside
     num_bootstrap: int = 200  # resamples for the 68% intervals of each rho
     seed: int = 0
+    # Add the pixel noise generated images lack against the real ones before measuring
+    # (galaxy_hpc.data.pixel_noise: a noise-free image reads larger radii); false measures
+    # them as drawn. Both noise levels are reported either way.
+    match_noise: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.match_noise, bool):
+            raise ValueError(f"model.fidelity.match_noise must be true or false, got "
+                             f"{self.match_noise!r}")
         unknown = [q for q in self.judged if q not in FIDELITY_QUANTITIES]
         if unknown or not self.judged:
             raise ValueError(f"model.fidelity.judged must name some of "
