@@ -124,18 +124,3 @@ def write_dinov2_folder(path: str | Path, *, shape: str = "dinov2-base", seed: i
                       image_std=[0.229, 0.224, 0.225]).save_pretrained(path)
     follow_umask(path)
     return path
-
-
-def count_parameters(folder: str | Path, subfolder: str) -> int:
-    """Parameters stored in a saved module folder, read from the safetensors headers."""
-    total = 0
-    for file in sorted((Path(folder) / subfolder).glob("*.safetensors")):
-        with open(file, "rb") as handle:
-            header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
-        for key, entry in header.items():
-            if key != "__metadata__":
-                count = 1
-                for side in entry["shape"]:
-                    count *= side
-                total += count
-    return total
