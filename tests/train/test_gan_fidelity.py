@@ -334,3 +334,27 @@ def test_validation_draws_each_row_from_its_own_seed_whatever_the_batches():
     family.cfg.run.seed = reseeded + 1  # another run's seed draws other galaxies
     other = measure([0, 1, 2], 1)["generated_log_flux"]
     assert np.nanmax(np.abs(other - whole["generated_log_flux"])) > 1e-3
+
+
+def test_noise_free_galaxies_are_given_the_real_noise_before_they_are_measured(sample):
+    """The real images carry pixel noise, the generated ones (the same galaxies) none: the
+    judge adds what they lack (model.fidelity.match_noise, galaxy_hpc.data.pixel_noise),
+    reports both levels, and the same galaxies then meet both targets."""
+    from galaxy_hpc.models.gan.fidelity import summary_lines
+
+    conditions, trend, scatter, sigma = sample
+    clean = galaxies(trend * scatter, sigma)
+    rng = np.random.default_rng(5)
+    real = (clean + rng.normal(size=clean.shape) * np.array([0.02, 0.03, 0.04])[:, None, None]
+            ).astype(np.float32)
+    found = judge(np.stack([clean, clean]), real, conditions)
+    noise = found["pixel_noise"]
+    assert noise["matched"] and noise["real"] == pytest.approx([0.02, 0.03, 0.04], rel=0.05)
+    assert max(noise["generated"]) < 0.002
+    assert noise["added"] == pytest.approx(noise["real"], rel=0.02)
+    assert found["met"], summary_lines(found)
+    assert any("added to generated images before measuring" in line
+               for line in summary_lines(found))
+    drawn = judge(clean, real, conditions, match_noise=False)
+    assert drawn["pixel_noise"]["added"] is None
+    assert drawn["pixel_noise"]["real"] == noise["real"]

@@ -480,14 +480,22 @@ def test_two_ranks_zero2_train_log_and_export(runs):
     best = json.loads((out / "checkpoints" / "best.json").read_text())
     assert best["step"] == min(validations, key=lambda r: r["val_loss"])["step"]
     # Fidelity from 4 draws of each row (model.fidelity.draws_per_row), the trends from
-    # the first: the galaxies of consistency.json.
+    # the first: the rows of consistency.json, given the pixel noise they lack against the
+    # real images before measuring (model.fidelity.match_noise, the default; as drawn the
+    # trends are consistency.json's to the digit: tests/train/test_gan_fidelity.py).
     verdict = json.loads((out / "generator" / "fidelity.json").read_text())
     assert verdict["draws_per_row"] == 4 and verdict["num_samples"] == 48
     judged = [cell["quantities"]["log_flux"] for cell in verdict["fidelity"]["cells"]]
     assert {q["num_draws"] for q in judged} == {4}
     # Every draw of every row measured once (a non-finite log flux is left out).
     assert 48 < sum(q["num_generated"] for q in judged) <= 4 * 48
-    assert verdict["trends"][0]["generated"]["bin_rho"] == found["generated"]["flux"]["bin_rho"]
+    flux = verdict["trends"][0]
+    assert flux["real"]["bin_rho"] == found["reference_real_images"]["flux"]["bin_rho"]
+    assert flux["generated"]["bin_counts"] == found["generated"]["flux"]["bin_counts"]
+    noise = verdict["pixel_noise"]
+    assert noise["matched"] and len(noise["real"]) == len(noise["added"]) == 3
+    assert all(r > 0 and 0 <= a <= r for r, a in zip(noise["real"], noise["added"]))
+    assert "pixel noise per band: real" in stderr
 
 
 @pytest.mark.mpi
