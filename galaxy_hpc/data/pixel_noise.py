@@ -64,6 +64,7 @@ def noise_to_add(own: np.ndarray, target: np.ndarray) -> np.ndarray:
     quadrature difference, 0 where an image is already as noisy."""
     own = np.asarray(own, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
+    target = np.where(np.isfinite(target), target, 0.0)  # a band with no reading: nothing
     deficit = np.where(np.isfinite(own), target[None] ** 2 - own ** 2, 0.0)
     return np.sqrt(np.clip(deficit, 0.0, None))
 

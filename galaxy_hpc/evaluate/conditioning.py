@@ -23,8 +23,8 @@ measuring, since a noise-free image reads larger radii (galaxy_hpc.data.pixel_no
 both noise levels and what was added are reported. The real store is measured first.
 
 Measuring is split over ranks (whole batches); rank correlations and cell distributions
-need every value, so the measurements (four floats a galaxy) are gathered, and the
-statistics are computed on rank 0 and broadcast.
+need every value, so the measurements (four floats a galaxy, and its pixel noise per
+band) are gathered, and the statistics are computed on rank 0 and broadcast.
 """
 
 from __future__ import annotations

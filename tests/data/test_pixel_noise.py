@@ -69,3 +69,9 @@ def test_the_report_states_both_levels_and_what_was_added():
     assert "added to generated images" in noise_line(matched)
     drawn = noise_report(real, generated, None)
     assert drawn["added"] is None and "not matched" in noise_line(drawn)
+
+
+def test_a_band_the_real_store_has_no_reading_of_gets_no_noise():
+    own = np.array([[0.001, 0.001]])
+    assert noise_to_add(own, np.array([0.02, np.nan]))[0] == pytest.approx(
+        [np.sqrt(0.02**2 - 0.001**2), 0.0])

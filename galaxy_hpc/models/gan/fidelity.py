@@ -77,14 +77,15 @@ def judge(generated: np.ndarray, real: np.ndarray, conditions: np.ndarray,
     bands = tuple(section.colour_bands)
     real_noise = pixel_noise(real)
     own_noise = pixel_noise(draws.reshape(-1, *draws.shape[2:]))
-    added = None
-    if section.match_noise:  # draw d of row k: image d x N + k of the (D x N) catalog
-        target = survey_noise(real_noise)
-        matched = [add_matching_noise(draw, target, seed=section.seed, first_index=d * len(draw))
-                   for d, draw in enumerate(draws)]
-        draws = np.stack([images for images, _ in matched])
-        added = np.concatenate([sigma for _, sigma in matched])
-    measured = [measured_quantities(draw, bands) for draw in draws]
+    target = survey_noise(real_noise) if section.match_noise else None
+    measured, sigmas = [], []
+    for d, draw in enumerate(draws):  # one matched draw in memory at a time
+        if target is not None:  # draw d of row k: image d x N + k of the (D x N) catalog
+            draw, sigma = add_matching_noise(draw, target, seed=section.seed,
+                                             first_index=d * len(draw))
+            sigmas.append(sigma)
+        measured.append(measured_quantities(draw, bands))
+    added = np.concatenate(sigmas) if sigmas else None
     found = {"generated": measured[0], "real": measured_quantities(real, bands)}
     grid = {name: conditions[:, k] for k, name in enumerate(names)}
     cells = cell_fidelity({q: np.stack([m[q] for m in measured]) for q in QUANTITIES},
