@@ -70,14 +70,15 @@ def noise_to_add(own: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def add_matching_noise(images: np.ndarray, target: np.ndarray, *, seed: int,
-                       first_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                       first_index: int = 0, own: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """(images with noise added up to `target` per band, (N, C) the sigma added). Image k
     of the batch is image `first_index + k` of its catalog: its noise is drawn from a
     generator seeded with (seed, first_index + k), so a catalog gets the same noise in
-    batches of any size on any number of ranks. Returns float64 images."""
+    batches of any size on any number of ranks. `own`: the images' pixel_noise, when the
+    caller has it already. Returns float64 images."""
     x = np.asarray(images, dtype=np.float64)
-    own = pixel_noise(x)
-    added = noise_to_add(own, target)
+    added = noise_to_add(pixel_noise(x) if own is None else own, target)
     out = x.copy()
     for k in range(len(x)):
         if added[k].any():

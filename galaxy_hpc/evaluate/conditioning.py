@@ -93,7 +93,7 @@ def _measure(store: Store, cfg: ConditioningConfig, comm: Comm, bar,
             noise, added = pixel_noise(images), None
             if match is not None:
                 images, added = add_matching_noise(images, match, seed=cfg.seed,
-                                                   first_index=first)
+                                                   first_index=first, own=noise)
             photometry = measure(images)
             shape = profile(images, photometry, colour_bands=tuple(cfg.colour_bands))
             parts.append((first, np.stack([photometry.total_flux,

@@ -76,13 +76,15 @@ def judge(generated: np.ndarray, real: np.ndarray, conditions: np.ndarray,
     draws = generated if generated.ndim == 5 else generated[None]
     bands = tuple(section.colour_bands)
     real_noise = pixel_noise(real)
-    own_noise = pixel_noise(draws.reshape(-1, *draws.shape[2:]))
+    own_noise = pixel_noise(draws.reshape(-1, *draws.shape[2:]))  # (D x N, C)
     target = survey_noise(real_noise) if section.match_noise else None
     measured, sigmas = [], []
     for d, draw in enumerate(draws):  # one matched draw in memory at a time
         if target is not None:  # draw d of row k: image d x N + k of the (D x N) catalog
+            first = d * len(draw)
             draw, sigma = add_matching_noise(draw, target, seed=section.seed,
-                                             first_index=d * len(draw))
+                                             first_index=first,
+                                             own=own_noise[first:first + len(draw)])
             sigmas.append(sigma)
         measured.append(measured_quantities(draw, bands))
     added = np.concatenate(sigmas) if sigmas else None
