@@ -37,14 +37,17 @@ MAD_TO_SIGMA = 1.4826  # sigma / median absolute deviation of a Gaussian
 def pixel_noise(images: np.ndarray, border: int = 3) -> np.ndarray:
     """(N, C) robust per-band pixel noise sigma of images (N, C, H, W), from first differences
     along the outer `border`-pixel ring (see the module docstring)."""
-    x = np.asarray(images, dtype=np.float64)
+    x = np.asarray(images)
     if x.ndim != 4:
         raise ValueError(f"expected images (N, C, H, W), got shape {x.shape}")
     n, c, h, w = x.shape
     if 2 * border >= min(h, w) or w < 2 or h < 2:
         raise ValueError(f"border {border} leaves no inside of a {h}x{w} image")
-    rows = np.concatenate([x[..., :border, :], x[..., h - border:, :]], axis=-2)
-    columns = np.concatenate([x[..., :, :border], x[..., :, w - border:]], axis=-1)
+    # Only the ring is read and cast: a judge passes every draw of every row at once.
+    rows = np.concatenate([x[..., :border, :], x[..., h - border:, :]],
+                          axis=-2).astype(np.float64)
+    columns = np.concatenate([x[..., :, :border], x[..., :, w - border:]],
+                             axis=-1).astype(np.float64)
     steps = np.concatenate([np.diff(rows, axis=-1).reshape(n, c, -1),
                             np.diff(columns, axis=-2).reshape(n, c, -1)], axis=-1)
     centre = np.median(steps, axis=-1, keepdims=True)
