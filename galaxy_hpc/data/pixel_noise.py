@@ -90,6 +90,17 @@ def add_matching_noise(images: np.ndarray, target: np.ndarray, *, seed: int,
     return out, added
 
 
+def as_stored(images: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Noisy float images as a store of `dtype` holds them: rounded and clipped to an
+    integer dtype's range (a uint8 composite's sky clips at 0, as the survey's own did),
+    float images unchanged. Returns float64 for integer dtypes, so nothing wraps."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu":
+        return images
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(images), info.min, info.max)
+
+
 def noise_report(real: np.ndarray, generated: np.ndarray, added: np.ndarray | None
                  ) -> dict[str, object]:
     """The JSON a judge reports: median per-band noise of the real and generated images

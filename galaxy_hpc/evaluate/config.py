@@ -190,9 +190,18 @@ class MorphologyFidelityConfig:
     stretch: str | None = None
     batch_size: int = 64  # images per predictor batch
     device: Device = "auto"  # auto: this rank's GPU when there is one, else the CPU
+    # Add the pixel noise each generated image lacks against the real store's median (per
+    # band) before the predictor reads it, as the conditioning evaluation does: a predictor
+    # trained on survey images reads a noise-free one out of its domain. Integer stores
+    # are rounded and clipped back to their range. false: read generated images as drawn.
+    # Both noise levels are reported either way (galaxy_hpc.data.pixel_noise).
+    match_noise: bool = True
+    seed: int = 0  # the added noise of generated image i is drawn from (seed, i)
 
     def __post_init__(self) -> None:
         _positive(self, "batch_size", "min_galaxies", "num_bins")
+        if not isinstance(self.match_noise, bool):
+            raise ValueError(f"match_noise must be true or false, got {self.match_noise!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.floor_galaxies not in FLOOR_GALAXIES:

@@ -22,6 +22,13 @@ reads differently from one of 0.03. Beside the MAE, per answer and per bin of th
 requested fraction, the count, sum and sum of squares of the predicted fraction give the
 requested-vs-predicted plot.
 
+Generated images are read as the survey would show them (`match_noise`): the real store
+is read first, and each generated image is given the pixel noise it lacks against the real
+store's median per band before the predictor sees it (galaxy_hpc.data.pixel_noise; an
+integer store's images are rounded and clipped back to its range). A predictor trained on
+noisy survey images reads a decoder's noise-free galaxies out of its domain. Both noise
+levels, and what was added, are reported.
+
 Ranks take contiguous runs of whole batches of the global batch grid (passes.py: the same
 batches for any rank count). The sums are integers, fractions in units of 2^-32 (a
 rounding of at most 1.2e-10 a value, far below float32 predictions' 6e-8): integer sums
@@ -32,6 +39,7 @@ ranks, with memory flat in the number of galaxies.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +48,8 @@ import numpy as np
 from galaxy_hpc.data.gz2 import ANSWERS, NUM_ANSWERS, QUESTIONS, column_name
 from galaxy_hpc.data.gz2 import normalise_per_question
 from galaxy_hpc.data.nonfinite import NonFinitePixels
+from galaxy_hpc.data.pixel_noise import (add_matching_noise, as_stored, noise_line,
+                                         noise_report, pixel_noise, survey_noise)
 from galaxy_hpc.data.stretch import Stretch, stretch_for_store
 from galaxy_hpc.evaluate.config import MorphologyFidelityConfig, require
 from galaxy_hpc.evaluate.extractors import pick_device
@@ -132,14 +142,28 @@ def floor_galaxies(cfg: MorphologyFidelityConfig, real: Store) -> tuple[np.ndarr
                      f"training held out (fraction {rule['fraction']:g}, seed {rule['seed']})"), []
 
 
+@dataclass
+class Pass:
+    """One store's pass on this rank: its sums, and per image read (in this rank's order)
+    its own pixel noise and the noise added before reading (empty when none was)."""
+
+    sums: np.ndarray
+    noise: list[np.ndarray] = field(default_factory=list)
+    added: list[np.ndarray] = field(default_factory=list)
+
+
 def _store_sums(store: Store, indices: np.ndarray | None, predictor: Any, stretch: Stretch,
-                cfg: MorphologyFidelityConfig, comm: Comm, bar) -> np.ndarray:
-    """This rank's sums over its whole batches of the store (or of `indices` of it)."""
-    sums = np.zeros((NUM_ANSWERS, BINNED + 3 * cfg.num_bins), dtype=np.int64)
+                cfg: MorphologyFidelityConfig, comm: Comm, bar,
+                match: np.ndarray | None = None) -> Pass:
+    """This rank's sums over its whole batches of the store (or of `indices` of it); with
+    `match` (C,), each image is first given the pixel noise it lacks against it."""
+    if match is not None and indices is not None:
+        raise ValueError("noise is matched on whole stores only (the generated one)")
+    out = Pass(np.zeros((NUM_ANSWERS, BINNED + 3 * cfg.num_bins), dtype=np.int64))
     bounds = rank_batches(len(store) if indices is None else len(indices), cfg.batch_size,
                           comm.rank, comm.size)
     if not bounds:
-        return sums
+        return out
     lo, hi = bounds[0][0], bounds[-1][1]
     use = "the morphology fidelity evaluation"
     if indices is None:
@@ -151,11 +175,25 @@ def _store_sums(store: Store, indices: np.ndarray | None, predictor: Any, stretc
         batches = ((int(np.searchsorted(indices[lo:hi], rows[0])), images) for rows, images
                    in read_at(store, indices[lo:hi], cfg.batch_size, use=use))
     for offset, images in batches:
+        own = pixel_noise(images)
+        out.noise.append(own)
+        if match is not None:  # image i of the store: the same noise on any rank count
+            first = lo + offset  # matched stores are read whole (indices None)
+            noisy, added = add_matching_noise(images, match, seed=cfg.seed,
+                                              first_index=first, own=own)
+            images = as_stored(noisy, images.dtype)
+            out.added.append(added)
         predicted = predict_fractions(predictor, images, stretch)
-        sums += batch_sums(truth[offset:offset + len(images)], predicted,
-                           min_reach=cfg.min_reach, num_bins=cfg.num_bins)
+        out.sums += batch_sums(truth[offset:offset + len(images)], predicted,
+                               min_reach=cfg.min_reach, num_bins=cfg.num_bins)
         bar.update(len(images))
-    return sums
+    return out
+
+
+def _gathered(parts: list[np.ndarray], comm: Comm, bands: int) -> np.ndarray:
+    """(N, bands) every rank's per-image rows, in rank order."""
+    rows = [part for rank_parts in comm.allgather(parts) for part in rank_parts]
+    return np.concatenate(rows) if rows else np.empty((0, bands))
 
 
 def _calibration(sums: np.ndarray, num_bins: int) -> list[dict[str, Any]]:
@@ -275,7 +313,8 @@ class MorphologyFidelityResult(EvaluationResult):
         lines += [f"Q{q['question']:<2} {q['slug']:<18} {_f(q['mae']):>6} "
                   f"{_f(q.get('mae_se')):>5} {_f(q['floor']):>6} {_f(q.get('floor_se')):>5} "
                   f"{_f(q['ratio'], 2):>6}  {q['verdict']}" for q in d["questions"]]
-        return "\n".join(lines + d["notes"] + [d["verdict"]])
+        noise = [noise_line(d["pixel_noise"])] if d.get("pixel_noise") else []
+        return "\n".join(lines + noise + d["notes"] + [d["verdict"]])
 
 
 def _f(value: float | None, digits: int = 3) -> str:
@@ -301,19 +340,35 @@ def run_morphology_fidelity(cfg: MorphologyFidelityConfig, *, show_progress: boo
         given = getattr(predictor, "stretch", None)
     # One map for both stores, the one the predictor was trained with when it says.
     stretch = on_root(comm, lambda: stretch_for_store(real, given))
-    passes = [(generated, None), (real, indices)]
+    passes = [(real, indices), (generated, None)]
     bar = progress(sum(b - a for s, i in passes for a, b in rank_batches(
         len(s) if i is None else len(i), cfg.batch_size, comm.rank, comm.size)),
         f"vote fractions (rank 0 of {comm.size})", show_progress and comm.rank == 0)
-    local, failure = [], None
+
+    def read(store: Store, rows: np.ndarray | None, match: np.ndarray | None = None) -> Pass:
+        found, failure = None, None
+        try:
+            found = _store_sums(store, rows, predictor, stretch, cfg, comm, bar, match)
+        except NonFinitePixels as error:
+            failure = error
+        shared_failure(comm, failure)  # every rank raises, none waits at the gather
+        return found
+
     try:
-        for store, rows in passes:
-            local.append(_store_sums(store, rows, predictor, stretch, cfg, comm, bar))
-    except NonFinitePixels as error:
-        failure = error
-    bar.close()
-    shared_failure(comm, failure)
-    summed = comm.allreduce_sum(np.stack(local)).reshape(2, NUM_ANSWERS, -1)
+        # The real store first: the generated images are given its noise.
+        real_pass = read(real, indices)
+        bands = real.spec.image_shape[0]
+        real_noise = _gathered(real_pass.noise, comm, bands)
+        target = survey_noise(real_noise) if cfg.match_noise and len(real_noise) else None
+        generated_pass = read(generated, None, target)
+    finally:
+        bar.close()
+    generated_noise = _gathered(generated_pass.noise, comm, bands)
+    added = _gathered(generated_pass.added, comm, bands) if target is not None else None
+    summed = comm.allreduce_sum(np.stack([generated_pass.sums, real_pass.sums])
+                                ).reshape(2, NUM_ANSWERS, -1)
+    pixel_noise_report = (noise_report(real_noise, generated_noise, added)
+                          if len(real_noise) and len(generated_noise) else None)
     return MorphologyFidelityResult({
         "evaluation": "morphology_fidelity", "predictor": str(cfg.predictor),
         "predictor_image_size": int(predictor.image_size), "vote_suffix": cfg.vote_suffix,
@@ -327,4 +382,5 @@ def run_morphology_fidelity(cfg: MorphologyFidelityConfig, *, show_progress: boo
         "calibration": {"bin_edges": np.linspace(0.0, 1.0, cfg.num_bins + 1).tolist(),
                         "generated": _calibration(summed[0], cfg.num_bins),
                         "real": _calibration(summed[1], cfg.num_bins)},
+        "pixel_noise": pixel_noise_report,
         "notes": notes, "num_ranks": comm.size, "seconds": time.perf_counter() - start})

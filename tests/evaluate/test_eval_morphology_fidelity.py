@@ -4,7 +4,8 @@ synthetic galaxies; stores of the same images carry p shifted by +d, -d, +d, ...
 question's answers (the last answer unshifted when a question has an odd count), so every
 question's MAE is d x (its shifted answers / its answers) exactly. The real store's shift
 sets the floor; a catalog shifted by 1.25x it passes, one shifted by 2x fails with that
-MAE; on 2 MPI ranks the JSON is the one of 1 rank."""
+MAE (read as drawn: both stores hold the same images); on 2 MPI ranks, noise matched, the
+JSON is the one of 1 rank."""
 
 from __future__ import annotations
 
@@ -84,6 +85,9 @@ def made(stores, tmp_path_factory):
 
 
 def evaluate(made, generated, real="real", predictor="predictor", **settings):
+    # The same images on both sides: the known MAEs hold as drawn (noise matching would add
+    # noise to the generated images below the median; test_eval_morphology_noise.py).
+    settings.setdefault("match_noise", False)
     cfg = MorphologyFidelityConfig(generated=made[generated], real=made[real],
                                    predictor=made[predictor], min_reach=0.0, batch_size=24,
                                    **settings)
@@ -237,6 +241,7 @@ def test_the_report_shows_the_table_and_the_plot(close, tmp_path):
     assert "morphology-fidelity.png" in report.images
     assert (tmp_path / "report" / "morphology-fidelity.png").stat().st_size > 10_000
     assert page.count('<tr class="within">') == 11 and "pass: 11 of 11" in page
+    assert "pixel noise per band: real" in page and "(not matched: measured as drawn)" in page
 
 
 @pytest.mark.mpi
@@ -249,8 +254,13 @@ def test_two_ranks_give_the_json_of_one(made, close, mpiexec, galaxy_hpc, subpro
         env=subprocess_env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     two = json.loads(done.stdout.strip().splitlines()[-1])
-    one = json.loads(to_json(close.to_dict()))
+    # The CLI matches noise (its default): the noise added to generated image i is drawn
+    # from (seed, i), so two ranks add what one does.
+    one = json.loads(to_json(evaluate(made, "close", match_noise=True).to_dict()))
     assert (one["num_ranks"], two["num_ranks"]) == (1, 2)
+    # The images below the median noise were given some: the readings moved.
+    drawn = json.loads(to_json(close.to_dict()))
+    assert two["pixel_noise"]["matched"] is True and two["questions"] != drawn["questions"]
     for key in ("seconds", "num_ranks"):
         del one[key], two[key]
     assert two == one

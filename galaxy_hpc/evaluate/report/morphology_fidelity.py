@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from galaxy_hpc.data.pixel_noise import noise_line
 from galaxy_hpc.evaluate.report import html
 from galaxy_hpc.evaluate.report.plots import vote_calibration
 
@@ -34,7 +35,11 @@ def morphology_fidelity_section(result: dict[str, Any], folder: Path,
                           f"passes with MAE <= {targets['max_mae']:g} and <= "
                           f"{targets['max_floor_ratio']:g}x the floor; it counts for a galaxy "
                           f"where at least {result['min_reach']:g} of the volunteers reached "
-                          "it."] + result["notes"])
+                          "it."]
+                         + ([noise_line(result["pixel_noise"]) + " (a predictor trained on "
+                             "survey images reads a noise-free galaxy out of its domain)"]
+                            if result.get("pixel_noise") else [])
+                         + result["notes"])
             + html.table(["question", "MAE", "± (std error)", "floor", "±", "MAE / floor",
                           "n generated", "n real", "verdict"], rows, classes)
             + html.image(chart, "mean predicted fraction per requested-fraction bin, per "

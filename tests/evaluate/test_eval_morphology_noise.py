@@ -1,0 +1,127 @@
+"""`evaluate morphology-fidelity` reads generated galaxies as the survey would show them:
+the synthetic survey's own galaxies drawn without pixel noise (the same rows, the same
+light, the same votes) judged against the noisy store. The predictor here reads noise on
+purpose (its smooth-vs-features answer is the image's high-frequency power), so a
+noise-free catalog reads far off the floor as drawn, and at it once the real store's noise
+is added (match_noise, the default). The reported real noise is the store's own: the
+difference of the two stores is the noise realisation itself."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import galaxy_hpc.models.vote_predictor as vote_predictor
+from galaxy_hpc.data.gz2 import NUM_ANSWERS, QUESTIONS
+from galaxy_hpc.data.pixel_noise import as_stored
+from galaxy_hpc.evaluate.config import MorphologyFidelityConfig
+from galaxy_hpc.evaluate.morphology_fidelity import run_morphology_fidelity
+from hpc.store import open_store
+from support.predictors import random_vote_predictor
+
+NUM_GALAXIES = 256
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "evaluate" / "morphology_fidelity.yaml"
+
+
+@pytest.fixture(scope="module")
+def stores(galaxy_hpc, tmp_path_factory):
+    root = tmp_path_factory.mktemp("morphology_noise")
+    made = {"predictor": random_vote_predictor(root / "predictor", head_std=0.05)}
+    for name, noise in (("noisy", "true"), ("clean", "false")):
+        made[name] = root / f"{name}.zarr"
+        subprocess.run([galaxy_hpc, "synth", "--n", str(NUM_GALAXIES), "--size", "32",
+                        "--no-captions", "--seed", "3", "--out", str(made[name]),
+                        f"galaxy.add_noise={noise}"],
+                       check=True, capture_output=True, timeout=300)
+    return made
+
+
+class NoiseReader(torch.nn.Module):
+    """A vote predictor whose Q1 answer is the pixel-scale roughness of the image: P(smooth)
+    grows with the mean |difference| of horizontal neighbours. Every other question: a
+    uniform split (the same for any image)."""
+
+    image_size = 32
+
+    def predict_fractions(self, pixels: torch.Tensor) -> torch.Tensor:
+        rough = (pixels[..., 1:] - pixels[..., :-1]).abs().mean(dim=(1, 2, 3))
+        out = torch.zeros(len(pixels), NUM_ANSWERS)
+        for q in QUESTIONS:
+            columns = range(NUM_ANSWERS)[q.columns]
+            out[:, list(columns)] = 1.0 / len(columns)
+        smooth = torch.clamp(rough * 2.5, 0.0, 1.0)
+        out[:, 0], out[:, 1], out[:, 2] = smooth, 1.0 - smooth, 0.0
+        return out
+
+
+@pytest.fixture
+def noise_reader(monkeypatch):
+    monkeypatch.setattr(vote_predictor, "load_vote_predictor",
+                        lambda folder, device=None: NoiseReader())
+
+
+def judged(stores, match_noise):
+    cfg = MorphologyFidelityConfig(generated=str(stores["clean"]), real=str(stores["noisy"]),
+                                   predictor=str(stores["predictor"]), min_reach=0.0,
+                                   floor_galaxies="all", match_noise=match_noise)
+    return run_morphology_fidelity(cfg, show_progress=False).to_dict()
+
+
+def mean_smooth(result, side):
+    """The mean P(smooth) the predictor read off a store's counted galaxies (the
+    calibration's per-bin counts and means of answer a01)."""
+    answer = result["calibration"][side][0]
+    count = np.array(answer["count"], dtype=np.float64)
+    mean = np.nan_to_num(np.array(answer["mean_predicted"], dtype=np.float64))
+    return float((count * mean).sum() / count.sum())
+
+
+def test_a_noise_free_catalog_reads_unlike_the_real_one_as_drawn_and_like_it_when_matched(
+        stores, noise_reader):
+    drawn, matched = judged(stores, False), judged(stores, True)
+    real = mean_smooth(drawn, "real")
+    assert mean_smooth(matched, "real") == real  # the real store is read as it is
+    # As drawn the reader calls the noise-free galaxies far smoother than the real ones
+    # (the same galaxies, the same votes); matched they differ by the noise's own draw.
+    assert real - mean_smooth(drawn, "generated") > 0.2
+    # Not exactly: the survey's noise went through the asinh stretch and clipped at 0, the
+    # added noise is Gaussian in the stored values (~0.02 rougher here, 10x closer).
+    assert mean_smooth(matched, "generated") == pytest.approx(real, abs=0.04)
+    q1 = [[q for q in result["questions"] if q["question"] == 1][0]
+          for result in (drawn, matched)]
+    assert abs(q1[1]["mae"] - q1[1]["floor"]) < 0.5 * abs(q1[0]["mae"] - q1[0]["floor"])
+    assert drawn["pixel_noise"]["matched"] is False and drawn["pixel_noise"]["added"] is None
+    assert matched["pixel_noise"]["matched"] is True
+
+
+def test_the_reported_noise_is_the_real_stores_and_what_the_clean_images_lacked(
+        galaxy_hpc, stores):
+    done = subprocess.run([galaxy_hpc, "evaluate", "morphology-fidelity", str(CONFIG),
+                           f"generated={stores['clean']}", f"real={stores['noisy']}",
+                           f"predictor={stores['predictor']}", "min_reach=0", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    noise = json.loads(done.stdout.strip().splitlines()[-1])["pixel_noise"]
+    # The noise realisation itself: the noisy store minus the same galaxies drawn clean,
+    # in the 3-px border ring (sky), as a plain std (the report's estimator is robust).
+    difference = (open_store(stores["noisy"]).read_images().astype(np.float64)
+                  - open_store(stores["clean"]).read_images())
+    ring = np.concatenate([difference[..., :3, :].reshape(NUM_GALAXIES, 3, -1),
+                           difference[..., -3:, :].reshape(NUM_GALAXIES, 3, -1)], axis=-1)
+    sky = ring.std(axis=(0, 2))
+    assert noise["matched"] and noise["real"] == pytest.approx(sky, rel=0.15)
+    assert all(g < 0.15 * s for g, s in zip(noise["generated"], noise["real"]))
+    assert noise["added"] == pytest.approx(noise["real"], rel=0.05)
+
+
+def test_integer_stores_hold_the_noisy_images_rounded_and_clipped():
+    noisy = np.array([-3.4, 0.49, 0.5, 127.6, 254.6, 300.0])
+    assert as_stored(noisy, np.uint8).tolist() == [0.0, 0.0, 0.0, 128.0, 255.0, 255.0]
+    assert as_stored(noisy, np.dtype("int16")).tolist() == [-3.0, 0.0, 0.0, 128.0, 255.0,
+                                                            300.0]
+    assert as_stored(noisy, np.float32) is noisy  # float stores: as the noise left them
