@@ -62,6 +62,18 @@ def survey_noise(per_image: np.ndarray) -> np.ndarray:
     return np.nanmedian(np.where(np.isfinite(per_image), per_image, np.nan), axis=0)
 
 
+def store_noise(store, *, max_images: int = 1000, batch_size: int = 256) -> np.ndarray:
+    """(C,) a store's survey noise: the median pixel noise of up to `max_images` of its
+    images, spread evenly over the store (one region of the sky is not the survey)."""
+    if len(store) == 0:
+        raise ValueError(f"{store.path} holds no images to measure the pixel noise of")
+    indices = np.unique(np.linspace(0, len(store) - 1, min(len(store), max_images))
+                        .round().astype(np.int64))
+    per_image = [pixel_noise(store.read_images_at(indices[lo:lo + batch_size]))
+                 for lo in range(0, len(indices), batch_size)]
+    return survey_noise(np.concatenate(per_image))
+
+
 def noise_to_add(own: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(N, C) sigma that brings images of noise `own` (N, C) to `target` (C,): the
     quadrature difference, 0 where an image is already as noisy."""

@@ -37,6 +37,7 @@ class Catalog:
     source: Any  # conditions.ConditionSource
     runtime: Any
     model_hashes: dict[str, str] = field(default_factory=dict)  # filled in on rank 0, shared
+    noise: Any = None  # noise.SurveyNoise: survey noise added to every image, or None
 
     @property
     def num_objects(self) -> int:
@@ -53,13 +54,18 @@ class Catalog:
         from hpc.store import StoreSpec
 
         columns = dict(BASE_COLUMNS)
-        for name, dtype in self.source.columns().items():
+        noise_columns = {name: "float64" for name in self.noise.columns} if self.noise else {}
+        for name, dtype in {**self.source.columns(), **noise_columns}.items():
             if name in columns:
                 raise ValueError(f"condition column {name!r} clashes with the catalog's own "
                                  f"column of that name; rename it in {self.cfg.conditions.path}")
             columns[name] = dtype
         info = {**store_column_info(BASE_COLUMNS, overrides={"id": GENERATED_ID}),
-                **self.source.column_info()}
+                **self.source.column_info(),
+                **{name: {"description": f"sigma of the Gaussian pixel noise added to band "
+                                         f"{band} after the image was drawn, in the catalog's "
+                                         "pixel units (generate's noise section)"}
+                   for band, name in enumerate(noise_columns)}}
         return StoreSpec(image_shape=tuple(self.generator.image_shape),
                          image_dtype=self.generator.image_dtype, columns=columns,
                          shard_size=self.cfg.shard_size, backend=self.cfg.format,
@@ -78,7 +84,10 @@ class Catalog:
         identity = self.generator.identity()
         model = {k: v for k, v in identity.items() if k != "files"}
         model["sha256"] = dict(self.model_hashes)
-        return {"version": FINGERPRINT_VERSION, "model": model, "sampler": self._sampler(),
+        # Only when on: catalogs made before the noise section still resume.
+        noise = {"noise": self.noise.fingerprint()} if self.noise else {}
+        return {**noise, "version": FINGERPRINT_VERSION, "model": model,
+                "sampler": self._sampler(),
                 "image_shape": list(self.generator.image_shape),
                 "image_dtype": self.generator.image_dtype, "seed": self.cfg.seed,
                 "num_objects": self.num_objects, "shard_size": self.cfg.shard_size,
@@ -97,6 +106,7 @@ class Catalog:
                              "model_files": self.generator.identity().get("files", {}),
                              "conditions": self.source.provenance(),
                              "scheduler": sampler_provenance,
+                             "noise": self.noise.source if self.noise else None,
                              "runtime": self.runtime.describe()}}
 
     # -- objects ------------------------------------------------------------------------
@@ -122,6 +132,9 @@ class Catalog:
             "strength": np.full(count, batch.strength if batch.init_images is not None else 1.0),
         }
         columns.update(batch.columns)
+        if self.noise is not None:
+            images, added = self.noise.apply(images, indices, self.cfg.seed)
+            columns.update(added)
         return images, columns
 
     def make_shard(self, start: int, stop: int, on_batch: Any = None

@@ -156,6 +156,48 @@ class ConditionSection:
 
 
 @dataclass
+class NoiseSection:
+    """Survey pixel noise added to every generated image after it is drawn, for catalogs
+    meant to look as the survey records galaxies (a mock catalogue). A diffusion model
+    decodes through a smoothing autoencoder and draws galaxies almost free of pixel noise;
+    a measurement made on them (radii, shapes, a classifier's reading) is then made on
+    images no survey takes. Each image gets the Gaussian noise it lacks against the target,
+    per band (the quadrature difference: an image as noisy already gets none), drawn from
+    its own stream of (catalog seed, object index), and the sigma added is a column of the
+    catalog. Off (neither set): images as drawn. galaxy_hpc.data.pixel_noise says how
+    pixel noise is measured."""
+
+    # A store of survey images in the catalog's pixel units (same bands, same dtype kind):
+    # its median pixel noise per band is the target. E.g. the store the model trained on.
+    match: str | None = None
+    sigma: list[float] | None = None  # or the target per band, in the catalog's pixel units
+    max_images: int = 1000  # images of `match` measured, spread evenly over it
+
+    def __post_init__(self) -> None:
+        import math
+
+        if self.match is not None and self.sigma is not None:
+            raise ValueError("noise: give match (a store to take the noise of) or sigma (the "
+                             "noise per band), not both")
+        if self.match == "":
+            raise ValueError("noise.match is empty: give a store's path, or null for no noise")
+        if self.sigma is not None:
+            if isinstance(self.sigma, (int, float)) or not self.sigma:
+                raise ValueError(f"noise.sigma must be a list of one sigma per band, got "
+                                 f"{self.sigma!r}")
+            if not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0
+                       for v in self.sigma):
+                raise ValueError(f"noise.sigma must be finite and >= 0, got {self.sigma!r}")
+            self.sigma = [float(v) for v in self.sigma]
+        if self.max_images < 1:
+            raise ValueError(f"noise.max_images must be >= 1, got {self.max_images}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.match is not None or self.sigma is not None
+
+
+@dataclass
 class RuntimeSection:
     """How fast, not what: none of these change which objects a catalog holds, but bytes
     are only guaranteed identical on the same hardware, software and (on CPU) number of
@@ -192,6 +234,7 @@ class GenerateConfig:
     model: ModelSection = field(default_factory=ModelSection)
     sampler: SamplerSection = field(default_factory=SamplerSection)
     conditions: ConditionSection = field(default_factory=ConditionSection)
+    noise: NoiseSection = field(default_factory=NoiseSection)
     runtime: RuntimeSection = field(default_factory=RuntimeSection)
 
     def __post_init__(self) -> None:

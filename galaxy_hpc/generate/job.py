@@ -89,10 +89,14 @@ def build_catalog(cfg: GenerateConfig, local_rank: int = 0) -> Any:
     from galaxy_hpc.generate.loader import load_generator
     from galaxy_hpc.generate.runtime import resolve_runtime
 
+    from galaxy_hpc.generate.noise import survey_noise_for
+
     runtime = resolve_runtime(cfg.runtime, local_rank)
     generator = load_generator(cfg.model, cfg.sampler, runtime, size=cfg.size)
+    # Every rank measures the same images of noise.match the same way: no communication.
+    noise = survey_noise_for(cfg.noise, tuple(generator.image_shape), generator.image_dtype)
     return Catalog(cfg=cfg, generator=generator, source=build_conditions(cfg, generator),
-                   runtime=runtime)
+                   runtime=runtime, noise=noise)
 
 
 def open_catalog_store(catalog: Any, command: str | None) -> dict[str, Any]:

@@ -74,6 +74,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from galaxy_hpc.data.pixel_noise import noise_to_add, pixel_noise, store_noise
 from galaxy_hpc.models.display import to_display
 from galaxy_hpc.models.gan import consistency, fidelity
 from galaxy_hpc.models.gan.generator import GalaxyGenerator, noise_for_seeds
@@ -209,6 +210,18 @@ class GanTrainModule(torch.nn.Module):
         return loss, {k: v.detach() for k, v in terms.items()}
 
 
+def with_noise(images: np.ndarray, target: np.ndarray, seeds: list[int]) -> np.ndarray:
+    """Images (N, C, H, W) given the pixel noise each lacks against `target` (C,), image
+    k's from a stream of seeds[k] (not the stream its latent came from)."""
+    added = noise_to_add(pixel_noise(images), target)
+    out = images.copy()
+    for k, seed in enumerate(seeds):
+        if added[k].any():
+            rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
+            out[k] += rng.standard_normal(out.shape[1:]) * added[k][:, None, None]
+    return out
+
+
 class GanFamily(ModelFamily):
     def build(self) -> torch.nn.Module:
         cfg, model = self.cfg, self.cfg.model
@@ -241,6 +254,10 @@ class GanFamily(ModelFamily):
         self.monitor = monitor
         self._logged_step: int | None = None
         self.sample_conditions = self._grid_conditions(cfg.run.num_samples)
+        # The survey's noise, as the export's judge adds it (fidelity.judge): checkpoints
+        # are chosen on galaxies measured as the survey would see them.
+        self.noise_target = (store_noise(self.store) if model.fidelity.match_noise
+                             else None)
         return GanTrainModule(
             generator, discriminator, self.scaler, r1_gamma=model.r1_gamma,
             r1_every=model.r1_every, aux_weight=model.aux_weight, monitor=monitor,
@@ -303,8 +320,10 @@ class GanFamily(ModelFamily):
                            ) -> dict[str, np.ndarray]:
         """Each held-out row drawn `model.fidelity.draws_per_row` times from its conditions
         (the noise of each draw seeded by the row's store index, so every validation draws
-        the same, however the rows fall into batches over the ranks), the judged
-        quantities measured on those galaxies and on the real images of the rows; and D's
+        the same, however the rows fall into batches over the ranks), each given the
+        survey's pixel noise it lacks (model.fidelity.match_noise, as the export's judge
+        does; the added noise seeded the same way), the judged quantities measured on
+        those galaxies and on the real images of the rows; and D's
         auxiliary regression error on the real images (val_d_aux: rising while the
         training d_aux falls is D memorising)."""
         section = self.cfg.model.fidelity
@@ -314,17 +333,21 @@ class GanFamily(ModelFamily):
         generator = inner.generator
         bands = tuple(section.colour_bands)
 
-        def measured(images: torch.Tensor) -> dict[str, np.ndarray]:
+        def measured(images: torch.Tensor, seeds: list[int] | None = None
+                     ) -> dict[str, np.ndarray]:
             values = np.asarray(self.stretch.inverse(images.float().cpu().numpy()),
                                 dtype=np.float64)
+            if seeds is not None and self.noise_target is not None:
+                values = with_noise(values, self.noise_target, seeds)
             return fidelity.measured_quantities(values, bands)
 
         rows = [int(i) for i in batch["index"]]
         draws = []
         for k in range(section.draws_per_row):
-            z, maps = noise_for_seeds([item_seed(self.cfg.run.seed, row, k) for row in rows],
-                                      generator.latent_dim, generator.pixel_noise_shape)
-            draws.append(measured(generator(z.to(real.device), c, maps.to(real.device))))
+            seeds = [item_seed(self.cfg.run.seed, row, k) for row in rows]
+            z, maps = noise_for_seeds(seeds, generator.latent_dim, generator.pixel_noise_shape)
+            draws.append(measured(generator(z.to(real.device), c, maps.to(real.device)),
+                                  seeds))
         found = measured(real)
         _, read = inner.discriminator(real, c)
         out = {"conditions": batch["conditions"].double().cpu().numpy(),
