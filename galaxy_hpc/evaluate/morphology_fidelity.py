@@ -335,6 +335,14 @@ def run_morphology_fidelity(cfg: MorphologyFidelityConfig, *, show_progress: boo
         vote_columns(store, cfg.vote_suffix)
     predictor = load_vote_predictor(cfg.predictor, device=pick_device(cfg.device, env.local_rank))
     indices, described, notes = floor_galaxies(cfg, real)
+    if cfg.match_noise:  # the real store's noise is added to generated images as it is
+        ours, theirs = generated.spec, real.spec
+        if (ours.image_shape[0] != theirs.image_shape[0]
+                or np.dtype(ours.image_dtype).kind != np.dtype(theirs.image_dtype).kind):
+            raise ValueError(f"match_noise: {generated.path} holds {ours.image_shape[0]}-band "
+                             f"{ours.image_dtype} images, {real.path} {theirs.image_shape[0]}-"
+                             f"band {theirs.image_dtype}: their pixel noise is not in the same "
+                             "units (match_noise: false reads them as drawn)")
     given = load_stretch(cfg.stretch)
     if given is None:
         given = getattr(predictor, "stretch", None)

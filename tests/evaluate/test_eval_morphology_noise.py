@@ -125,3 +125,17 @@ def test_integer_stores_hold_the_noisy_images_rounded_and_clipped():
     assert as_stored(noisy, np.dtype("int16")).tolist() == [-3.0, 0.0, 0.0, 128.0, 255.0,
                                                             300.0]
     assert as_stored(noisy, np.float32) is noisy  # float stores: as the noise left them
+
+
+def test_a_catalog_in_other_pixel_units_is_refused_when_matching(galaxy_hpc, stores,
+                                                                 tmp_path):
+    flux = tmp_path / "flux.zarr"
+    subprocess.run([galaxy_hpc, "synth", "--n", "8", "--size", "32", "--float",
+                    "--no-captions", "--out", str(flux)], check=True, capture_output=True,
+                   timeout=300)
+    done = subprocess.run([galaxy_hpc, "evaluate", "morphology-fidelity", str(CONFIG),
+                           f"generated={flux}", f"real={stores['noisy']}",
+                           f"predictor={stores['predictor']}"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert f"match_noise: {flux} holds 3-band float32 images" in done.stderr, done.stderr[-2000:]
