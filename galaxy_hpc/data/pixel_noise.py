@@ -84,6 +84,19 @@ def noise_to_add(own: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(deficit, 0.0, None))
 
 
+def add_noise(images: np.ndarray, sigma: np.ndarray, entropy: list[list[int]]
+              ) -> np.ndarray:
+    """A float64 copy of images (N, C, H, W) with Gaussian noise of sigma (N, C) added,
+    image k's drawn from np.random.default_rng(entropy[k]): whoever adds it, in whatever
+    batch, draws the same noise for the same entropy."""
+    out = np.array(images, dtype=np.float64)
+    for k, key in enumerate(entropy):
+        if np.any(sigma[k]):
+            rng = np.random.default_rng([int(v) for v in key])
+            out[k] += rng.standard_normal(out.shape[1:]) * np.asarray(sigma[k])[:, None, None]
+    return out
+
+
 def add_matching_noise(images: np.ndarray, target: np.ndarray, *, seed: int,
                        first_index: int = 0, own: np.ndarray | None = None
                        ) -> tuple[np.ndarray, np.ndarray]:
@@ -92,14 +105,9 @@ def add_matching_noise(images: np.ndarray, target: np.ndarray, *, seed: int,
     generator seeded with (seed, first_index + k), so a catalog gets the same noise in
     batches of any size on any number of ranks. `own`: the images' pixel_noise, when the
     caller has it already. Returns float64 images."""
-    x = np.asarray(images, dtype=np.float64)
-    added = noise_to_add(pixel_noise(x) if own is None else own, target)
-    out = x.copy()
-    for k in range(len(x)):
-        if added[k].any():
-            rng = np.random.default_rng([int(seed), int(first_index) + k])
-            out[k] += rng.standard_normal(x.shape[1:]) * added[k][:, None, None]
-    return out, added
+    added = noise_to_add(pixel_noise(images) if own is None else own, target)
+    entropy = [[seed, first_index + k] for k in range(len(added))]
+    return add_noise(images, added, entropy), added
 
 
 def as_stored(images: np.ndarray, dtype: np.dtype) -> np.ndarray:

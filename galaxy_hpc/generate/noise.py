@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from galaxy_hpc.data.pixel_noise import as_stored, noise_to_add, pixel_noise, store_noise
+from galaxy_hpc.data.pixel_noise import (add_noise, as_stored, noise_to_add, pixel_noise,
+                                         store_noise)
 
 STREAM_NOISE = 2  # after seeds.STREAM_OBJECT (0) and seeds.STREAM_CONDITION (1)
 COLUMN = "noise_added_{band}"  # per band: the sigma added to the object's image
@@ -38,12 +39,8 @@ class SurveyNoise:
         """(the images with noise added, as their dtype holds them; the columns of the sigma
         added per band)."""
         added = noise_to_add(pixel_noise(images), self.target)
-        out = images.astype(np.float64)
-        for k, index in enumerate(np.asarray(indices).tolist()):
-            if added[k].any():
-                rng = np.random.default_rng(np.random.SeedSequence(
-                    [STREAM_NOISE, int(catalog_seed), int(index)]))
-                out[k] += rng.standard_normal(out.shape[1:]) * added[k][:, None, None]
+        out = add_noise(images, added, [[STREAM_NOISE, catalog_seed, index]
+                                        for index in np.asarray(indices).tolist()])
         noisy = as_stored(out, images.dtype).astype(images.dtype)
         return noisy, {name: added[:, band] for band, name in enumerate(self.columns)}
 

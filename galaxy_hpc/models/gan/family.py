@@ -74,7 +74,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from galaxy_hpc.data.pixel_noise import noise_to_add, pixel_noise, store_noise
+from galaxy_hpc.data.pixel_noise import add_noise, noise_to_add, pixel_noise, store_noise
 from galaxy_hpc.models.display import to_display
 from galaxy_hpc.models.gan import consistency, fidelity
 from galaxy_hpc.models.gan.generator import GalaxyGenerator, noise_for_seeds
@@ -213,13 +213,8 @@ class GanTrainModule(torch.nn.Module):
 def with_noise(images: np.ndarray, target: np.ndarray, seeds: list[int]) -> np.ndarray:
     """Images (N, C, H, W) given the pixel noise each lacks against `target` (C,), image
     k's from a stream of seeds[k] (not the stream its latent came from)."""
-    added = noise_to_add(pixel_noise(images), target)
-    out = images.copy()
-    for k, seed in enumerate(seeds):
-        if added[k].any():
-            rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
-            out[k] += rng.standard_normal(out.shape[1:]) * added[k][:, None, None]
-    return out
+    return add_noise(images, noise_to_add(pixel_noise(images), target),
+                     [[seed, 1] for seed in seeds])
 
 
 class GanFamily(ModelFamily):
