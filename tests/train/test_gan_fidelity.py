@@ -133,6 +133,32 @@ def test_config_fields_are_checked():
         FidelitySection(max_w1_over_floor=0.0)
 
 
+def test_discriminator_condition_layers_let_the_logit_bend_with_the_conditions():
+    """A linear projection makes D's logit affine in the conditions for a fixed image: the
+    logit at the midpoint of two conditions is their mean. An MLP projection
+    (model.discriminator_condition_layers) is not bound to that; 0 keeps the old layout."""
+    from galaxy_hpc.models.gan.networks import Discriminator
+
+    images = torch.randn(4, 3, 16, 16)
+    low, high = torch.tensor([[-1.0, -1.0]] * 4), torch.tensor([[1.5, 0.5]] * 4)
+
+    def bend(layers):
+        torch.manual_seed(0)
+        d = Discriminator(image_shape=(3, 16, 16), num_conditions=2, channels=[8, 16],
+                          spectral_norm=True, condition_layers=layers).eval()
+        with torch.no_grad():
+            logit = [d(images, c)[0] for c in (low, (low + high) / 2, high)]
+        return d, (logit[1] - (logit[0] + logit[2]) / 2).abs().max().item()
+
+    linear, straight = bend(0)
+    assert straight < 1e-5 and "project.parametrizations.weight.original" in linear.state_dict()
+    mlp, bent = bend(2)
+    assert bent > 1e-3
+    assert sum(isinstance(m, torch.nn.Linear) for m in mlp.project.modules()) == 3
+    with pytest.raises(ValueError, match="discriminator_condition_layers"):
+        GanModelConfig(discriminator_condition_layers=-1)
+
+
 def test_generator_aux_weight_weighs_g_aux_alone():
     from galaxy_hpc.models.gan.family import GanTrainModule
     from galaxy_hpc.models.gan.networks import ConditionScaler, Discriminator, Generator

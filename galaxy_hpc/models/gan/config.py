@@ -146,6 +146,12 @@ class GanModelConfig:
     # images, one extra channel before its last convolution, so that D can see a batch of
     # too-alike fakes. 0: off.
     minibatch_std_group: int = 0
+    # How D's projection term sees the (normalised) conditions: 0, a linear map (the
+    # logit's dependence on the conditions is then linear in them, for any image); N > 0,
+    # an MLP of N hidden layers of D's last width, so D can judge a conditional
+    # distribution that bends with the conditions (a flux limit's edge moving with
+    # redshift). Only D changes: exported generators are the same either way.
+    discriminator_condition_layers: int = 0
     d_lr_ratio: float = 1.0  # discriminator lr = optim.lr x this (two-timescale rule)
     consistency: ConsistencySection = field(default_factory=ConsistencySection)
     fidelity: FidelitySection = field(default_factory=FidelitySection)
@@ -180,6 +186,9 @@ class GanModelConfig:
         if self.generator_aux_weight is not None and self.generator_aux_weight < 0:
             raise ValueError("model.generator_aux_weight must be >= 0 (or null: aux_weight), "
                              f"got {self.generator_aux_weight}")
+        if self.discriminator_condition_layers < 0:
+            raise ValueError("model.discriminator_condition_layers must be >= 0, got "
+                             f"{self.discriminator_condition_layers}")
         if self.diversity_weight < 0 or self.minibatch_std_group < 0:
             raise ValueError("model.diversity_weight and model.minibatch_std_group must be "
                              f">= 0, got {self.diversity_weight}, {self.minibatch_std_group}")

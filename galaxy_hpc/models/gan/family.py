@@ -237,7 +237,8 @@ class GanFamily(ModelFamily):
         discriminator = Discriminator(image_shape=shape, num_conditions=len(self.names),
                                       channels=model.discriminator_channels,
                                       spectral_norm=model.spectral_norm,
-                                      minibatch_std_group=model.minibatch_std_group)
+                                      minibatch_std_group=model.minibatch_std_group,
+                                      condition_layers=model.discriminator_condition_layers)
         check = model.consistency
         monitor = None
         if check.every:

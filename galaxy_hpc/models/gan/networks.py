@@ -252,7 +252,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, *, image_shape: Sequence[int], num_conditions: int,
                  channels: Sequence[int], spectral_norm: bool,
-                 minibatch_std_group: int = 0) -> None:
+                 minibatch_std_group: int = 0, condition_layers: int = 0) -> None:
         super().__init__()
         bands, height, width = (int(v) for v in image_shape)
         self.group = minibatch_std_group
@@ -265,7 +265,16 @@ class Discriminator(nn.Module):
         self.final = _sn(nn.Conv2d(channels[-1] + extra, channels[-1], 3, padding=1),
                          spectral_norm)
         self.logit = _sn(nn.Linear(channels[-1], 1), spectral_norm)
-        self.project = _sn(nn.Linear(num_conditions, channels[-1], bias=False), spectral_norm)
+        width = channels[-1]
+        if condition_layers:  # an MLP of the conditions (discriminator_condition_layers)
+            layers: list[nn.Module] = []
+            for k in range(condition_layers):
+                layers += [_sn(nn.Linear(num_conditions if k == 0 else width, width),
+                               spectral_norm), nn.LeakyReLU(LEAK)]
+            self.project = nn.Sequential(*layers, _sn(nn.Linear(width, width, bias=False),
+                                                      spectral_norm))
+        else:  # linear: the layout of every discriminator before the option
+            self.project = _sn(nn.Linear(num_conditions, width, bias=False), spectral_norm)
         self.regress = nn.Linear(channels[-1], num_conditions)
 
     def forward(self, images: torch.Tensor,
