@@ -23,6 +23,11 @@ wing in the border does not inflate it. Only sky-like (signal-independent) noise
 added: a galaxy's own photon noise is not modelled, and the target is the real store's
 median noise per band (one survey depth: a store mixing depths is matched to its median).
 
+Only float (linear flux) images are matched (`matchable`): a uint8 composite's noise went
+through the survey's stretch and clipping, and Gaussian noise added to stored values
+afterwards is not it (it made a vote regressor misread the synthetic galaxies' roundness
+fourfold).
+
 Added noise is Gaussian and reproducible: the noise of image i comes from a generator
 seeded with (seed, i), whatever the batching or the number of ranks.
 """
@@ -110,26 +115,36 @@ def add_matching_noise(images: np.ndarray, target: np.ndarray, *, seed: int,
     return add_noise(images, added, entropy), added
 
 
-def as_stored(images: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Noisy float images as a store of `dtype` holds them: rounded and clipped to an
-    integer dtype's range (a uint8 composite's sky clips at 0, as the survey's own did),
-    float images unchanged. Returns float64 for integer dtypes, so nothing wraps."""
-    dtype = np.dtype(dtype)
-    if dtype.kind not in "iu":
-        return images
-    info = np.iinfo(dtype)
-    return np.clip(np.rint(images), info.min, info.max)
+def matchable(dtype: np.dtype | str) -> bool:
+    """Whether Gaussian noise added to stored values is the survey's noise. Float stores
+    hold linear flux, where sky noise adds. Integer stores (uint8 RGB composites) hold
+    pixels after a nonlinear stretch and clipping: the survey's noise went through both,
+    and Gaussian noise of the same robust sigma added after them is not it. Measured on
+    2,000 synthetic 32 px uint8 galaxies drawn without noise, read by a DINOv2 vote
+    regressor against the same galaxies with the survey's noise: as drawn 0.87-1.01x the
+    regressor's floor per question, with Gaussian noise added in stored values 1.0-4.2x
+    (rounded 0.35 against 0.08). So only float images are matched."""
+    return np.dtype(dtype).kind == "f"
 
 
-def noise_report(real: np.ndarray, generated: np.ndarray, added: np.ndarray | None
-                 ) -> dict[str, object]:
+# Why a judge measured an integer store's images as drawn (see `matchable`).
+NOT_MATCHABLE = ("integer images (a stretched composite): the survey's noise went through "
+                 "the stretch, Gaussian noise added after it is not the survey's")
+
+
+def noise_report(real: np.ndarray, generated: np.ndarray, added: np.ndarray | None,
+                 why_not: str | None = None) -> dict[str, object]:
     """The JSON a judge reports: median per-band noise of the real and generated images
-    (each (N, C)), and the median sigma added (None when matching was off)."""
-    return {"real": [float(v) for v in survey_noise(real)],
-            "generated": [float(v) for v in survey_noise(generated)],
-            "added": None if added is None else [float(v) for v in survey_noise(added)],
-            "matched": added is not None,
-            "estimator": "robust sigma of first differences along the 3-pixel border ring"}
+    (each (N, C)), the median sigma added (None when matching was off) and, when it was
+    not matched for a reason other than being turned off, the reason."""
+    report = {"real": [float(v) for v in survey_noise(real)],
+              "generated": [float(v) for v in survey_noise(generated)],
+              "added": None if added is None else [float(v) for v in survey_noise(added)],
+              "matched": added is not None,
+              "estimator": "robust sigma of first differences along the 3-pixel border ring"}
+    if why_not:
+        report["not_matched_because"] = why_not
+    return report
 
 
 def noise_line(report: dict[str, object]) -> str:
@@ -141,4 +156,6 @@ def noise_line(report: dict[str, object]) -> str:
             f"{bands(report['generated'])}")
     if report["matched"]:
         return line + f"; added to generated images before measuring {bands(report['added'])}"
-    return line + " (not matched: measured as drawn)"
+    why = report.get("not_matched_because")
+    return line + (f" (not matched, {why}: measured as drawn)" if why
+                   else " (not matched: measured as drawn)")

@@ -18,9 +18,10 @@ scaled to one draw, the statistic a GAN run's fidelity.json states its targets i
 recipe's figures can be read again from a catalog made by `generate`.
 
 Generated images are measured as the survey would see them (`match_noise`, with a real
-store): the pixel noise each lacks against the real store's median is added before
-measuring, since a noise-free image reads larger radii (galaxy_hpc.data.pixel_noise);
-both noise levels and what was added are reported. The real store is measured first.
+store of float images): the pixel noise each lacks against the real store's median is
+added before measuring, since a noise-free image reads larger radii (galaxy_hpc.data.
+pixel_noise; uint8 composites are measured as drawn, saying why); both noise levels and
+what was added are reported. The real store is measured first.
 
 Measuring is split over ranks (whole batches); rank correlations and cell distributions
 need every value, so the measurements (four floats a galaxy, and its pixel noise per
@@ -36,8 +37,8 @@ from typing import Any
 import numpy as np
 
 from galaxy_hpc.data.photometry import consistency, measure, profile
-from galaxy_hpc.data.pixel_noise import (add_matching_noise, noise_line, noise_report,
-                                         pixel_noise, survey_noise)
+from galaxy_hpc.data.pixel_noise import (NOT_MATCHABLE, add_matching_noise, matchable,
+                                         noise_line, noise_report, pixel_noise, survey_noise)
 from galaxy_hpc.evaluate.config import MEASURED, ConditioningConfig, require
 from galaxy_hpc.data.fidelity import cell_fidelity, log_flux, rho_intervals
 from galaxy_hpc.data.nonfinite import NonFinitePixels
@@ -259,8 +260,10 @@ def run_conditioning(cfg: ConditioningConfig, *, show_progress: bool = True,
     measured: dict[str, Measured] = {}
     if real is not None:  # first: the generated images are given the real images' noise
         measured["real"] = _measure(real, cfg, comm, bar)
+    why_not = (NOT_MATCHABLE if real is not None and cfg.match_noise
+               and not matchable(real.spec.image_dtype) else None)
     target = (survey_noise(measured["real"].noise)
-              if real is not None and cfg.match_noise and len(real) else None)
+              if real is not None and cfg.match_noise and not why_not and len(real) else None)
     measured["generated"] = _measure(generated, cfg, comm, bar, target)
     bar.close()
 
@@ -280,7 +283,7 @@ def run_conditioning(cfg: ConditioningConfig, *, show_progress: bool = True,
             if len(real) and len(generated):
                 result["pixel_noise"] = noise_report(measured["real"].noise,
                                                      measured["generated"].noise,
-                                                     measured["generated"].added)
+                                                     measured["generated"].added, why_not)
         result["seconds"] = time.perf_counter() - start
         return result
 

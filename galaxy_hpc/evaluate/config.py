@@ -190,11 +190,12 @@ class MorphologyFidelityConfig:
     stretch: str | None = None
     batch_size: int = 64  # images per predictor batch
     device: Device = "auto"  # auto: this rank's GPU when there is one, else the CPU
-    # Add the pixel noise each generated image lacks against the real store's median (per
-    # band) before the predictor reads it, as the conditioning evaluation does: a predictor
-    # trained on survey images reads a noise-free one out of its domain. Integer stores
-    # are rounded and clipped back to their range. false: read generated images as drawn.
-    # Both noise levels are reported either way (galaxy_hpc.data.pixel_noise).
+    # Float (linear flux) stores: add the pixel noise each generated image lacks against
+    # the real store's median (per band) before the predictor reads it, as the
+    # conditioning evaluation does, so a perfect noise-free generator reads at the floor
+    # (measured on noisy real galaxies). uint8 composites are read as drawn, saying why
+    # (their noise went through a stretch). false: read as drawn. Both noise levels are
+    # reported either way (galaxy_hpc.data.pixel_noise).
     match_noise: bool = True
     seed: int = 0  # the added noise of generated image i is drawn from (seed, i)
 
@@ -263,7 +264,8 @@ class ConditioningConfig:
     # With a real store: add the pixel noise each generated image lacks against the real
     # store's median (per band) before measuring it, as a mock catalogue adds a survey's
     # noise; a noise-free image reads larger half-light radii (galaxy_hpc.data.
-    # pixel_noise). false: measure generated images as drawn. Both noise levels are
+    # pixel_noise). Float (linear flux) stores only: uint8 composites are measured as
+    # drawn, saying why. false: measure generated images as drawn. Both noise levels are
     # reported either way.
     match_noise: bool = True
 

@@ -23,10 +23,13 @@ requested fraction, the count, sum and sum of squares of the predicted fraction 
 requested-vs-predicted plot.
 
 Generated images are read as the survey would show them (`match_noise`): the real store
-is read first, and each generated image is given the pixel noise it lacks against the real
-store's median per band before the predictor sees it (galaxy_hpc.data.pixel_noise; an
-integer store's images are rounded and clipped back to its range). A predictor trained on
-noisy survey images reads a decoder's noise-free galaxies out of its domain. Both noise
+is read first, and each generated float (linear flux) image is given the pixel noise it
+lacks against the real store's median per band before the predictor sees it, so that a
+perfect generator of noise-free galaxies reads at the floor, measured on noisy real
+galaxies (galaxy_hpc.data.pixel_noise). As drawn it reads below it: a DINOv2 regressor
+reads the synthetic galaxies drawn without noise at 0.87-1.01x its floor. uint8
+composites are read as drawn (`pixel_noise.matchable`: their noise went through a stretch,
+and Gaussian noise added after it is not the survey's), and the report says so. Both noise
 levels, and what was added, are reported.
 
 Ranks take contiguous runs of whole batches of the global batch grid (passes.py: the same
@@ -48,8 +51,8 @@ import numpy as np
 from galaxy_hpc.data.gz2 import ANSWERS, NUM_ANSWERS, QUESTIONS, column_name
 from galaxy_hpc.data.gz2 import normalise_per_question
 from galaxy_hpc.data.nonfinite import NonFinitePixels
-from galaxy_hpc.data.pixel_noise import (add_matching_noise, as_stored, noise_line,
-                                         noise_report, pixel_noise, survey_noise)
+from galaxy_hpc.data.pixel_noise import (NOT_MATCHABLE, add_matching_noise, matchable,
+                                         noise_line, noise_report, pixel_noise, survey_noise)
 from galaxy_hpc.data.stretch import Stretch, stretch_for_store
 from galaxy_hpc.evaluate.config import MorphologyFidelityConfig, require
 from galaxy_hpc.evaluate.extractors import pick_device
@@ -179,9 +182,8 @@ def _store_sums(store: Store, indices: np.ndarray | None, predictor: Any, stretc
         out.noise.append(own)
         if match is not None:  # image i of the store: the same noise on any rank count
             first = lo + offset  # matched stores are read whole (indices None)
-            noisy, added = add_matching_noise(images, match, seed=cfg.seed,
-                                              first_index=first, own=own)
-            images = as_stored(noisy, images.dtype)
+            images, added = add_matching_noise(images, match, seed=cfg.seed,
+                                               first_index=first, own=own)
             out.added.append(added)
         predicted = predict_fractions(predictor, images, stretch)
         out.sums += batch_sums(truth[offset:offset + len(images)], predicted,
@@ -343,6 +345,7 @@ def run_morphology_fidelity(cfg: MorphologyFidelityConfig, *, show_progress: boo
                              f"{ours.image_dtype} images, {real.path} {theirs.image_shape[0]}-"
                              f"band {theirs.image_dtype}: their pixel noise is not in the same "
                              "units (match_noise: false reads them as drawn)")
+    why_not = NOT_MATCHABLE if cfg.match_noise and not matchable(real.spec.image_dtype) else None
     given = load_stretch(cfg.stretch)
     if given is None:
         given = getattr(predictor, "stretch", None)
@@ -367,7 +370,8 @@ def run_morphology_fidelity(cfg: MorphologyFidelityConfig, *, show_progress: boo
         real_pass = read(real, indices)
         bands = real.spec.image_shape[0]
         real_noise = _gathered(real_pass.noise, comm, bands)
-        target = survey_noise(real_noise) if cfg.match_noise and len(real_noise) else None
+        target = (survey_noise(real_noise) if cfg.match_noise and not why_not
+                  and len(real_noise) else None)
         generated_pass = read(generated, None, target)
     finally:
         bar.close()
@@ -375,7 +379,7 @@ def run_morphology_fidelity(cfg: MorphologyFidelityConfig, *, show_progress: boo
     added = _gathered(generated_pass.added, comm, bands) if target is not None else None
     summed = comm.allreduce_sum(np.stack([generated_pass.sums, real_pass.sums])
                                 ).reshape(2, NUM_ANSWERS, -1)
-    pixel_noise_report = (noise_report(real_noise, generated_noise, added)
+    pixel_noise_report = (noise_report(real_noise, generated_noise, added, why_not)
                           if len(real_noise) and len(generated_noise) else None)
     return MorphologyFidelityResult({
         "evaluation": "morphology_fidelity", "predictor": str(cfg.predictor),

@@ -164,11 +164,12 @@ class NoiseSection:
     images no survey takes. Each image gets the Gaussian noise it lacks against the target,
     per band (the quadrature difference: an image as noisy already gets none), drawn from
     its own stream of (catalog seed, object index), and the sigma added is a column of the
-    catalog. Off (neither set): images as drawn. galaxy_hpc.data.pixel_noise says how
-    pixel noise is measured."""
+    catalog. Float (linear flux) catalogs only: a uint8 composite's noise went through the
+    survey's stretch (galaxy_hpc.data.pixel_noise.matchable). Off (neither set): images as
+    drawn. galaxy_hpc.data.pixel_noise says how pixel noise is measured."""
 
-    # A store of survey images in the catalog's pixel units (same bands, same dtype kind):
-    # its median pixel noise per band is the target. E.g. the store the model trained on.
+    # A store of survey images in the catalog's pixel units (same bands, float): its
+    # median pixel noise per band is the target. E.g. the store the model trained on.
     match: str | None = None
     sigma: list[float] | None = None  # or the target per band, in the catalog's pixel units
     max_images: int = 1000  # images of `match` measured, spread evenly over it

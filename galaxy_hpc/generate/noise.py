@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from galaxy_hpc.data.pixel_noise import (add_noise, as_stored, noise_to_add, pixel_noise,
+from galaxy_hpc.data.pixel_noise import (add_noise, matchable, noise_to_add, pixel_noise,
                                          store_noise)
 
 STREAM_NOISE = 2  # after seeds.STREAM_OBJECT (0) and seeds.STREAM_CONDITION (1)
@@ -36,13 +36,12 @@ class SurveyNoise:
 
     def apply(self, images: np.ndarray, indices: np.ndarray, catalog_seed: int
               ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(the images with noise added, as their dtype holds them; the columns of the sigma
-        added per band)."""
+        """(the images with noise added, in their dtype; the columns of the sigma added
+        per band)."""
         added = noise_to_add(pixel_noise(images), self.target)
         out = add_noise(images, added, [[STREAM_NOISE, catalog_seed, index]
                                         for index in np.asarray(indices).tolist()])
-        noisy = as_stored(out, images.dtype).astype(images.dtype)
-        return noisy, {name: added[:, band] for band, name in enumerate(self.columns)}
+        return out.astype(images.dtype), {name: added[:, band] for band, name in enumerate(self.columns)}
 
 
 def survey_noise_for(section: Any, image_shape: tuple[int, ...], image_dtype: str
@@ -53,6 +52,11 @@ def survey_noise_for(section: Any, image_shape: tuple[int, ...], image_dtype: st
 
     if not section.enabled:
         return None
+    if not matchable(image_dtype):
+        raise ValueError(f"noise: this model draws {image_dtype} images (a stretched composite): "
+                         "the survey's noise went through the stretch, and Gaussian noise "
+                         "added after it is not the survey's; survey noise is added to float "
+                         "(linear flux) catalogs only")
     bands = int(image_shape[0])
     if section.sigma is not None:
         if len(section.sigma) != bands:

@@ -4,8 +4,8 @@ synthetic galaxies; stores of the same images carry p shifted by +d, -d, +d, ...
 question's answers (the last answer unshifted when a question has an odd count), so every
 question's MAE is d x (its shifted answers / its answers) exactly. The real store's shift
 sets the floor; a catalog shifted by 1.25x it passes, one shifted by 2x fails with that
-MAE (read as drawn: both stores hold the same images); on 2 MPI ranks, noise matched, the
-JSON is the one of 1 rank."""
+MAE (read as drawn: both stores hold the same images); on 2 MPI ranks the JSON is the one
+of 1 rank."""
 
 from __future__ import annotations
 
@@ -254,13 +254,11 @@ def test_two_ranks_give_the_json_of_one(made, close, mpiexec, galaxy_hpc, subpro
         env=subprocess_env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     two = json.loads(done.stdout.strip().splitlines()[-1])
-    # The CLI matches noise (its default): the noise added to generated image i is drawn
-    # from (seed, i), so two ranks add what one does.
+    # The CLI would match noise (its default), but these are uint8 composites: read as
+    # drawn, saying why (test_eval_morphology_noise.py matches float stores on 2 ranks).
     one = json.loads(to_json(evaluate(made, "close", match_noise=True).to_dict()))
     assert (one["num_ranks"], two["num_ranks"]) == (1, 2)
-    # The images below the median noise were given some: the readings moved.
-    drawn = json.loads(to_json(close.to_dict()))
-    assert two["pixel_noise"]["matched"] is True and two["questions"] != drawn["questions"]
+    assert two["pixel_noise"]["matched"] is False and two["pixel_noise"]["not_matched_because"]
     for key in ("seconds", "num_ranks"):
         del one[key], two[key]
     assert two == one

@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def random_vote_predictor(folder, *, head_std: float | None = None) -> Path:
+def random_vote_predictor(folder, *, head_std: float | None = None,
+                          stretch: dict | None = None) -> Path:
     """A tiny 32 px predictor at `folder` (seed 0). `head_std`: redraw the head's last
-    layer with this spread, so that outputs differ from galaxy to galaxy."""
+    layer with this spread, so that outputs differ from galaxy to galaxy. `stretch`: the
+    one its manifest records (uint8 by default; an asinh one for float stores)."""
     import torch
 
     from galaxy_hpc.data.gz2 import ANSWERS, column_name
@@ -30,6 +32,6 @@ def random_vote_predictor(folder, *, head_std: float | None = None) -> Path:
     if head_std is not None:
         torch.nn.init.normal_(head.net[-1].weight, std=head_std)
     save_predictor(folder, VoteRegressor(encoder, head),
-                   {"image_size": 32, "stretch": {"kind": "uint8"},
+                   {"image_size": 32, "stretch": stretch or {"kind": "uint8"},
                     "answer_columns": [column_name(a) for a in ANSWERS]})
     return Path(folder)
