@@ -36,8 +36,9 @@ def morphology_fidelity_section(result: dict[str, Any], folder: Path,
                           f"{targets['max_floor_ratio']:g}x the floor; it counts for a galaxy "
                           f"where at least {result['min_reach']:g} of the volunteers reached "
                           "it."]
-                         + ([noise_line(result["pixel_noise"]) + " (a predictor trained on "
-                             "survey images reads a noise-free galaxy out of its domain)"]
+                         + ([noise_line(result["pixel_noise"]) + " (a noise-free galaxy "
+                             "reads more easily than a noisy one: matched, a perfect "
+                             "noise-free generator reads at the floor)"]
                             if result.get("pixel_noise") else [])
                          + result["notes"])
             + html.table(["question", "MAE", "± (std error)", "floor", "±", "MAE / floor",
