@@ -128,8 +128,8 @@ def matchable(dtype: np.dtype | str) -> bool:
 
 
 # Why a judge measured an integer store's images as drawn (see `matchable`).
-NOT_MATCHABLE = ("integer images (a stretched composite): the survey's noise went through "
-                 "the stretch, Gaussian noise added after it is not the survey's")
+NOT_MATCHABLE = ("integer images, a stretched composite whose noise went through the "
+                 "stretch: Gaussian noise added after it is not the survey's")
 
 
 def noise_report(real: np.ndarray, generated: np.ndarray, added: np.ndarray | None,
@@ -157,5 +157,5 @@ def noise_line(report: dict[str, object]) -> str:
     if report["matched"]:
         return line + f"; added to generated images before measuring {bands(report['added'])}"
     why = report.get("not_matched_because")
-    return line + (f" (not matched, {why}: measured as drawn)" if why
+    return line + (f" (not matched, {why}; measured as drawn)" if why
                    else " (not matched: measured as drawn)")

@@ -36,9 +36,8 @@ def morphology_fidelity_section(result: dict[str, Any], folder: Path,
                           f"{targets['max_floor_ratio']:g}x the floor; it counts for a galaxy "
                           f"where at least {result['min_reach']:g} of the volunteers reached "
                           "it."]
-                         + ([noise_line(result["pixel_noise"]) + " (a noise-free galaxy "
-                             "reads more easily than a noisy one: matched, a perfect "
-                             "noise-free generator reads at the floor)"]
+                         + ([noise_line(result["pixel_noise"])
+                             + _noise_meaning(result["pixel_noise"])]
                             if result.get("pixel_noise") else [])
                          + result["notes"])
             + html.table(["question", "MAE", "± (std error)", "floor", "±", "MAE / floor",
@@ -46,3 +45,15 @@ def morphology_fidelity_section(result: dict[str, Any], folder: Path,
             + html.image(chart, "mean predicted fraction per requested-fraction bin, per "
                          "answer (bars: std); dotted: real galaxies' true vs predicted",
                          "plots"))
+
+
+def _noise_meaning(noise: dict[str, Any]) -> str:
+    """What the noise line means for the verdict."""
+    if noise["matched"]:
+        return (". Matched, a perfect generator of noise-free galaxies reads at the floor, "
+                "which is measured on noisy real ones.")
+    if noise.get("not_matched_because"):
+        return (". A noise-free galaxy reads a little more easily than a noisy one: against "
+                "this floor a noise-free generator reads up to ~15% better than it is "
+                "(docs/evaluate.md, morphology fidelity).")
+    return ""
