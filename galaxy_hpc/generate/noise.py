@@ -41,7 +41,8 @@ class SurveyNoise:
         added = noise_to_add(pixel_noise(images), self.target)
         out = add_noise(images, added, [[STREAM_NOISE, catalog_seed, index]
                                         for index in np.asarray(indices).tolist()])
-        return out.astype(images.dtype), {name: added[:, band] for band, name in enumerate(self.columns)}
+        columns = {name: added[:, band] for band, name in enumerate(self.columns)}
+        return out.astype(images.dtype), columns
 
 
 def survey_noise_for(section: Any, image_shape: tuple[int, ...], image_dtype: str
