@@ -5,11 +5,14 @@ image and band is the sigma the catalog's column says was added, what an image l
 against the target; the target taken from a store is that store's noise, read here with
 plain numpy, and the sigma the store was drawn with. An object regenerated alone carries
 the same noise; a catalog made without noise does not resume with it; bad settings (a
-uint8 catalog among them) are refused naming the field or the store."""
+uint8 catalog among them) are refused naming the field or the store, and a damaged match
+store stops the run naming its damaged file before any object is made."""
 
 from __future__ import annotations
 
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +20,9 @@ from gen_helpers import ENV, write_config
 from plain_readers import run_plain
 
 from hpc.store import StoreSpec, create_store, finalize_store, open_store
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
+from damage_kit import damage  # noqa: E402
 
 NUM = 8
 BANDS = 4  # the tiny GAN draws 4-band float32 flux images
@@ -146,3 +152,16 @@ def test_bad_noise_settings_are_refused_by_name(galaxy_hpc, models, synth_store,
                ok=False)
     assert done.returncode != 0 and message in done.stderr, done.stderr[-2000:]
     assert not (tmp_path / "bad.fits").exists()
+
+
+def test_a_damaged_match_store_is_named_and_nothing_is_made(galaxy_hpc, models, synth_store,
+                                                             tmp_path):
+    survey = tmp_path / "survey.zarr"
+    noisy_survey(survey, np.full(BANDS, 0.5))
+    hurt = damage(survey, "truncate")  # shard 1 (items 20..39): read by the noise estimate
+    done = run(galaxy_hpc, config(models, synth_store, tmp_path, "hurt",
+                                  noise={"match": str(survey)}), ok=False)
+    assert done.returncode != 0
+    assert f"{survey} is damaged" in done.stderr and hurt in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert not (tmp_path / "hurt.fits").exists() and not (tmp_path / "hurt.zarr").exists()
