@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -50,6 +50,8 @@ class DataFacts:
     # galaxy_hpc.data.split.Split: the store indices trained on and held out (never in a
     # training batch); None when data.validation_fraction is 0.
     split: Any = None
+    # How the job computes a fact once for all its ranks (see `once`); None: here.
+    shared: Callable[[Callable[[], Any]], Any] | None = None
 
     @classmethod
     def of(cls, dataset: Any, section: Any, split: Any = None) -> "DataFacts":
@@ -58,6 +60,13 @@ class DataFacts:
         return cls(store=dataset.store, stretch=dataset.stretch,
                    caption_column=section.caption_column,
                    condition_columns=tuple(section.condition_columns), split=split)
+
+    def once(self, work: Callable[[], Any]) -> Any:
+        """work() computed once for the whole job and its result handed to every rank (the
+        loop runs it on rank 0 and broadcasts it; its ValueError stops every rank): a
+        statistic of the store that every rank needs and that reads images, such as the
+        survey's pixel noise, is read once, not by each of hundreds of ranks."""
+        return work() if self.shared is None else self.shared(work)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -21,10 +21,12 @@ uninterrupted run would have drawn without saving any RNG state.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sys
 import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ from galaxy_hpc.train.validation import (
     whole_set_totals,
 )
 from hpc.checkpoint import checkpoint_dir, mark_complete, prune, resolve_resume
+from hpc.comm import TorchComm, on_root
 from hpc.config import save_config, to_dict
 from hpc.dist import DistEnv
 from hpc.preempt import PreemptionWatch
@@ -137,7 +140,8 @@ class Trainer:
             pixel_dtype=self._pixel_dtype(store))
         self.pixel_range, self.augment = dataset.pixel_range, augment
         self.pixel_transfer = dataset.pixel_dtype if dataset.pixels else None
-        facts = DataFacts.of(dataset, cfg.data, split)
+        facts = dataclasses.replace(DataFacts.of(dataset, cfg.data, split),
+                                    shared=partial(on_root, TorchComm(env)))
         self.validation = (validation_dataset(cfg, dataset, split, rank=env.rank,
                                               world_size=env.world_size)
                            if cfg.run.eval_every else None)

@@ -33,6 +33,13 @@ def test_collectives_agree_across_launchers(launcher, mpiexec, tmp_path):
     assert result["gathered"] == [["rank", 0], ["rank", 1]]
     assert result["summed"] == [4.0, 4.0] and result["counts"] == [3]
     assert result["count_dtype"] == "int64"
+    # on_root: rank 0 alone works (twice), every rank gets its result, and its
+    # ValueError is raised on every rank.
+    ranks = result["per_rank"]
+    assert [r["ran"] for r in ranks] == [[0, 0], []]
+    assert [r["from_root"] for r in ranks] == ["measured on 0"] * 2
+    assert [r["again"] for r in ranks] == [0, 0]
+    assert [r["failure"] for r in ranks] == ["survey.zarr is damaged"] * 2
 
 
 @pytest.mark.mpi
