@@ -27,6 +27,7 @@ from galaxy_hpc.evaluate.config import MorphologyFidelityConfig
 from galaxy_hpc.evaluate.morphology_fidelity import run_morphology_fidelity
 from hpc.store import open_store
 from support.predictors import random_vote_predictor
+from support.stores import synth_with_and_without_noise
 
 NUM_GALAXIES = 256
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "evaluate" / "morphology_fidelity.yaml"
@@ -35,14 +36,8 @@ CONFIG = Path(__file__).resolve().parents[2] / "configs" / "evaluate" / "morphol
 @pytest.fixture(scope="module")
 def stores(galaxy_hpc, tmp_path_factory):
     root = tmp_path_factory.mktemp("morphology_noise")
-    made = {}
-    for kind, options in (("", ["--float"]), ("_uint8", [])):
-        for name, noise in (("noisy", "true"), ("clean", "false")):
-            made[name + kind] = root / f"{name}{kind}.zarr"
-            subprocess.run([galaxy_hpc, "synth", "--n", str(NUM_GALAXIES), "--size", "32",
-                            *options, "--no-captions", "--seed", "3", "--out",
-                            str(made[name + kind]), f"galaxy.add_noise={noise}"],
-                           check=True, capture_output=True, timeout=300)
+    made = {**synth_with_and_without_noise(galaxy_hpc, root, NUM_GALAXIES, "--float"),
+            **synth_with_and_without_noise(galaxy_hpc, root, NUM_GALAXIES, suffix="_uint8")}
     # The predictor's stretch is the one a training run on the float store would record.
     stretch = estimate_asinh_stretch(open_store(made["noisy"]).read_images()).to_dict()
     made["predictor"] = random_vote_predictor(root / "predictor", head_std=0.05,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.stores import synth_with_and_without_noise
 
 from galaxy_hpc.data.synth.config import SynthConfig
 from galaxy_hpc.data.synth.render import band_noise
@@ -24,14 +25,7 @@ CONFIG = Path(__file__).resolve().parents[2] / "configs" / "evaluate" / "conditi
 @pytest.fixture(scope="module")
 def stores(galaxy_hpc, tmp_path_factory):
     root = tmp_path_factory.mktemp("noise_match")
-    made = {}
-    for name, noise in (("noisy", "true"), ("clean", "false")):
-        made[name] = root / f"{name}.zarr"
-        subprocess.run([galaxy_hpc, "synth", "--n", str(NUM_GALAXIES), "--size", "32",
-                        "--float", "--no-captions", "--seed", "3", "--out", str(made[name]),
-                        f"galaxy.add_noise={noise}"],
-                       check=True, capture_output=True, timeout=300)
-    return made
+    return synth_with_and_without_noise(galaxy_hpc, root, NUM_GALAXIES, "--float")
 
 
 def conditioning(command, stores, *settings, env=None):

@@ -43,3 +43,20 @@ def write_array_store(out, images, columns: dict, *, shard_size: int):
         writer.write_shard(shard, images[a:b], {name: v[a:b] for name, v in values.items()})
     finalize_store(out)
     return Path(out)
+
+
+def synth_with_and_without_noise(galaxy_hpc, root: Path, num_galaxies: int, *options: str,
+                                 suffix: str = "", seed: int = 3) -> dict[str, Path]:
+    """{"noisy<suffix>", "clean<suffix>"}: the same 32 px synthetic galaxies (the same rows,
+    the same light) drawn by `galaxy-hpc synth` with and without pixel noise: the clean
+    store is what a perfect noise-free generator of the noisy one's galaxies would draw."""
+    import subprocess
+
+    made = {}
+    for name, noise in (("noisy", "true"), ("clean", "false")):
+        made[name + suffix] = Path(root) / f"{name}{suffix}.zarr"
+        subprocess.run([galaxy_hpc, "synth", "--n", str(num_galaxies), "--size", "32",
+                        *options, "--no-captions", "--seed", str(seed), "--out",
+                        str(made[name + suffix]), f"galaxy.add_noise={noise}"],
+                       check=True, capture_output=True, timeout=300)
+    return made
