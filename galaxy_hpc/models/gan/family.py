@@ -252,8 +252,9 @@ class GanFamily(ModelFamily):
         self.sample_conditions = self._grid_conditions(cfg.run.num_samples)
         # The survey's noise, as the export's judge adds it (fidelity.judge): checkpoints
         # are chosen on galaxies measured as the survey would see them.
-        self.noise_target = (store_noise(self.store) if model.fidelity.match_noise
-                             else None)
+        # Read once for the job (rank 0), not by every rank: up to 1,000 images.
+        self.noise_target = (self.data.once(lambda: store_noise(self.store))
+                             if model.fidelity.match_noise else None)
         return GanTrainModule(
             generator, discriminator, self.scaler, r1_gamma=model.r1_gamma,
             r1_every=model.r1_every, aux_weight=model.aux_weight, monitor=monitor,
