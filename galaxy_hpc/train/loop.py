@@ -102,6 +102,7 @@ class Trainer:
         from galaxy_hpc.data.dataset import StoreDataset
         from galaxy_hpc.data.loader import StoreLoader
         from galaxy_hpc.data.split import Split
+        from galaxy_hpc.data.stretch import stretch_for_store
         from galaxy_hpc.train.ema import ParameterEMA
         from galaxy_hpc.train.schedule import lr_multiplier
         from hpc.store import open_store
@@ -120,8 +121,13 @@ class Trainer:
                           seed=cfg.data.validation_seed)
                  if cfg.data.validation_fraction else None)
         augment = GalaxyAugment(rotation=cfg.data.rotation) if cfg.data.augment else None
+        # Facts of the store that every rank needs and that read images (the stretch of a
+        # float store from a sample, a family's survey noise): read on rank 0, broadcast.
+        shared = partial(on_root, TorchComm(env))
+        stretch = shared(lambda: stretch_for_store(store).to_dict())
         dataset = StoreDataset(
             store, items=None if split is None else split.train, rank=env.rank,
+            stretch=stretch,
             world_size=env.world_size, seed=cfg.run.seed,
             shuffle=True, drop_last=True, batch_size=cfg.run.micro_batch_size,
             shuffle_shards=cfg.data.shuffle_shards,
@@ -140,8 +146,7 @@ class Trainer:
             pixel_dtype=self._pixel_dtype(store))
         self.pixel_range, self.augment = dataset.pixel_range, augment
         self.pixel_transfer = dataset.pixel_dtype if dataset.pixels else None
-        facts = dataclasses.replace(DataFacts.of(dataset, cfg.data, split),
-                                    shared=partial(on_root, TorchComm(env)))
+        facts = dataclasses.replace(DataFacts.of(dataset, cfg.data, split), shared=shared)
         self.validation = (validation_dataset(cfg, dataset, split, rank=env.rank,
                                               world_size=env.world_size)
                            if cfg.run.eval_every else None)

@@ -445,6 +445,26 @@ def runs(galaxy_hpc, mpiexec, flux32, tmp_path_factory):
 
 
 @pytest.mark.mpi
+def test_two_ranks_stop_naming_a_damaged_float_store(galaxy_hpc, mpiexec, flux32, tmp_path):
+    """Rank 0 alone reads the sample a float store's stretch and survey noise come from
+    (DataFacts.once): a damaged image in it must stop both ranks with its name, not leave
+    rank 1 waiting for a broadcast that never comes."""
+    from support.cli_runs import run_command
+
+    sys.path.insert(0, str(REPO / "tests" / "faults"))
+    from damage_kit import copy_store, damage
+
+    store = copy_store(flux32, tmp_path / "hurt.zarr")
+    hurt = damage(store, "flip", position=2)
+    done = run_command([mpiexec, "-n", "2", galaxy_hpc, "train", TINY, f"data.store={store}",
+                        f"run.output_dir={tmp_path / 'run'}", "run.max_steps=2", *SMALL],
+                       cwd=tmp_path, env=ENV, timeout=240)
+    assert done.returncode != 0
+    assert f"{store} is damaged" in done.stderr and hurt in done.stderr, done.stderr[-3000:]
+    assert "failed on this rank" in done.stderr  # rank 1 stopped with the same message
+
+
+@pytest.mark.mpi
 def test_two_ranks_zero2_train_log_and_export(runs):
     out = runs["root"] / "straight"
     result, stderr = runs["straight"]
