@@ -10,7 +10,8 @@ score. The knobs against galaxies too alike: generator_aux_weight weighs G's aux
 alone (0 removes it from G's gradient and leaves D's untouched); diversity_weight pairs
 fakes that share a condition and pixel noise and rewards their distance per latent
 distance; minibatch_std_group gives D the spread of each group of images, groups never
-mixing the real and fake halves of its batch.
+mixing the real and fake halves of its batch. What D sees: each band also in linear flux
+(discriminator_flux_view), and a fake with the survey's white noise (fake_sky_noise).
 """
 
 from __future__ import annotations
@@ -157,6 +158,56 @@ def test_discriminator_condition_layers_let_the_logit_bend_with_the_conditions()
     assert sum(isinstance(m, torch.nn.Linear) for m in mlp.project.modules()) == 3
     with pytest.raises(ValueError, match="discriminator_condition_layers"):
         GanModelConfig(discriminator_condition_layers=-1)
+
+
+STRETCH = {"kind": "asinh", "softening": [0.04, 0.08], "lower": [-0.04, -0.07],
+           "upper": [2.5, 4.8]}
+
+
+def test_the_flux_view_shows_d_each_band_in_linear_flux():
+    """model.discriminator_flux_view: beside each stretched band, its flux mapped so that
+    the stretch's [lower, upper] is [-1, 1]; a core 20% fainter differs there by 20% of
+    its flux (~0.3), where the stretched band moves by less than 0.1."""
+    from galaxy_hpc.data.stretch import stretch_from_dict
+    from galaxy_hpc.models.gan.networks import FluxView
+
+    stretch = stretch_from_dict(STRETCH)
+    flux = torch.rand(3, 2, 6, 6) * 3.0
+    seen = FluxView(STRETCH)(stretch.forward(flux.clone()))
+    lower, upper = (torch.tensor(STRETCH[k]).view(1, 2, 1, 1) for k in ("lower", "upper"))
+    assert seen.shape == (3, 4, 6, 6)
+    torch.testing.assert_close(seen[:, :2], stretch.forward(flux.clone()))
+    torch.testing.assert_close(seen[:, 2:], 2 * (flux - lower) / (upper - lower) - 1,
+                               atol=1e-4, rtol=1e-4)
+    core = 0.8 * upper  # a bright core in each band
+    view = FluxView(STRETCH)
+    moved = view(stretch.forward(0.8 * core)) - view(stretch.forward(core.clone()))
+    assert moved[0, :2].abs().max() < 0.1 and (moved[0, 2:].abs() > 3 * moved[0, :2].abs()).all()
+    with pytest.raises(ValueError, match="float"):
+        FluxView({"kind": "uint8"})
+
+
+def test_sky_noise_adds_the_surveys_white_noise_in_flux_and_passes_gradients_through():
+    """model.fake_sky_noise: what D sees of a fake is it with white noise of the survey's
+    sigma per band in linear flux (on sky and on a bright core alike, though the stretch
+    squeezes it there); G's gradient passes through as if the noise were a constant."""
+    from galaxy_hpc.data.stretch import stretch_from_dict
+    from galaxy_hpc.models.gan.networks import SkyNoise
+
+    stretch = stretch_from_dict(STRETCH)
+    sigma = [0.02, 0.05]
+    layer = SkyNoise(STRETCH, sigma)
+    for level in (0.0, 2.0):
+        flux = torch.full((400, 2, 8, 8), level)
+        stretched = stretch.forward(flux.clone()).requires_grad_(True)
+        seen = layer(stretched)
+        added = stretch.inverse(seen.detach()) - flux
+        np.testing.assert_allclose(added.std(dim=(0, 2, 3)).numpy(), sigma, rtol=0.03)
+        assert abs(added.mean().item()) < 0.002
+        seen.sum().backward()
+        assert torch.equal(stretched.grad, torch.ones_like(stretched))
+    quiet = SkyNoise(STRETCH, [0.0, 0.0])(stretch.forward(torch.full((1, 2, 4, 4), 0.5)))
+    torch.testing.assert_close(quiet, stretch.forward(torch.full((1, 2, 4, 4), 0.5)))
 
 
 def test_generator_aux_weight_weighs_g_aux_alone():

@@ -444,6 +444,20 @@ def runs(galaxy_hpc, mpiexec, flux32, tmp_path_factory):
     return {"root": root, "straight": straight, "resumed": resumed}
 
 
+@pytest.mark.parametrize("field", ["model.discriminator_flux_view", "model.fake_sky_noise"])
+def test_linear_flux_options_are_refused_on_a_uint8_store(galaxy_hpc, tmp_path, field):
+    from support.cli_runs import run_command
+
+    store = write_synth_store(tmp_path / "rgb.zarr", num_galaxies=16, seed=3, shard_size=16,
+                              captions=False, size=32, output="uint8")
+    done = run_command([galaxy_hpc, "train", TINY, f"data.store={store}",
+                        f"run.output_dir={tmp_path / 'run'}", "run.max_steps=1", *SMALL,
+                        f"{field}=true"], cwd=tmp_path, env=ENV, timeout=240)
+    assert done.returncode != 0
+    assert f"{field} needs a float (linear flux) store" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.mpi
 def test_two_ranks_stop_naming_a_damaged_float_store(galaxy_hpc, mpiexec, flux32, tmp_path):
     """Rank 0 alone reads the sample a float store's stretch and survey noise come from

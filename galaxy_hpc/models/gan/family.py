@@ -81,6 +81,7 @@ from galaxy_hpc.models.gan.generator import GalaxyGenerator, noise_for_seeds
 from galaxy_hpc.models.gan.networks import (
     ConditionScaler,
     Discriminator,
+    SkyNoise,
     generator_from_spec,
 )
 from galaxy_hpc.models.contract import ModelFamily, item_seed
@@ -140,10 +141,12 @@ class GanTrainModule(torch.nn.Module):
     def __init__(self, generator: torch.nn.Module, discriminator: torch.nn.Module,
                  scaler: ConditionScaler, *, r1_gamma: float, r1_every: int, aux_weight: float,
                  monitor: ConsistencyMonitor | None, monitor_every: int,
-                 g_aux_weight: float | None = None, diversity_weight: float = 0.0) -> None:
+                 g_aux_weight: float | None = None, diversity_weight: float = 0.0,
+                 sky: torch.nn.Module | None = None) -> None:
         super().__init__()
         self.generator = generator
         self.discriminator = discriminator
+        self.sky = sky  # adds the survey's pixel noise to what D sees of a fake (or None)
         # Training forwards so far: when to apply lazy R1 and to measure consistency.
         # A buffer, so that checkpoints keep it and a resumed run continues the count.
         self.register_buffer("num_forwards", torch.zeros((), dtype=torch.int64))
@@ -172,15 +175,16 @@ class GanTrainModule(torch.nn.Module):
                                                       *self.generator.pixel_noise_shape,
                                                       device=real.device)])
         fake = self.generator(noise, c_fake, maps)
+        seen = fake if self.sky is None else self.sky(fake)
 
         with frozen(self.discriminator):
-            logit_g, read_g = self.discriminator(fake, c_fake)
+            logit_g, read_g = self.discriminator(seen, c_fake)
         g_adv = F.softplus(-logit_g).mean()
         g_aux = (read_g - c_fake).pow(2).mean()
 
         with_r1 = self.training and self.r1_gamma > 0 and (count - 1) % self.r1_every == 0
         real = real.detach().to(fake.dtype).requires_grad_(with_r1)
-        logits, read = self.discriminator(torch.cat([real, fake.detach()]),
+        logits, read = self.discriminator(torch.cat([real, seen.detach()]),
                                           torch.cat([c, c_fake]))
         logit_real, logit_fake = logits[:size], logits[size:]
         d_adv = F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()
@@ -238,7 +242,9 @@ class GanFamily(ModelFamily):
                                       channels=model.discriminator_channels,
                                       spectral_norm=model.spectral_norm,
                                       minibatch_std_group=model.minibatch_std_group,
-                                      condition_layers=model.discriminator_condition_layers)
+                                      condition_layers=model.discriminator_condition_layers,
+                                      flux_view=(self._asinh("model.discriminator_flux_view")
+                                                 if model.discriminator_flux_view else None))
         check = model.consistency
         monitor = None
         if check.every:
@@ -253,13 +259,26 @@ class GanFamily(ModelFamily):
         # The survey's noise, as the export's judge adds it (fidelity.judge): checkpoints
         # are chosen on galaxies measured as the survey would see them.
         # Read once for the job (rank 0), not by every rank: up to 1,000 images.
-        self.noise_target = (self.data.once(lambda: store_noise(self.store))
-                             if model.fidelity.match_noise else None)
+        survey = (self.data.once(lambda: store_noise(self.store))
+                  if model.fidelity.match_noise or model.fake_sky_noise else None)
+        self.noise_target = survey if model.fidelity.match_noise else None
+        sky = None
+        if model.fake_sky_noise:
+            sky = SkyNoise(self._asinh("model.fake_sky_noise"), survey.tolist())
         return GanTrainModule(
             generator, discriminator, self.scaler, r1_gamma=model.r1_gamma,
             r1_every=model.r1_every, aux_weight=model.aux_weight, monitor=monitor,
             monitor_every=check.every * cfg.zero.gradient_accumulation_steps,
-            g_aux_weight=model.g_aux_weight, diversity_weight=model.diversity_weight)
+            g_aux_weight=model.g_aux_weight, diversity_weight=model.diversity_weight, sky=sky)
+
+    def _asinh(self, field: str) -> dict[str, Any]:
+        """The store's stretch, for an option that works in linear flux (float stores)."""
+        stretch = self.stretch.to_dict()
+        if stretch.get("kind") != "asinh":
+            raise ValueError(f"{field} needs a float (linear flux) store; {self.store.path} "
+                             f"holds {self.store.spec.image_dtype} images (stretch "
+                             f"{stretch.get('kind')!r}): set it to false")
+        return stretch
 
     def _condition_values(self) -> np.ndarray:
         columns = self.store.spec.columns

@@ -247,17 +247,89 @@ class DiscriminatorBlock(nn.Module):
         return (h + F.adaptive_avg_pool2d(self.skip(x), self.size)) / math.sqrt(2)
 
 
+class AsinhMap(nn.Module):
+    """A float store's asinh stretch (galaxy_hpc.data.stretch.AsinhStretch) in torch, both
+    ways, for what D sees of an image in linear flux. Stretched values are clipped to at
+    most CLIP before sinh, so that a generator's wild early outputs cannot overflow it
+    (1.5 is ~4x the upper flux)."""
+
+    CLIP = 1.5
+
+    def __init__(self, stretch: dict[str, Any]) -> None:
+        super().__init__()
+        if stretch.get("kind") != "asinh":
+            raise ValueError("linear flux needs a float (asinh-stretched) store; this one's "
+                             f"stretch is {stretch.get('kind')!r}")
+        soft = torch.tensor(stretch["softening"], dtype=torch.float64)
+        a_lo = torch.asinh(torch.tensor(stretch["lower"], dtype=torch.float64) / soft)
+        a_hi = torch.asinh(torch.tensor(stretch["upper"], dtype=torch.float64) / soft)
+        lower = torch.tensor(stretch["lower"], dtype=torch.float64)
+        upper = torch.tensor(stretch["upper"], dtype=torch.float64)
+        for name, value in (("soft", soft), ("a_lo", a_lo), ("span", a_hi - a_lo),
+                            ("lower", lower), ("flux_range", upper - lower)):
+            self.register_buffer(name, value.float().view(1, -1, 1, 1), persistent=False)
+
+    def to_flux(self, stretched: torch.Tensor) -> torch.Tensor:
+        y = stretched.clamp(max=self.CLIP)
+        return self.soft * torch.sinh((y + 1.0) / 2.0 * self.span + self.a_lo)
+
+    def to_stretched(self, flux: torch.Tensor) -> torch.Tensor:
+        return (torch.asinh(flux / self.soft) - self.a_lo) * (2.0 / self.span) - 1.0
+
+
+class FluxView(nn.Module):
+    """Stretched images (B, C, H, W) -> (B, 2C, H, W): the images and their linear flux
+    over each band's upper value, mapped to [-1, 1] as the stretch maps [lower, upper]:
+    sky near -1, the brightest cores near +1 (model.discriminator_flux_view)."""
+
+    def __init__(self, stretch: dict[str, Any]) -> None:
+        super().__init__()
+        self.map = AsinhMap(stretch)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        flux = self.map.to_flux(images.clamp(min=-self.map.CLIP))
+        linear = 2.0 * (flux - self.map.lower) / self.map.flux_range - 1.0
+        return torch.cat([images, linear.to(images.dtype)], dim=1)
+
+
+class SkyNoise(nn.Module):
+    """Stretched images -> the same with white Gaussian pixel noise of `sigma` (C,) per band
+    added in linear flux (model.fake_sky_noise: what D sees of a fake). Straight through:
+    the noise is a constant offset for autograd, so G's gradient is D's at the noisy image
+    (the exact one differs from it only where the noise is not small against the flux,
+    that is nowhere the stretch is not linear)."""
+
+    def __init__(self, stretch: dict[str, Any], sigma: Sequence[float]) -> None:
+        super().__init__()
+        self.map = AsinhMap(stretch)
+        self.register_buffer("sigma", torch.tensor([float(v) for v in sigma]).view(1, -1, 1, 1),
+                             persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            base = images.float().clamp(-self.map.CLIP, self.map.CLIP)
+            flux = self.map.to_flux(base)
+            noisy = self.map.to_stretched(flux + self.sigma * torch.randn_like(flux))
+            offset = (noisy - base).to(images.dtype)
+        return images + offset
+
+
 class Discriminator(nn.Module):
-    """forward(images, normalised conditions) -> (logit (B,), predicted conditions (B, K))."""
+    """forward(images, normalised conditions) -> (logit (B,), predicted conditions (B, K)).
+    `flux_view` (a stretch's `to_dict()`): D also reads the images in linear flux
+    (FluxView, model.discriminator_flux_view)."""
 
     def __init__(self, *, image_shape: Sequence[int], num_conditions: int,
                  channels: Sequence[int], spectral_norm: bool,
-                 minibatch_std_group: int = 0, condition_layers: int = 0) -> None:
+                 minibatch_std_group: int = 0, condition_layers: int = 0,
+                 flux_view: dict[str, Any] | None = None) -> None:
         super().__init__()
         bands, height, width = (int(v) for v in image_shape)
         self.group = minibatch_std_group
         sizes = resolution_ladder(height, width, len(channels))[::-1]  # image first
-        self.from_image = _sn(nn.Conv2d(bands, channels[0], 3, padding=1), spectral_norm)
+        self.view = FluxView(flux_view) if flux_view is not None else None
+        inputs = 2 * bands if self.view is not None else bands
+        self.from_image = _sn(nn.Conv2d(inputs, channels[0], 3, padding=1), spectral_norm)
         self.blocks = nn.ModuleList(
             DiscriminatorBlock(channels[k], channels[k + 1], sizes[k + 1], spectral=spectral_norm)
             for k in range(len(channels) - 1))
@@ -280,7 +352,8 @@ class Discriminator(nn.Module):
     def forward(self, images: torch.Tensor,
                 conditions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dtype = self.from_image.bias.dtype
-        x = self.from_image(images.to(dtype))
+        images = images.to(dtype)
+        x = self.from_image(self.view(images) if self.view is not None else images)
         for block in self.blocks:
             x = block(x)
         if self.group:
