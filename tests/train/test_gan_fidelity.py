@@ -160,6 +160,26 @@ def test_discriminator_condition_layers_let_the_logit_bend_with_the_conditions()
         GanModelConfig(discriminator_condition_layers=-1)
 
 
+def test_discriminator_condition_input_lets_the_convolutions_see_the_conditions():
+    """With the projection term silenced, D's logit ignores the conditions, unless they are
+    also input maps beside the image (model.discriminator_condition_input)."""
+    from galaxy_hpc.models.gan.networks import Discriminator
+
+    images = torch.randn(4, 3, 16, 16)
+    low, high = torch.full((4, 2), -1.0), torch.full((4, 2), 1.0)
+
+    def spread(condition_input):
+        torch.manual_seed(0)
+        d = Discriminator(image_shape=(3, 16, 16), num_conditions=2, channels=[8, 16],
+                          spectral_norm=False, condition_input=condition_input).eval()
+        with torch.no_grad():
+            d.project.weight.zero_()
+            return (d(images, high)[0] - d(images, low)[0]).abs().max().item()
+
+    assert spread(False) == 0.0
+    assert spread(True) > 1e-3
+
+
 STRETCH = {"kind": "asinh", "softening": [0.04, 0.08], "lower": [-0.04, -0.07],
            "upper": [2.5, 4.8]}
 

@@ -159,6 +159,10 @@ class GanModelConfig:
     # mapped to [-1, 1] like the stretched band, is an extra input channel. Only D
     # changes: exported generators are the same either way.
     discriminator_flux_view: bool = False
+    # D also reads the (normalised) conditions as constant input maps beside the image, so
+    # its first convolutions can weigh a galaxy's extent against its redshift and mass (the
+    # projection term sees them only against D's pooled features). Only D changes.
+    discriminator_condition_input: bool = False
     # G draws noise-free galaxies and D sees each fake with the survey's white pixel noise
     # added (the store's median per band, measured as the judges measure it, added in
     # linear flux; float stores only). Without it G imitates the sky's noise with textures

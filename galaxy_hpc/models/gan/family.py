@@ -244,7 +244,8 @@ class GanFamily(ModelFamily):
                                       minibatch_std_group=model.minibatch_std_group,
                                       condition_layers=model.discriminator_condition_layers,
                                       flux_view=(self._asinh("model.discriminator_flux_view")
-                                                 if model.discriminator_flux_view else None))
+                                                 if model.discriminator_flux_view else None),
+                                      condition_input=model.discriminator_condition_input)
         check = model.consistency
         monitor = None
         if check.every:

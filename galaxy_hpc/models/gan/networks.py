@@ -322,13 +322,18 @@ class Discriminator(nn.Module):
     def __init__(self, *, image_shape: Sequence[int], num_conditions: int,
                  channels: Sequence[int], spectral_norm: bool,
                  minibatch_std_group: int = 0, condition_layers: int = 0,
-                 flux_view: dict[str, Any] | None = None) -> None:
+                 flux_view: dict[str, Any] | None = None,
+                 condition_input: bool = False) -> None:
         super().__init__()
         bands, height, width = (int(v) for v in image_shape)
         self.group = minibatch_std_group
         sizes = resolution_ladder(height, width, len(channels))[::-1]  # image first
         self.view = FluxView(flux_view) if flux_view is not None else None
         inputs = 2 * bands if self.view is not None else bands
+        # The conditions also as constant input maps (discriminator_condition_input): the
+        # first convolutions can then weigh a galaxy's extent against its redshift and mass.
+        self.condition_input = condition_input
+        inputs += num_conditions if condition_input else 0
         self.from_image = _sn(nn.Conv2d(inputs, channels[0], 3, padding=1), spectral_norm)
         self.blocks = nn.ModuleList(
             DiscriminatorBlock(channels[k], channels[k + 1], sizes[k + 1], spectral=spectral_norm)
@@ -353,7 +358,11 @@ class Discriminator(nn.Module):
                 conditions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dtype = self.from_image.bias.dtype
         images = images.to(dtype)
-        x = self.from_image(self.view(images) if self.view is not None else images)
+        seen = self.view(images) if self.view is not None else images
+        if self.condition_input:
+            maps = conditions.to(dtype)[:, :, None, None].expand(-1, -1, *images.shape[2:])
+            seen = torch.cat([seen, maps], dim=1)
+        x = self.from_image(seen)
         for block in self.blocks:
             x = block(x)
         if self.group:
