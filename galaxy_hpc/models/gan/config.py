@@ -153,9 +153,8 @@ class GanModelConfig:
     # redshift). Only D changes: exported generators are the same either way.
     discriminator_condition_layers: int = 0
     # D also sees each image in linear flux (float stores only): the asinh stretch the
-    # networks work in compresses a galaxy's core logarithmically, so a core too flat by
-    # 20% moves its stretched pixels by ~0.04 and D barely sees it; in linear flux it is
-    # the brightest pixels that differ. Each band's flux / the stretch's upper value,
+    # networks work in compresses a galaxy's core logarithmically, so a core 20% faint
+    # moves its stretched pixels by less than 0.1; in linear flux by ~0.3. Each band's flux / the stretch's upper value,
     # mapped to [-1, 1] like the stretched band, is an extra input channel. Only D
     # changes: exported generators are the same either way.
     discriminator_flux_view: bool = False
@@ -166,10 +165,10 @@ class GanModelConfig:
     # G draws noise-free galaxies and D sees each fake with the survey's white pixel noise
     # added (the store's median per band, measured as the judges measure it, added in
     # linear flux; float stores only). Without it G imitates the sky's noise with textures
-    # of its own: measured on the recipe's generator, sky fluctuations on 4 px scales
-    # 1.6-2x the data's, which move the photometry's sky and so a galaxy's size. The
-    # exported generator then draws noise-free galaxies (generate's noise section, and the
-    # judges' match_noise, give them the survey's noise).
+    # of its own (one seed of the recipe drew sky fluctuations on 4 px scales 1.6x the
+    # data's). With it the exported generator draws noise-free galaxies (generate's noise
+    # section and the judges' match_noise give them the survey's noise); on the synthetic
+    # set it made the sizes worse (docs/train.md: hidden from D, the sky is not learned).
     fake_sky_noise: bool = False
     d_lr_ratio: float = 1.0  # discriminator lr = optim.lr x this (two-timescale rule)
     consistency: ConsistencySection = field(default_factory=ConsistencySection)

@@ -37,6 +37,10 @@ as an inner product with the image features, so D judges whether the image fits 
 condition, not only whether it is real), and an auxiliary regression of the normalised
 conditions from h, trained on real images only (family.py).
 
+What else D may see, each an option (GanModelConfig): each band also in linear flux
+(FluxView), the conditions as input maps beside the image, and a fake with the survey's
+white noise added (SkyNoise, applied by the family before D).
+
 Neither network sees raw catalog values: conditions are normalised by the training
 store's mean and std outside them (ConditionScaler), in float32, so that a bf16 engine
 never rounds a log stellar mass of 10.65 to 10.625.
@@ -317,7 +321,8 @@ class SkyNoise(nn.Module):
 class Discriminator(nn.Module):
     """forward(images, normalised conditions) -> (logit (B,), predicted conditions (B, K)).
     `flux_view` (a stretch's `to_dict()`): D also reads the images in linear flux
-    (FluxView, model.discriminator_flux_view)."""
+    (FluxView, model.discriminator_flux_view); `condition_input`: and the conditions as
+    constant maps beside them (model.discriminator_condition_input)."""
 
     def __init__(self, *, image_shape: Sequence[int], num_conditions: int,
                  channels: Sequence[int], spectral_norm: bool,
