@@ -102,6 +102,7 @@ class Trainer:
         from galaxy_hpc.data.dataset import StoreDataset
         from galaxy_hpc.data.loader import StoreLoader
         from galaxy_hpc.data.split import Split
+        from galaxy_hpc.data import nonfinite
         from galaxy_hpc.data.stretch import stretch_for_store
         from galaxy_hpc.train.ema import ParameterEMA
         from galaxy_hpc.train.schedule import lr_multiplier
@@ -124,6 +125,7 @@ class Trainer:
         # Facts of the store that every rank needs and that read images (the stretch of a
         # float store from a sample, a family's survey noise): read on rank 0, broadcast.
         shared = partial(on_root, TorchComm(env))
+        nonfinite.check_column(store, use="training")  # counted at ingest: refused first
         stretch = shared(lambda: stretch_for_store(store).to_dict())
         dataset = StoreDataset(
             store, items=None if split is None else split.train, rank=env.rank,
