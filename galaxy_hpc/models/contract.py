@@ -54,12 +54,15 @@ class DataFacts:
     shared: Callable[[Callable[[], Any]], Any] | None = None
 
     @classmethod
-    def of(cls, dataset: Any, section: Any, split: Any = None) -> "DataFacts":
+    def of(cls, dataset: Any, section: Any, split: Any = None,
+           shared: Callable[[Callable[[], Any]], Any] | None = None) -> "DataFacts":
         """The facts of a galaxy_hpc.data.dataset.StoreDataset built from `section` (a
-        galaxy_hpc.data.section.DataSection) over the training items of `split`."""
+        galaxy_hpc.data.section.DataSection) over the training items of `split`, with the
+        job's way of computing a fact once (`once`)."""
         return cls(store=dataset.store, stretch=dataset.stretch,
                    caption_column=section.caption_column,
-                   condition_columns=tuple(section.condition_columns), split=split)
+                   condition_columns=tuple(section.condition_columns), split=split,
+                   shared=shared)
 
     def once(self, work: Callable[[], Any]) -> Any:
         """work() computed once for the whole job and its result handed to every rank (the

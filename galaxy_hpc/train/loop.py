@@ -21,7 +21,6 @@ uninterrupted run would have drawn without saving any RNG state.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import sys
 import time
@@ -148,7 +147,7 @@ class Trainer:
             pixel_dtype=self._pixel_dtype(store))
         self.pixel_range, self.augment = dataset.pixel_range, augment
         self.pixel_transfer = dataset.pixel_dtype if dataset.pixels else None
-        facts = dataclasses.replace(DataFacts.of(dataset, cfg.data, split), shared=shared)
+        facts = DataFacts.of(dataset, cfg.data, split, shared=shared)
         self.validation = (validation_dataset(cfg, dataset, split, rank=env.rank,
                                               world_size=env.world_size)
                            if cfg.run.eval_every else None)
