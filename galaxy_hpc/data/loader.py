@@ -30,6 +30,13 @@ Workers are not persistent: each epoch's pass starts them afresh with the datase
 current epoch and resume position (a persistent worker would keep the epoch it started
 with).
 
+A worker ends when the process that made the loader does, however it ended
+(`_watch_loader_owner`). The DataLoader's own watchdog watches a worker's parent, which
+under forkserver is the server, and the server lives as long as any of its children do:
+a trainer killed with SIGKILL (the OOM killer, `kill -9`, a node outside Slurm's
+cgroups) left its workers and the server waiting forever, each holding its batches'
+shared memory.
+
 The DataLoader reads whole batches (`StoreBatches`, batch_size=None): the dataset makes
 each batch at once, as the DataLoader would have made it from items, with the same
 round robin over workers, so state_dict positions are unchanged.
@@ -38,6 +45,11 @@ round robin over workers, so state_dict positions are unchanged.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import select
+import threading
+import time
+from functools import partial
 from typing import Any
 
 from torch.utils.data import DataLoader
@@ -63,6 +75,30 @@ def worker_context(name: str) -> Any:
     if name == "forkserver":
         context.set_forkserver_preload(_PRELOAD)  # takes effect when the server starts
     return context
+
+
+def _watch_loader_owner(owner: int, worker_id: int) -> None:
+    """A worker's init: end this worker the moment process `owner` (the loader's) ends."""
+    threading.Thread(target=_exit_after, args=(owner,), daemon=True,
+                     name=f"loader-owner-watch-{worker_id}").start()
+
+
+def _exit_after(owner: int) -> None:
+    try:  # a pidfd names this process, not a later one given its pid
+        handle = os.pidfd_open(owner)
+    except (AttributeError, OSError):
+        handle = None
+    if handle is not None:
+        select.select([handle], [], [])  # readable once the owner has exited
+        os._exit(0)
+    while True:  # no pidfd (not Linux, or a kernel before 5.3): poll
+        time.sleep(2.0)
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:
+            pass
 
 
 class StoreLoader:
@@ -105,7 +141,10 @@ class StoreLoader:
         loader = DataLoader(StoreBatches(self.dataset), batch_size=None, collate_fn=_as_made,
                             num_workers=self.num_workers,
                             multiprocessing_context=self._context,
-                            persistent_workers=False, **self._options)
+                            persistent_workers=False,
+                            worker_init_fn=(partial(_watch_loader_owner, os.getpid())
+                                            if self.num_workers else None),
+                            **self._options)
         self.samples_seen = self._start
         for batch in loader:
             self.samples_seen += len(batch["index"])

@@ -587,3 +587,71 @@ def test_user_mistakes_say_what_to_change(zarr_path):
         StoreDataset(zarr_path).skip(NUM_ITEMS + 1, num_workers=0)
     with pytest.raises(ValueError, match="multiprocessing_context"):
         StoreLoader(StoreDataset(zarr_path), num_workers=1, multiprocessing_context="thread")
+
+
+# -- a killed loader takes its workers with it -------------------------------------------
+
+_OWNER = """
+import sys, time
+from galaxy_hpc.data.dataset import StoreDataset
+from galaxy_hpc.data.loader import StoreLoader
+batches = iter(StoreLoader(StoreDataset(sys.argv[1], batch_size=10), num_workers=2))
+next(batches)
+print("reading", flush=True)
+time.sleep(600)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == pid:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_workers_end_when_the_loader_process_is_killed(zarr_path):
+    """SIGKILL gives the loader's process no chance to stop its workers, and the
+    DataLoader's watchdog watches a worker's parent, which under forkserver is the server
+    (kept alive by those same workers): before the owner watch, both stayed forever."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER, str(zarr_path)],
+                             stdout=subprocess.PIPE, text=True)
+    left: list[int] = []
+    try:
+        assert owner.stdout.readline().strip() == "reading"
+        servers = _children(owner.pid)
+        workers = [w for s in servers for w in _children(s)]
+        left = servers + workers
+        assert len(workers) == 2, (servers, workers)
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while any(_alive(p) for p in left) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in left if _alive(p)], "workers or their server outlived the loader"
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+        for pid in left:  # only what this test started, by pid
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
