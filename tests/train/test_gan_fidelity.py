@@ -11,7 +11,8 @@ alone (0 removes it from G's gradient and leaves D's untouched); diversity_weigh
 fakes that share a condition and pixel noise and rewards their distance per latent
 distance; minibatch_std_group gives D the spread of each group of images, groups never
 mixing the real and fake halves of its batch. What D sees: each band also in linear flux
-(discriminator_flux_view), and a fake with the survey's white noise (fake_sky_noise).
+(discriminator_flux_view), a fake with the survey's white noise (fake_sky_noise), and
+aperture fluxes of each image beside the conditions (discriminator_photometry).
 """
 
 from __future__ import annotations
@@ -228,6 +229,47 @@ def test_sky_noise_adds_the_surveys_white_noise_in_flux_and_passes_gradients_thr
         assert torch.equal(stretched.grad, torch.ones_like(stretched))
     quiet = SkyNoise(STRETCH, [0.0, 0.0])(stretch.forward(torch.full((1, 2, 4, 4), 0.5)))
     torch.testing.assert_close(quiet, stretch.forward(torch.full((1, 2, 4, 4), 0.5)))
+
+
+def test_the_photometry_view_reads_a_galaxys_flux_and_extent():
+    """model.discriminator_photometry: D's extra term sees asinh'd aperture fluxes of each
+    image about its centre. On round Gaussians of known flux and width: a brighter galaxy
+    of one width raises every number; a wider one of one flux lowers the small apertures
+    against the widest (the size it is there to show); a flat sky level is taken out by
+    the border ring; and the term is a function of the conditions and those numbers alone,
+    so G's gradient reaches the pixels through them."""
+    from galaxy_hpc.data.stretch import stretch_from_dict
+    from galaxy_hpc.models.gan.networks import Discriminator, PhotometryView
+
+    stretch = stretch_from_dict(STRETCH)
+    flux = np.array([20.0, 40.0, 20.0])
+    sigma = np.array([1.5, 1.5, 3.0])
+    light = galaxies(flux, sigma, side=32)[:, :2] - 0.5
+    view = PhotometryView(STRETCH, (2, 32, 32))
+    read = view(stretch.forward(torch.from_numpy(light)))
+    assert read.shape == (3, len(PhotometryView.SCALES))
+    assert (read[1] > read[0] + 0.25).all()  # twice the flux: ~ln 2 more where bright
+    small_to_wide = read[:, 0] - read[:, -1]
+    assert small_to_wide[2] < small_to_wide[0] - 0.5  # twice the width
+    on_sky = view(stretch.forward(torch.from_numpy(light + 0.3)))
+    torch.testing.assert_close(on_sky, read, atol=2e-3, rtol=2e-3)
+
+    torch.manual_seed(0)
+    d = Discriminator(image_shape=(2, 32, 32), num_conditions=2, channels=[8, 16],
+                      spectral_norm=True, photometry=STRETCH).eval()
+    plain = Discriminator(image_shape=(2, 32, 32), num_conditions=2, channels=[8, 16],
+                          spectral_norm=True)
+    plain.load_state_dict({k: v for k, v in d.state_dict().items()
+                           if not k.startswith("judge_photometry")})
+    images = stretch.forward(torch.from_numpy(light)).requires_grad_(True)
+    c = torch.tensor([[0.5, -1.0], [0.0, 0.2], [-1.0, 1.0]])
+    logit = d(images, c)[0]
+    extra = d.judge_photometry(torch.cat([c, view(images)], dim=1)).squeeze(1)
+    torch.testing.assert_close(logit, plain.eval()(images, c)[0] + extra)
+    (grad,) = torch.autograd.grad(extra.sum(), images)
+    assert grad[:, :, 16, 16].abs().sum() > 0
+    with pytest.raises(ValueError, match="float"):
+        PhotometryView({"kind": "uint8"}, (2, 32, 32))
 
 
 def test_generator_aux_weight_weighs_g_aux_alone():

@@ -344,6 +344,59 @@ def test_export_keeps_the_modulation_and_older_exports_load_as_film(tmp_path):
                                       made.generate(conditions, seeds))
 
 
+def test_latent_categories_switch_on_the_latents_first_entry_and_survive_the_export(tmp_path):
+    """model.latent_categories: the latent's first entry picks one of N equally likely
+    categories (its normal quantile), shown to the mapping as a one-hot. Latents that
+    differ by a hair in that entry map to nearly one style within a category and jump
+    across a boundary; the export names N and draws what the network did."""
+    from galaxy_hpc.models.gan.config import GanModelConfig
+    from galaxy_hpc.models.gan.generator import GalaxyGenerator, load_generator
+    from galaxy_hpc.models.gan.networks import Generator, generator_from_spec
+
+    def network(categories):
+        torch.manual_seed(0)
+        return Generator(image_shape=(3, 12, 12), num_conditions=2, latent_dim=8,
+                         condition_dim=8, mapping_layers=1, style_dim=16, channels=[8, 8],
+                         norm_groups=4, categories=categories)
+
+    plain, switched = network(0), network(4)
+    assert plain.mapping[0].in_features == 16 and switched.mapping[0].in_features == 20
+    first = torch.tensor([-3.0, -0.7, -0.6, 0.0, 0.6, 0.7, 3.0])
+    noise = torch.randn(1, 8).repeat(len(first), 1)
+    noise[:, 0] = first
+    assert switched.category(noise).tolist() == [0, 0, 1, 2, 2, 3, 3]  # quartiles at +-0.674
+    counts = torch.bincount(switched.category(torch.randn(40000, 8)), minlength=4)
+    assert (counts - 10000).abs().max() < 400
+    with torch.no_grad():
+        for p in switched.parameters():
+            torch.nn.init.normal_(p, std=0.3)
+        boundary = -0.6745  # the first quartile of a standard normal
+        pairs = noise[:4].clone()
+        pairs[:, 0] = torch.tensor([boundary - 1e-3, boundary + 1e-3, -1.0 - 1e-3, -1.0 + 1e-3])
+        w = switched.style(pairs, torch.zeros(4, 2))
+    jump, smooth = (w[1] - w[0]).abs().max(), (w[3] - w[2]).abs().max()
+    assert switched.category(pairs).tolist() == [0, 1, 0, 0]
+    assert jump > 100 * smooth and jump > 1e-2
+    spec = {"image_shape": [3, 12, 12], "image_dtype": "float32", "num_conditions": 2,
+            "condition_names": NAMES, "condition_mean": [0.1, 10.5],
+            "condition_std": [0.05, 0.5], "latent_dim": 8, "condition_dim": 8,
+            "mapping_layers": 1, "style_dim": 16, "channels": [8, 8], "norm_groups": 4,
+            "latent_categories": 4,
+            "stretch": {"kind": "asinh", "softening": [0.1] * 3, "lower": [-0.1] * 3,
+                        "upper": [5.0] * 3}}
+    made = GalaxyGenerator(switched, spec)
+    folder = made.save(tmp_path / "categories")
+    assert json.loads((folder / "generator.json").read_text())["latent_categories"] == 4
+    loaded = load_generator(folder)
+    assert loaded.network.categories == 4
+    np.testing.assert_array_equal(loaded.generate([[0.05, 10.0], [0.15, 11.0]], [3, 4]),
+                                  made.generate([[0.05, 10.0], [0.15, 11.0]], [3, 4]))
+    assert generator_from_spec({k: v for k, v in spec.items()
+                                if k != "latent_categories"}).categories == 0
+    with pytest.raises(ValueError, match="latent_categories"):
+        GanModelConfig(latent_categories=-1)
+
+
 @pytest.mark.parametrize("modulation", ["film", "demod"])
 def test_networks_at_50_and_128_px_resize_without_transposed_convolutions(modulation):
     from galaxy_hpc.models.gan.networks import Discriminator, Generator, resolution_ladder

@@ -119,6 +119,10 @@ class GanModelConfig:
     # the weights scaled per image, no normalisation of the activations, so the ratio of
     # faint outskirts to the core is not rescaled by per-image statistics; networks.py).
     generator_modulation: str = "film"
+    # N > 0: the latent's first entry also picks one of N equally likely categories, shown
+    # to G's mapping as a one-hot (networks.Generator): a switch between kinds of galaxy
+    # that a smooth map of a Gaussian latent does not have. 0: none. Saved in the export.
+    latent_categories: int = 0
     # Spectral norm on every discriminator layer but the regression head. Off by default:
     # measured on small runs, it slowed D's regression of the conditions so much that G's
     # mass-flux correlation swung between -0.9 and +0.9 from one check to the next; R1
@@ -162,6 +166,12 @@ class GanModelConfig:
     # its first convolutions can weigh a galaxy's extent against its redshift and mass (the
     # projection term sees them only against D's pooled features). Only D changes.
     discriminator_condition_input: bool = False
+    # D's logit also has a term of the conditions and a few numbers of each image's light
+    # (band-summed flux in Gaussian windows of 1-8 px about the centre, asinh-scaled:
+    # networks.PhotometryView), through an MLP: D can weigh a galaxy's flux and extent
+    # against the conditions directly, as the judges do per cell. Float stores only;
+    # only D changes.
+    discriminator_photometry: bool = False
     # G draws noise-free galaxies and D sees each fake with the survey's white pixel noise
     # added (the store's median per band, measured as the judges measure it, added in
     # linear flux; float stores only). Without it G imitates the sky's noise with textures
@@ -181,6 +191,8 @@ class GanModelConfig:
         if self.generator_modulation not in GENERATOR_MODULATIONS:
             raise ValueError(f"model.generator_modulation must be one of "
                              f"{GENERATOR_MODULATIONS}, got {self.generator_modulation!r}")
+        if self.latent_categories < 0:
+            raise ValueError(f"model.latent_categories must be >= 0, got {self.latent_categories}")
         if self.mapping_layers < 1:
             raise ValueError(f"model.mapping_layers must be >= 1, got {self.mapping_layers}")
         for name in ("generator_channels", "discriminator_channels"):

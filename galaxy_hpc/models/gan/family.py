@@ -236,6 +236,7 @@ class GanFamily(ModelFamily):
             "mapping_layers": model.mapping_layers, "style_dim": model.style_dim,
             "channels": list(model.generator_channels), "norm_groups": model.norm_groups,
             "modulation": model.generator_modulation,
+            "latent_categories": model.latent_categories,
             "stretch": self.stretch.to_dict(), "store": str(self.store.path)}
         generator = generator_from_spec(self.spec)
         discriminator = Discriminator(image_shape=shape, num_conditions=len(self.names),
@@ -245,7 +246,9 @@ class GanFamily(ModelFamily):
                                       condition_layers=model.discriminator_condition_layers,
                                       flux_view=(self._asinh("model.discriminator_flux_view")
                                                  if model.discriminator_flux_view else None),
-                                      condition_input=model.discriminator_condition_input)
+                                      condition_input=model.discriminator_condition_input,
+                                      photometry=(self._asinh("model.discriminator_photometry")
+                                                  if model.discriminator_photometry else None))
         check = model.consistency
         monitor = None
         if check.every:
