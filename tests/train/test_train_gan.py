@@ -393,6 +393,15 @@ def test_latent_categories_switch_on_the_latents_first_entry_and_survive_the_exp
                                   made.generate([[0.05, 10.0], [0.15, 11.0]], [3, 4]))
     assert generator_from_spec({k: v for k, v in spec.items()
                                 if k != "latent_categories"}).categories == 0
+    # A damaged generator.json: a value that builds nothing, or one that builds another
+    # network than the weights' (2 categories, the weights 4): each names its file.
+    config = folder / "generator.json"
+    for bad, named in (("two", "generator.json"), (-1, "generator.json"),
+                       (2, "generator.safetensors")):
+        config.write_text(json.dumps({**json.loads(config.read_text()),
+                                      "latent_categories": bad}))
+        with pytest.raises(ValueError, match=named):
+            load_generator(folder)
     with pytest.raises(ValueError, match="latent_categories"):
         GanModelConfig(latent_categories=-1)
 

@@ -160,8 +160,17 @@ def load_generator(folder: str | Path, device: str | torch.device = "cpu") -> Ga
     spec = read_json(folder / CONFIG, "the generator's architecture")
     if spec.pop("format", None) != FORMAT:
         raise ValueError(f"{folder / CONFIG} is not a {FORMAT} file")
-    network = generator_from_spec(spec)
+    try:
+        network = generator_from_spec(spec)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{folder / CONFIG} does not describe a generator this version can "
+                         f"build: {type(error).__name__}: {error}") from error
     with loading_from(f"the GAN generator {folder} cannot be loaded", folder / WEIGHTS):
         weights = load_file(str(folder / WEIGHTS))
-    network.load_state_dict(weights, strict=True)
+    try:
+        network.load_state_dict(weights, strict=True)
+    except RuntimeError as error:  # torch's missing, unexpected or mis-shaped weights
+        raise ValueError(f"{folder / WEIGHTS} does not fit the architecture {folder / CONFIG} "
+                         f"describes (one of the two was changed or copied from another "
+                         f"run): {str(error).strip().splitlines()[-1].strip()}") from error
     return GalaxyGenerator(network, spec, device)

@@ -206,6 +206,8 @@ class Generator(nn.Module):
         bands, height, width = (int(v) for v in image_shape)
         self.latent_dim, self.num_conditions = latent_dim, num_conditions
         self.categories = int(categories)
+        if self.categories < 0:
+            raise ValueError(f"latent_categories must be >= 0, got {categories}")
         self.sizes = resolution_ladder(height, width, len(channels))
         self.embed = _mlp([num_conditions, condition_dim, condition_dim])
         self.mapping = _mlp([latent_dim + self.categories + condition_dim]
