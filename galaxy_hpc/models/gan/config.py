@@ -123,6 +123,12 @@ class GanModelConfig:
     # to G's mapping as a one-hot (networks.Generator): a switch between kinds of galaxy
     # that a smooth map of a Gaussian latent does not have. 0: none. Saved in the export.
     latent_categories: int = 0
+    # InfoGAN's term for those categories (Chen et al. 2016): D also reads the category
+    # back off each fake (a linear head on its pooled features), and G is rewarded when
+    # it can, weight x cross-entropy on both sides. Without it nothing makes G draw the
+    # categories apart, and a one-hot it may ignore is no switch. Needs
+    # latent_categories > 0. 0: off (D has no such head).
+    category_information_weight: float = 0.0
     # Spectral norm on every discriminator layer but the regression head. Off by default:
     # measured on small runs, it slowed D's regression of the conditions so much that G's
     # mass-flux correlation swung between -0.9 and +0.9 from one check to the next; R1
@@ -193,6 +199,12 @@ class GanModelConfig:
                              f"{GENERATOR_MODULATIONS}, got {self.generator_modulation!r}")
         if self.latent_categories < 0:
             raise ValueError(f"model.latent_categories must be >= 0, got {self.latent_categories}")
+        if self.category_information_weight < 0:
+            raise ValueError("model.category_information_weight must be >= 0, got "
+                             f"{self.category_information_weight}")
+        if self.category_information_weight and not self.latent_categories:
+            raise ValueError("model.category_information_weight needs model.latent_categories "
+                             "> 0: there are no categories for D to read back")
         if self.mapping_layers < 1:
             raise ValueError(f"model.mapping_layers must be >= 1, got {self.mapping_layers}")
         for name in ("generator_channels", "discriminator_channels"):

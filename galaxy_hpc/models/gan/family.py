@@ -142,7 +142,7 @@ class GanTrainModule(torch.nn.Module):
                  scaler: ConditionScaler, *, r1_gamma: float, r1_every: int, aux_weight: float,
                  monitor: ConsistencyMonitor | None, monitor_every: int,
                  g_aux_weight: float | None = None, diversity_weight: float = 0.0,
-                 sky: torch.nn.Module | None = None) -> None:
+                 sky: torch.nn.Module | None = None, information_weight: float = 0.0) -> None:
         super().__init__()
         self.generator = generator
         self.discriminator = discriminator
@@ -156,6 +156,7 @@ class GanTrainModule(torch.nn.Module):
         self.r1_gamma, self.r1_every, self.aux_weight = r1_gamma, r1_every, aux_weight
         self.g_aux_weight = aux_weight if g_aux_weight is None else g_aux_weight
         self.diversity_weight = diversity_weight
+        self.information_weight = information_weight  # InfoGAN's, on G's latent category
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         real, c = batch["pixel_values"], self._scaler.normalise(batch["conditions"])
@@ -177,15 +178,16 @@ class GanTrainModule(torch.nn.Module):
         fake = self.generator(noise, c_fake, maps)
         seen = fake if self.sky is None else self.sky(fake)
 
+        informed = self.information_weight > 0
         with frozen(self.discriminator):
-            logit_g, read_g = self.discriminator(seen, c_fake)
+            logit_g, read_g, *category_g = self.discriminator(seen, c_fake, informed)
         g_adv = F.softplus(-logit_g).mean()
         g_aux = (read_g - c_fake).pow(2).mean()
 
         with_r1 = self.training and self.r1_gamma > 0 and (count - 1) % self.r1_every == 0
         real = real.detach().to(fake.dtype).requires_grad_(with_r1)
-        logits, read = self.discriminator(torch.cat([real, seen.detach()]),
-                                          torch.cat([c, c_fake]))
+        logits, read, *category_d = self.discriminator(torch.cat([real, seen.detach()]),
+                                                       torch.cat([c, c_fake]), informed)
         logit_real, logit_fake = logits[:size], logits[size:]
         d_adv = F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()
         d_aux = (read[:size] - c).pow(2).mean()
@@ -201,6 +203,14 @@ class GanTrainModule(torch.nn.Module):
             diversity = torch.log((apart / moved).mean() + 1e-8)
             loss = loss - self.diversity_weight * diversity
             terms["g_diversity"] = diversity
+        if informed:
+            # InfoGAN: D's head learns to read the category off the (detached) fakes, and
+            # G, through the frozen head, is rewarded for fakes whose category shows.
+            drawn = self.generator.category(noise)
+            g_info = F.cross_entropy(category_g[0], drawn)
+            d_info = F.cross_entropy(category_d[0][size:], drawn)
+            loss = loss + self.information_weight * (g_info + d_info)
+            terms.update(g_info=g_info, d_info=d_info)
         if with_r1:
             # The gradient of the sum of the real logits with respect to the real images
             # is per-image where D's rows do not interact (no minibatch-stddev feature);
@@ -248,7 +258,9 @@ class GanFamily(ModelFamily):
                                                  if model.discriminator_flux_view else None),
                                       condition_input=model.discriminator_condition_input,
                                       photometry=(self._asinh("model.discriminator_photometry")
-                                                  if model.discriminator_photometry else None))
+                                                  if model.discriminator_photometry else None),
+                                      categories=(model.latent_categories
+                                                  if model.category_information_weight else 0))
         check = model.consistency
         monitor = None
         if check.every:
@@ -273,7 +285,8 @@ class GanFamily(ModelFamily):
             generator, discriminator, self.scaler, r1_gamma=model.r1_gamma,
             r1_every=model.r1_every, aux_weight=model.aux_weight, monitor=monitor,
             monitor_every=check.every * cfg.zero.gradient_accumulation_steps,
-            g_aux_weight=model.g_aux_weight, diversity_weight=model.diversity_weight, sky=sky)
+            g_aux_weight=model.g_aux_weight, diversity_weight=model.diversity_weight, sky=sky,
+            information_weight=model.category_information_weight)
 
     def _asinh(self, field: str) -> dict[str, Any]:
         """The store's stretch, for an option that works in linear flux (float stores)."""

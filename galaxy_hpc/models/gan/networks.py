@@ -386,14 +386,16 @@ class Discriminator(nn.Module):
     (FluxView, model.discriminator_flux_view); `condition_input`: and the conditions as
     constant maps beside them (model.discriminator_condition_input); `photometry` (a
     stretch's `to_dict()`): a term of the logit that sees each image's aperture fluxes
-    (PhotometryView) with the conditions (model.discriminator_photometry)."""
+    (PhotometryView) with the conditions (model.discriminator_photometry); `categories`
+    > 0: a head that reads a generator's latent category back off an image, returned as
+    a third output when forward is asked for it (model.category_information_weight)."""
 
     def __init__(self, *, image_shape: Sequence[int], num_conditions: int,
                  channels: Sequence[int], spectral_norm: bool,
                  minibatch_std_group: int = 0, condition_layers: int = 0,
                  flux_view: dict[str, Any] | None = None,
                  condition_input: bool = False,
-                 photometry: dict[str, Any] | None = None) -> None:
+                 photometry: dict[str, Any] | None = None, categories: int = 0) -> None:
         super().__init__()
         bands, height, width = (int(v) for v in image_shape)
         self.group = minibatch_std_group
@@ -423,6 +425,8 @@ class Discriminator(nn.Module):
         else:  # linear: the layout of every discriminator before the option
             self.project = _sn(nn.Linear(num_conditions, width, bias=False), spectral_norm)
         self.regress = nn.Linear(channels[-1], num_conditions)
+        # Not spectrally normalised, like the regression: a classifier, not a critic.
+        self.classify = nn.Linear(channels[-1], categories) if categories else None
         self.photometry = None
         if photometry is not None:  # model.discriminator_photometry
             self.photometry = PhotometryView(photometry, image_shape)
@@ -432,8 +436,10 @@ class Discriminator(nn.Module):
                 _sn(nn.Linear(width, width), spectral_norm), nn.LeakyReLU(LEAK),
                 _sn(nn.Linear(width, 1), spectral_norm))
 
-    def forward(self, images: torch.Tensor,
-                conditions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor, conditions: torch.Tensor,
+                with_category: bool = False) -> tuple[torch.Tensor, ...]:
+        """(logit (B,), predicted conditions (B, K)), and the category logits (B, N)
+        third where `with_category` (a discriminator built with categories only)."""
         dtype = self.from_image.bias.dtype
         images = images.to(dtype)
         seen = self.view(images) if self.view is not None else images
@@ -451,6 +457,10 @@ class Discriminator(nn.Module):
             seen_light = self.photometry(images).to(dtype)
             logit = logit + self.judge_photometry(
                 torch.cat([conditions.to(dtype), seen_light], dim=1)).squeeze(1)
+        if with_category:
+            if self.classify is None:
+                raise ValueError("this discriminator has no category head (categories=0)")
+            return logit.float(), self.regress(h).float(), self.classify(h).float()
         return logit.float(), self.regress(h).float()
 
 
