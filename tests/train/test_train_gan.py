@@ -466,6 +466,74 @@ def test_the_information_term_trains_d_to_read_the_category_and_g_to_show_it():
         GanModelConfig(latent_categories=4, category_information_weight=-1.0)
 
 
+def test_latent_mixture_learns_odds_that_move_with_the_conditions(tmp_path):
+    """model.latent_mixture: two kinds, the second where the latent's first entry passes
+    a threshold b(c) of the conditions, so the share of each kind moves with them. The
+    switch is a sigmoid steep enough to be a step for all but the latents near b(c),
+    and those carry a gradient to b: fitted to a wanted share of the second kind that
+    rises with a condition, the threshold learns it. The export keeps the switch."""
+    from galaxy_hpc.models.gan.config import GanModelConfig
+    from galaxy_hpc.models.gan.generator import GalaxyGenerator, load_generator
+    from galaxy_hpc.models.gan.networks import Generator
+
+    torch.manual_seed(0)
+    net = Generator(image_shape=(3, 12, 12), num_conditions=2, latent_dim=8, condition_dim=8,
+                    mapping_layers=1, style_dim=16, channels=[8, 8], norm_groups=4,
+                    mixture=True)
+    assert net.mapping[0].in_features == 8 + 1 + 8 and net.num_kinds == 2
+    with pytest.raises(ValueError, match="conditions"):
+        net.category(torch.randn(4, 8))
+    # The switch G's mapping sees is a step at b(c) (set to 0.3 here by hand).
+    with torch.no_grad():
+        net.threshold[-1].weight.zero_()
+        net.threshold[-1].bias.fill_(0.3)
+    noise = torch.randn(4, 8)
+    noise[:, 0] = torch.tensor([0.0, 0.28, 0.32, 1.0])
+    c = torch.zeros(4, 2)
+    assert net.category(noise, c).tolist() == [0, 0, 1, 1]
+    switch = net.switch(noise, c)
+    assert switch[0] < 0.01 and switch[3] > 0.99  # a step, away from b
+    assert 0.2 < switch[1] < 0.5 < switch[2] < 0.8  # a slope, at b
+    (grad,) = torch.autograd.grad(switch.sum(), net.threshold[-1].bias)
+    assert grad.abs() > 1.0
+    # Fitted to a share of the second kind that rises with the first condition (0.2 at
+    # c = -1, 0.8 at c = +1) through the soft switch alone, the threshold learns the odds.
+    opt = torch.optim.Adam(net.threshold.parameters(), lr=0.02)
+    wanted = lambda c0: 0.5 + 0.3 * c0  # noqa: E731
+    for _ in range(300):
+        conditions = torch.zeros(512, 2)
+        conditions[:, 0] = torch.randint(0, 2, (512,)).float() * 2 - 1
+        soft = net.switch(torch.randn(512, 8), conditions)
+        opt.zero_grad()
+        sum((soft[conditions[:, 0] == v].mean() - wanted(v)) ** 2 for v in (-1.0, 1.0)).backward()
+        opt.step()
+    z = torch.randn(20000, 8)
+    for v in (-1.0, 1.0):
+        share = net.category(z, torch.tensor([[v, 0.0]]).expand(len(z), 2)).float().mean()
+        assert abs(float(share) - wanted(v)) < 0.03
+    spec = {"image_shape": [3, 12, 12], "image_dtype": "float32", "num_conditions": 2,
+            "condition_names": NAMES, "condition_mean": [0.1, 10.5],
+            "condition_std": [0.05, 0.5], "latent_dim": 8, "condition_dim": 8,
+            "mapping_layers": 1, "style_dim": 16, "channels": [8, 8], "norm_groups": 4,
+            "latent_mixture": True,
+            "stretch": {"kind": "asinh", "softening": [0.1] * 3, "lower": [-0.1] * 3,
+                        "upper": [5.0] * 3}}
+    made = GalaxyGenerator(net, spec)
+    folder = made.save(tmp_path / "mixture")
+    assert json.loads((folder / "generator.json").read_text())["latent_mixture"] is True
+    loaded = load_generator(folder)
+    assert loaded.network.mixture
+    np.testing.assert_array_equal(loaded.generate([[0.05, 10.0], [0.15, 11.0]], [3, 4]),
+                                  made.generate([[0.05, 10.0], [0.15, 11.0]], [3, 4]))
+    with pytest.raises(ValueError, match="one"):
+        Generator(image_shape=(3, 12, 12), num_conditions=2, latent_dim=8, condition_dim=8,
+                  mapping_layers=1, style_dim=16, channels=[8, 8], norm_groups=4,
+                  mixture=True, categories=2)
+    with pytest.raises(ValueError, match="latent_mixture"):
+        GanModelConfig(latent_mixture=True, latent_categories=4)
+    assert GanModelConfig(latent_mixture=True, category_information_weight=0.1)
+
+
 @pytest.mark.parametrize("modulation", ["film", "demod"])
 def test_networks_at_50_and_128_px_resize_without_transposed_convolutions(modulation):
     from galaxy_hpc.models.gan.networks import Discriminator, Generator, resolution_ladder

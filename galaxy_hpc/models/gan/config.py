@@ -123,11 +123,16 @@ class GanModelConfig:
     # to G's mapping as a one-hot (networks.Generator): a switch between kinds of galaxy
     # that a smooth map of a Gaussian latent does not have. 0: none. Saved in the export.
     latent_categories: int = 0
-    # InfoGAN's term for those categories (Chen et al. 2016): D also reads the category
+    # A switch between two kinds of galaxy whose odds move with the conditions (the share
+    # of spheroids rises with mass): the latent's first entry against a threshold G learns
+    # as a function of the conditions (networks.Generator). Not with latent_categories.
+    # Saved in the export.
+    latent_mixture: bool = False
+    # InfoGAN's term for those categories (or the mixture's two kinds) (Chen et al. 2016): D also reads the category
     # back off each fake (a linear head on its pooled features), and G is rewarded when
     # it can, weight x cross-entropy on both sides. Without it nothing makes G draw the
     # categories apart, and a one-hot it may ignore is no switch. Needs
-    # latent_categories > 0. 0: off (D has no such head).
+    # latent_categories > 0 or latent_mixture. 0: off (D has no such head).
     category_information_weight: float = 0.0
     # Spectral norm on every discriminator layer but the regression head. Off by default:
     # measured on small runs, it slowed D's regression of the conditions so much that G's
@@ -202,9 +207,14 @@ class GanModelConfig:
         if self.category_information_weight < 0:
             raise ValueError("model.category_information_weight must be >= 0, got "
                              f"{self.category_information_weight}")
-        if self.category_information_weight and not self.latent_categories:
+        if self.latent_mixture and self.latent_categories:
+            raise ValueError("model.latent_mixture and model.latent_categories both switch on "
+                             "the latent's first entry: set one")
+        if (self.category_information_weight and not self.latent_categories
+                and not self.latent_mixture):
             raise ValueError("model.category_information_weight needs model.latent_categories "
-                             "> 0: there are no categories for D to read back")
+                             "> 0 or model.latent_mixture: there are no categories for D to "
+                             "read back")
         if self.mapping_layers < 1:
             raise ValueError(f"model.mapping_layers must be >= 1, got {self.mapping_layers}")
         for name in ("generator_channels", "discriminator_channels"):

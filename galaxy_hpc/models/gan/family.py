@@ -206,7 +206,7 @@ class GanTrainModule(torch.nn.Module):
         if informed:
             # InfoGAN: D's head learns to read the category off the (detached) fakes, and
             # G, through the frozen head, is rewarded for fakes whose category shows.
-            drawn = self.generator.category(noise)
+            drawn = self.generator.category(noise, c_fake)
             g_info = F.cross_entropy(category_g[0], drawn)
             d_info = F.cross_entropy(category_d[0][size:], drawn)
             loss = loss + self.information_weight * (g_info + d_info)
@@ -247,6 +247,7 @@ class GanFamily(ModelFamily):
             "channels": list(model.generator_channels), "norm_groups": model.norm_groups,
             "modulation": model.generator_modulation,
             "latent_categories": model.latent_categories,
+            "latent_mixture": model.latent_mixture,
             "stretch": self.stretch.to_dict(), "store": str(self.store.path)}
         generator = generator_from_spec(self.spec)
         discriminator = Discriminator(image_shape=shape, num_conditions=len(self.names),
@@ -259,7 +260,7 @@ class GanFamily(ModelFamily):
                                       condition_input=model.discriminator_condition_input,
                                       photometry=(self._asinh("model.discriminator_photometry")
                                                   if model.discriminator_photometry else None),
-                                      categories=(model.latent_categories
+                                      categories=(generator.num_kinds
                                                   if model.category_information_weight else 0))
         check = model.consistency
         monitor = None

@@ -196,21 +196,38 @@ class Generator(nn.Module):
     MLP draws smooth, unimodal families of galaxies; a population that is a mixture
     (early and late types, whose sizes follow different relations with mass) needs a
     switch. The category comes from the latent itself, so a galaxy is still its seed's
-    `randn(latent_dim)` and nothing else."""
+    `randn(latent_dim)` and nothing else.
+
+    `mixture`: instead, two kinds whose odds move with the conditions
+    (model.latent_mixture): the latent's first entry against a learned threshold b(c)
+    (an MLP of the conditions), so a fraction 1 - Phi(b(c)) of the galaxies at condition
+    c are of the second kind, as the share of spheroids rises with mass. The switch G's
+    mapping sees is sigmoid((latent_0 - b(c)) / MIXTURE_WIDTH): a step to within a few
+    hundredths of the latent's unit, smooth enough that the latents near the boundary
+    carry a gradient to b (a hard step would leave the odds where they start, 1:1)."""
+
+    MIXTURE_WIDTH = 0.05
 
     def __init__(self, *, image_shape: Sequence[int], num_conditions: int, latent_dim: int,
                  condition_dim: int, mapping_layers: int, style_dim: int,
                  channels: Sequence[int], norm_groups: int, modulation: str = "film",
-                 categories: int = 0) -> None:
+                 categories: int = 0, mixture: bool = False) -> None:
         super().__init__()
         bands, height, width = (int(v) for v in image_shape)
         self.latent_dim, self.num_conditions = latent_dim, num_conditions
         self.categories = int(categories)
         if self.categories < 0:
             raise ValueError(f"latent_categories must be >= 0, got {categories}")
+        self.mixture = bool(mixture)
+        if self.mixture and self.categories:
+            raise ValueError("latent_mixture and latent_categories both switch on the "
+                             "latent's first entry: use one")
         self.sizes = resolution_ladder(height, width, len(channels))
         self.embed = _mlp([num_conditions, condition_dim, condition_dim])
-        self.mapping = _mlp([latent_dim + self.categories + condition_dim]
+        # b(c), in the latent's units; starts near 0, even odds everywhere.
+        self.threshold = _mlp([num_conditions, condition_dim, 1]) if self.mixture else None
+        switches = 1 if self.mixture else self.categories
+        self.mapping = _mlp([latent_dim + switches + condition_dim]
                             + [style_dim] * mapping_layers)
         h0, w0 = self.sizes[0]
         self.first = nn.Linear(style_dim, channels[0] * h0 * w0)
@@ -224,15 +241,37 @@ class Generator(nn.Module):
         self.feature_noise = nn.Parameter(torch.zeros(channels[-1]))
         self.image_noise = nn.Parameter(torch.zeros(bands))
 
-    def category(self, noise: torch.Tensor) -> torch.Tensor:
+    @property
+    def num_kinds(self) -> int:
+        """How many kinds `category` tells apart (0: no switch)."""
+        return 2 if self.mixture else self.categories
+
+    def category(self, noise: torch.Tensor,
+                 conditions: torch.Tensor | None = None) -> torch.Tensor:
         """(B,) the category of each latent: its first entry's normal quantile in
-        `categories` equal parts."""
+        `categories` equal parts, or (mixture; the normalised conditions needed) 1 where
+        the entry passes the threshold b(c), else 0."""
+        if self.mixture:
+            if conditions is None:
+                raise ValueError("a mixture generator's kinds depend on the conditions")
+            return (noise[:, 0].float() > self.odds_threshold(conditions).float()).long()
         quantile = torch.special.ndtr(noise[:, 0].float())
         return (quantile * self.categories).long().clamp(0, self.categories - 1)
 
+    def odds_threshold(self, conditions: torch.Tensor) -> torch.Tensor:
+        """(B,) b(c): a galaxy is of the second kind where latent_0 > b(c)."""
+        return self.threshold(conditions).squeeze(1)
+
+    def switch(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        """(B,) the mixture's switch as the mapping sees it: 0 or 1 but near b(c)."""
+        apart = (noise[:, 0] - self.odds_threshold(conditions)) / self.MIXTURE_WIDTH
+        return torch.sigmoid(apart)
+
     def style(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         parts = [noise * torch.rsqrt(noise.pow(2).mean(dim=1, keepdim=True) + 1e-8)]
-        if self.categories:
+        if self.mixture:
+            parts.append(self.switch(noise, conditions).unsqueeze(1))
+        elif self.categories:
             parts.append(F.one_hot(self.category(noise), self.categories).to(noise.dtype))
         return self.mapping(torch.cat([*parts, self.embed(conditions)], dim=1))
 
@@ -487,4 +526,5 @@ def generator_from_spec(spec: dict[str, Any]) -> Generator:
                      mapping_layers=spec["mapping_layers"], style_dim=spec["style_dim"],
                      channels=spec["channels"], norm_groups=spec["norm_groups"],
                      modulation=spec.get("modulation", "film"),  # exports before it: film
-                     categories=spec.get("latent_categories", 0))  # and none
+                     categories=spec.get("latent_categories", 0),  # and none
+                     mixture=bool(spec.get("latent_mixture", False)))
