@@ -128,9 +128,9 @@ class GanModelConfig:
     # as a function of the conditions (networks.Generator). Not with latent_categories.
     # Saved in the export.
     latent_mixture: bool = False
-    # InfoGAN's term for those categories (or the mixture's two kinds) (Chen et al. 2016): D also reads the category
-    # back off each fake (a linear head on its pooled features), and G is rewarded when
-    # it can, weight x cross-entropy on both sides. Without it nothing makes G draw the
+    # InfoGAN's term for those categories or the mixture's two kinds (Chen et al. 2016):
+    # D also reads the category back off each fake (a linear head on its pooled
+    # features), and G is rewarded when it can, weight x cross-entropy on both sides. Without it nothing makes G draw the
     # categories apart, and a one-hot it may ignore is no switch. Needs
     # latent_categories > 0 or latent_mixture. 0: off (D has no such head).
     category_information_weight: float = 0.0
@@ -169,9 +169,9 @@ class GanModelConfig:
     discriminator_condition_layers: int = 0
     # D also sees each image in linear flux (float stores only): the asinh stretch the
     # networks work in compresses a galaxy's core logarithmically, so a core 20% faint
-    # moves its stretched pixels by less than 0.1; in linear flux by ~0.3. Each band's flux / the stretch's upper value,
-    # mapped to [-1, 1] like the stretched band, is an extra input channel. Only D
-    # changes: exported generators are the same either way.
+    # moves its stretched pixels by less than 0.1; in linear flux by ~0.3. Each band's
+    # flux / the stretch's upper value, mapped to [-1, 1] like the stretched band, is an
+    # extra input channel. Only D changes: exported generators are the same either way.
     discriminator_flux_view: bool = False
     # D also reads the (normalised) conditions as constant input maps beside the image, so
     # its first convolutions can weigh a galaxy's extent against its redshift and mass (the
