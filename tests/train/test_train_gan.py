@@ -523,6 +523,14 @@ def test_latent_mixture_learns_odds_that_move_with_the_conditions(tmp_path):
     assert json.loads((folder / "generator.json").read_text())["latent_mixture"] is True
     loaded = load_generator(folder)
     assert loaded.network.mixture
+    # A damaged generator.json names its file: a string where the flag was, or no
+    # switch for weights trained with one.
+    config = folder / "generator.json"
+    for bad, named in (("false", "generator.json"), (False, "generator.safetensors")):
+        config.write_text(json.dumps({**json.loads(config.read_text()),
+                                      "latent_mixture": bad}))
+        with pytest.raises(ValueError, match=named):
+            load_generator(folder)
     np.testing.assert_array_equal(loaded.generate([[0.05, 10.0], [0.15, 11.0]], [3, 4]),
                                   made.generate([[0.05, 10.0], [0.15, 11.0]], [3, 4]))
     with pytest.raises(ValueError, match="one"):

@@ -521,10 +521,13 @@ def minibatch_std(x: torch.Tensor, group: int) -> torch.Tensor:
 
 def generator_from_spec(spec: dict[str, Any]) -> Generator:
     """A Generator from the architecture dict saved in generator.json."""
+    mixture = spec.get("latent_mixture", False)  # exports before it: no switch
+    if not isinstance(mixture, bool):  # "false", a string, would read as true
+        raise ValueError(f"latent_mixture must be true or false, got {mixture!r}")
     return Generator(image_shape=spec["image_shape"], num_conditions=spec["num_conditions"],
                      latent_dim=spec["latent_dim"], condition_dim=spec["condition_dim"],
                      mapping_layers=spec["mapping_layers"], style_dim=spec["style_dim"],
                      channels=spec["channels"], norm_groups=spec["norm_groups"],
                      modulation=spec.get("modulation", "film"),  # exports before it: film
                      categories=spec.get("latent_categories", 0),  # and none
-                     mixture=bool(spec.get("latent_mixture", False)))
+                     mixture=mixture)
