@@ -130,9 +130,10 @@ class GanModelConfig:
     latent_mixture: bool = False
     # InfoGAN's term for those categories or the mixture's two kinds (Chen et al. 2016):
     # D also reads the category back off each fake (a linear head on its pooled
-    # features), and G is rewarded when it can, weight x cross-entropy on both sides. Without it nothing makes G draw the
-    # categories apart, and a one-hot it may ignore is no switch. Needs
-    # latent_categories > 0 or latent_mixture. 0: off (D has no such head).
+    # features), and G is rewarded when it can, weight x cross-entropy on both sides.
+    # Without it nothing makes G draw the categories apart, and a one-hot it may ignore
+    # is no switch. Needs latent_categories > 0 or latent_mixture. 0: off (D has no
+    # such head).
     category_information_weight: float = 0.0
     # Spectral norm on every discriminator layer but the regression head. Off by default:
     # measured on small runs, it slowed D's regression of the conditions so much that G's
