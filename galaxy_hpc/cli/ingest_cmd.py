@@ -14,10 +14,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_batch_command(
         subparsers, "ingest", run=run, config="what to ingest, or an ingest config .yaml",
         metavar="SOURCE|CONFIG",
-        help="turn image folders, manifests, FITS, NPY or GZ2 votes into a store",
+        help="turn image folders, manifests, FITS, NPY, HDF5 arrays or GZ2 votes into a store",
         description="Read SOURCE (a GalaxySD image folder with .txt captions, an "
         "Astro-Diffusion .jsonl manifest, FITS cutouts, a galaxyCGAN .npy with ids and a "
-        "property CSV, or an image folder joined to a GZ2/Kaggle vote table), centre-crop "
+        "property CSV, an HDF5 file of an image stack and 1-D columns (Galaxy10), or an image "
+        "folder joined to a GZ2/Kaggle vote table), centre-crop "
         "and resize every image, and write a Zarr or HDF5 store. Runs the same on one "
         "process, under mpiexec -n K or srun -n K; rerun the same command after a crash "
         "to finish. Bad inputs are listed in STORE.rejects.csv (exit status "
@@ -29,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="image compression (default: zstd for uint8 zarr, else none); "
                         "jpeg-source keeps source JPEGs that are already SIZE x SIZE RGB")
     parser.add_argument("--size", type=int, metavar="S", help="output S x S pixels (128)")
-    parser.add_argument("--kind", choices=["auto", "folder", "jsonl", "fits", "npy", "votes"],
+    parser.add_argument("--kind",
+                        choices=["auto", "folder", "jsonl", "fits", "npy", "hdf5", "votes"],
                         help="source kind (default: guessed from SOURCE)")
     parser.add_argument("--captions", metavar="DIR",
                         help="folder of <image name>.txt captions (default: beside the images)")
@@ -43,6 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="id column of the property table (HSC_id) or vote table")
     parser.add_argument("--prefer", metavar="RULE",
                         help="npy: row kept per id: first, last, max:COL, min:COL (first)")
+    parser.add_argument("--images", metavar="DATASET",
+                        help="hdf5: the image dataset (default: the only one of 3 or 4 axes)")
+    parser.add_argument("--layout", choices=["auto", "channels_first", "channels_last"],
+                        help="npy, hdf5: [n, C, H, W] or [n, H, W, C] (auto: from the shape)")
     parser.add_argument("--votes", metavar="TABLE", help="GZ2 or Kaggle vote table (CSV/FITS)")
     parser.add_argument("--pattern", help="votes: image path of an id under SOURCE ('{id}.jpg')")
     parser.add_argument("--hdu", help="fits: HDU index or name (default: first image HDU)")
@@ -64,7 +70,8 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
         "shard_size": args.shard_size, "folder.captions": args.captions,
         "npy.ids": args.ids, "npy.table": args.table, "npy.prefer": args.prefer,
         "votes.table": args.votes, "votes.pattern": args.pattern,
-        "fits.hdu": hdu, "fits.header_keys": keys,
+        "fits.hdu": hdu, "fits.header_keys": keys, "hdf5.images": args.images,
+        "npy.layout": args.layout, "hdf5.layout": args.layout,
     }
     if args.id_column is not None:
         flags["npy.id_column"] = flags["votes.id_column"] = args.id_column

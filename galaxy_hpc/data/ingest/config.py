@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 
-SOURCE_KINDS = ("folder", "jsonl", "fits", "npy", "votes")
+SOURCE_KINDS = ("folder", "jsonl", "fits", "npy", "hdf5", "votes")
 FLUX_RULES = ("total", "surface_brightness")
 _PREFER = re.compile(r"^(first|last|(max|min):.+)$")
 
@@ -73,11 +73,38 @@ class NpyOptions:
     prefer: str = "first"
     columns: list[str] | None = None  # table columns to keep; None: every numeric one
     rename: dict[str, str] = field(default_factory=dict)  # e.g. {photo_z: redshift}
+    # Which axis holds the bands: channels_first [n, C, H, W] (galaxyCGAN's),
+    # channels_last [n, H, W, C]; auto decides when the shape leaves no doubt (a band
+    # axis of at most 16, smaller than both image axes) and stops otherwise. [n, H, W]
+    # is one band either way.
+    layout: Literal["auto", "channels_first", "channels_last"] = "auto"
 
     def __post_init__(self) -> None:
         if not _PREFER.match(self.prefer):
             raise ValueError(f"npy.prefer must be first, last, max:<column> or min:<column>, "
                              f"got {self.prefer!r}")
+
+
+@dataclass
+class Hdf5Options:
+    """Galaxy10 and other HDF5 files of arrays: an image stack beside 1-D datasets."""
+
+    images: str | None = None  # the image dataset; None: the file's only one of 3 or 4 axes
+    layout: Literal["auto", "channels_first", "channels_last"] = "auto"  # as npy.layout
+    ids: str | None = None  # dataset of one id per image; None: ids are "0", "1", ...
+    # 1-D datasets of one value per image kept as columns (named by their last path
+    # component); None: every numeric one. Named ones may be text.
+    columns: list[str] | None = None
+    rename: dict[str, str] = field(default_factory=dict)  # e.g. {z: redshift}
+    # A kept column of integer class codes, and the name of each code: the store gets a
+    # text `label` column (what the report's per-class grids read). Galaxy10's `ans`.
+    label_column: str | None = None
+    label_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.label_column is not None and not self.label_names:
+            raise ValueError(f"hdf5.label_column={self.label_column!r} needs "
+                             f"hdf5.label_names, the name of each class code in order")
 
 
 @dataclass
@@ -109,11 +136,12 @@ class VotesOptions:
 class IngestConfig:
     """Everything `galaxy-hpc ingest` does. Required: source and out."""
 
-    source: str  # folder, .jsonl, .npy, FITS folder/glob/file; for votes the image folder
+    # folder, .jsonl, .npy, .h5 of arrays, FITS folder/glob/file; for votes the image folder
+    source: str
     out: str  # store path: X.zarr (zarr) or X.h5 (hdf5)
     # What SOURCE is; "auto" guesses from the path. (Not `kind`: that key names the
     # config's schema, `kind: ingest`.)
-    source_kind: Literal["auto", "folder", "jsonl", "fits", "npy", "votes"] = "auto"
+    source_kind: Literal["auto", "folder", "jsonl", "fits", "npy", "hdf5", "votes"] = "auto"
     # null: from the suffix of out (.h5/.hdf5: hdf5, .zarr: zarr), zarr without one;
     # a format that contradicts the suffix is an error (hpc.store.backend_for_path).
     format: Literal["zarr", "hdf5"] | None = None
@@ -141,6 +169,7 @@ class IngestConfig:
     jsonl: JsonlOptions = field(default_factory=JsonlOptions)
     fits: FitsOptions = field(default_factory=FitsOptions)
     npy: NpyOptions = field(default_factory=NpyOptions)
+    hdf5: Hdf5Options = field(default_factory=Hdf5Options)
     votes: VotesOptions = field(default_factory=VotesOptions)
 
     def __post_init__(self) -> None:

@@ -1,19 +1,21 @@
 """galaxyCGAN: images in one NPY [n, C, H, W], ids in another NPY, properties in a CSV.
 
 The image array is memory-mapped; each rank reads only the rows of its blocks. The
-nth image has the nth id. float arrays stay float32 flux with C channels; uint8
-arrays with 1, 3 or 4 channels become RGB like image files. With a table, each image
-takes the properties of the one row its id keeps (see table.py for the rule); an id
-with no row is a `no_table_row` reject, and table rows no image asks for are only
-counted. The source of record i is `IMAGES.npy[i]`.
+nth image has the nth id. Stacks saved [n, H, W, C] or [n, H, W] are read too
+(`npy.layout`, arrays.py says how `auto` decides). float arrays stay float32 flux with
+C channels; uint8 arrays with 1, 3 or 4 channels become RGB like image files. With a
+table, each image takes the properties of the one row its id keeps (see table.py for
+the rule); an id with no row is a `no_table_row` reject, and table rows no image asks
+for are only counted. The source of record i is `IMAGES.npy[i]`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from galaxy_hpc.data.ingest.arrays import (bands_first, check_uint8_bands, is_uint8,
+                                          preprocess_array, stack_layout)
 from galaxy_hpc.data.ingest.config import IngestConfig
-from galaxy_hpc.data.ingest.preprocess import float_image, uint8_array
 from galaxy_hpc.data.ingest.records import Decoded, Deduper, Listing, Reject
 from galaxy_hpc.data.ingest.table import id_strings, read_property_table
 
@@ -25,9 +27,6 @@ def open_images(path: str) -> np.ndarray:
         raise FileNotFoundError(f"{path}: no such NPY file") from None
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: cannot read as an NPY array ({error})") from None
-    if images.ndim != 4 or images.shape[0] == 0:
-        raise ValueError(f"{path}: expected an image array [n, C, H, W], got shape "
-                         f"{images.shape}")
     if images.dtype.kind not in "uif":
         raise ValueError(f"{path}: images of dtype {images.dtype} are not numbers")
     return images
@@ -36,7 +35,9 @@ def open_images(path: str) -> np.ndarray:
 def list_records(cfg: IngestConfig) -> Listing:
     opts = cfg.npy
     images = open_images(cfg.source)
-    count, channels = images.shape[:2]
+    layout, channels = stack_layout(images.shape, opts.layout, cfg.source, "npy.layout")
+    check_uint8_bands(images.dtype, channels, cfg.source)
+    count = images.shape[0]
     if opts.ids:
         raw_ids = np.load(opts.ids, allow_pickle=False)
         if raw_ids.ndim != 1 or len(raw_ids) != count:
@@ -63,11 +64,12 @@ def list_records(cfg: IngestConfig) -> Listing:
             rows.append(row)
             kept_ids.append(record_id)
             sources.append(source)
-    uint8 = images.dtype == np.uint8
-    notes = {"image_dtype_in": str(images.dtype), "image_shape_in": list(images.shape[1:])}
+    uint8 = is_uint8(images.dtype)
+    notes = {"image_dtype_in": str(images.dtype), "image_shape_in": list(images.shape[1:]),
+             "layout": layout}
     listing = Listing(kind="npy", ids=kept_ids, sources=sources,
                       dtype="uint8" if uint8 else "float32", channels=3 if uint8 else channels,
-                      rejects=rejects, notes=notes, payload=rows,
+                      rejects=rejects, notes=notes, payload={"rows": rows, "layout": layout},
                       inputs=[cfg.source] + [p for p in (opts.ids, opts.table) if p])
     if table is not None:
         listing.column_types.update(table.column_types)
@@ -92,10 +94,9 @@ class Reader:
     def decode(self, index: int) -> Decoded:
         if self._images is None:
             self._images = open_images(self.cfg.source)
-        array = np.asarray(self._images[self.listing.payload[index]])
-        if self.listing.dtype == "uint8":
-            image, side = uint8_array(array, self.cfg.size)
-        else:
-            image, side = float_image(array, self.cfg.size, channels=self.listing.channels,
-                                      flux=self.cfg.flux)
+        payload = self.listing.payload
+        array = bands_first(np.asarray(self._images[payload["rows"][index]]), payload["layout"])
+        image, side = preprocess_array(array, uint8=self.listing.dtype == "uint8",
+                                       channels=self.listing.channels, size=self.cfg.size,
+                                       flux=self.cfg.flux)
         return Decoded(image, side)

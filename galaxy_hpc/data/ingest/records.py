@@ -42,6 +42,7 @@ REASONS = {
     "no_vote_row": "an image whose id has no row in the vote table",
     "no_table_row": "an image whose id has no row in the property table",
     "no_label": "with folder.labels, an image that is not inside a class folder",
+    "bad_label": "with hdf5.label_column, a class code that hdf5.label_names does not name",
 }
 
 # What decoding one bad file can raise. Anything else is a bug and stops the job.

@@ -1,8 +1,9 @@
 """Which reader a source needs: the kind from the config, or guessed from the path.
 
 Guessing (source_kind=auto): a vote table given -> votes; `.jsonl` -> jsonl; `.npy` -> npy;
-a glob or a FITS file -> fits; a folder -> fits if it holds FITS files and no images,
-folder if it holds images and no FITS files (with both, name the kind). Sub-folders are
+`.h5`/`.hdf5` -> hdf5 (a file of arrays, as Galaxy10's); a glob or a FITS file -> fits; a
+folder -> fits if it holds FITS files and no images, folder if it holds images and no
+FITS files (with both, name the kind). Sub-folders are
 looked at only with folder.recursive (or folder.labels).
 """
 
@@ -18,7 +19,7 @@ from galaxy_hpc.data.ingest.folder import walk_files
 from galaxy_hpc.data.ingest.records import Decoded, Listing
 
 _MODULES = {kind: f"galaxy_hpc.data.ingest.{kind}" for kind in
-            ("folder", "jsonl", "fits", "npy", "votes")}
+            ("folder", "jsonl", "fits", "npy", "hdf5", "votes")}
 
 
 class Reader(Protocol):
@@ -36,6 +37,8 @@ def detect_kind(cfg: IngestConfig) -> str:
         return "jsonl"
     if lower.endswith(".npy"):
         return "npy"
+    if lower.endswith((".h5", ".hdf5")):
+        return "hdf5"
     if any(char in source for char in "*?[") or lower.endswith(FITS_ENDINGS):
         return "fits"
     path = Path(source)
@@ -54,7 +57,7 @@ def detect_kind(cfg: IngestConfig) -> str:
         what = "both FITS files and images" if has_fits else "no FITS files and no images"
         raise ValueError(f"{source}: the folder holds {what}; name the kind with --kind")
     raise ValueError(f"{source}: cannot tell what this is from its name; name the kind with "
-                     f"--kind (folder, jsonl, fits, npy, votes)")
+                     f"--kind (folder, jsonl, fits, npy, hdf5, votes)")
 
 
 def list_records(cfg: IngestConfig, kind: str) -> Listing:
