@@ -55,6 +55,10 @@ class DedupConfig:
     rgb_bands: list[int] | None = None  # float stores with 3+ bands: shown as R, G, B
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_groups_shown: int = 200  # the HTML page shows the largest groups up to this many
+    # Replace whatever is at CLEAN. Without it, a path that holds something this dedup's
+    # report folder did not start (another store, a file) is refused; one it started is
+    # resumed, or written again when the plan changed.
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         for name in ("neighbours", "nprobe", "batch_size", "max_groups_shown"):

@@ -12,6 +12,7 @@ the missing output shards.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from hpc.files import check_writable
 from hpc.mpi import split_range
 from hpc.store import open_store
 
+# In the report folder: the digest of the plan the clean store was started from.
+PLAN_RECORD = "out_plan.sha256"
 
 @dataclasses.dataclass
 class DedupResult:
@@ -78,6 +81,9 @@ def run_dedup(cfg: DedupConfig, *, show_progress: bool = True,
     folder = report_folder(cfg)
     check_writable(cfg.out, "the clean store (out)")
     check_writable(folder, "the dedup report folder")
+    if os.path.lexists(cfg.out) and not cfg.overwrite and not (folder / PLAN_RECORD).is_file():
+        raise ValueError(f"{cfg.out} already exists and was not started by a dedup reporting "
+                         f"to {folder}: give another --out, or --overwrite to replace it")
     pixels = on_root(comm, lambda: extractor_input(store, store, stretch_file=cfg.stretch,
                                                    rgb_bands=cfg.rgb_bands))
     device = pick_device(cfg.device, env.local_rank)
@@ -143,7 +149,7 @@ def run_dedup(cfg: DedupConfig, *, show_progress: bool = True,
                                                   "transforms", "threshold", "keep_rule",
                                                   "counts", "mark")}}
     checksum = write_store(cfg.out, store, plan, mark=cfg.mark, attrs=attrs,
-                           record=folder / "out_plan.sha256", comm=comm)
+                           record=folder / PLAN_RECORD, comm=comm)
     data["out_checksum"] = comm.bcast(checksum)
     data["seconds"] = time.perf_counter() - start
     return DedupResult(comm.bcast(data))

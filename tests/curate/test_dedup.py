@@ -183,3 +183,15 @@ def test_another_threshold_into_the_same_out_starts_the_store_over(deep_field, t
     loose = dedup(deep_field["store"], out, capsys=capsys)
     assert loose["counts"]["removed"] == 7 and len(open_store(out)) == deep_field["num"] - 7
     assert open_store(out).checksum == loose["out_checksum"] != strict["out_checksum"]
+
+
+def test_a_store_dedup_did_not_start_is_never_replaced_without_overwrite(deep_field, tmp_path,
+                                                                         capsys):
+    other = tmp_path / "precious.zarr"  # someone's store, at the path given as --out
+    assert main(["synth", "--n", "8", "--size", "16", "--out", str(other)]) == 0
+    before = open_store(other).checksum
+    assert main(["dedup", str(deep_field["store"]), "--out", str(other)]) == 1
+    assert "was not started by a dedup" in capsys.readouterr().err
+    assert open_store(other).checksum == before and len(open_store(other)) == 8
+    replaced = dedup(deep_field["store"], other, "--overwrite", capsys=capsys)
+    assert open_store(other).checksum == replaced["out_checksum"] != before
