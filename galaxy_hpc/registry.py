@@ -132,6 +132,7 @@ for _kind, _target in {
     "ingest": "galaxy_hpc.data.ingest.config:IngestConfig",
     "encode": "galaxy_hpc.encode.job:EncodeConfig",
     "dedup": "galaxy_hpc.curate.config:DedupConfig",
+    "select": "galaxy_hpc.curate.config:SelectConfig",
     "evaluate": "galaxy_hpc.evaluate.job:EvaluateJobConfig",
     "generate": "galaxy_hpc.generate.config:GenerateConfig",
     "serve": "galaxy_hpc.serve.config:ServeConfig",

@@ -50,6 +50,7 @@ COMMANDS: list[str] = [
     "manifest_cmd",
     "encode_cmd",
     "dedup_cmd",
+    "select_cmd",
     "train_cmd",
     "predict_cmd",
     "generate_cmd",

@@ -1,4 +1,5 @@
-"""Settings of `galaxy-hpc dedup` (kind `dedup`): what the flags and a config file fill in."""
+"""Settings of `galaxy-hpc dedup` (kind `dedup`) and `galaxy-hpc select` (kind `select`):
+what the flags and a config file fill in."""
 
 from __future__ import annotations
 
@@ -81,3 +82,17 @@ class DedupConfig:
         if self.threshold is not None:
             return self.threshold
         return DEFAULT_THRESHOLDS.get(self.extractor, NETWORK_THRESHOLD)
+
+
+@dataclass
+class SelectConfig:
+    """Write the rows of a store where a condition on its columns holds to a new store
+    (every column kept; the source is never modified). The condition reads like Python
+    but only comparisons (== != < <= > >=, chains), `in [...]`, and/or/not, arithmetic
+    and finite/isnan/abs/log10 of columns are allowed; a comparison with NaN is false.
+    Examples: "finite(redshift)", "0.02 < redshift < 0.1 and label in ['merging']"."""
+
+    store: str = ""  # STORE: the store to select from
+    where: str = ""  # the condition a row must meet, e.g. "finite(redshift)"
+    out: str = ""  # the new store (X.zarr, or X.h5 for HDF5)
+    overwrite: bool = False  # replace a store at out made from other inputs or another filter

@@ -141,15 +141,25 @@ def write_store(out: str, store: Store, plan: DuplicatePlan, *, mark: bool,
         record.write_text(digest + "\n")
 
     on_root(comm, start)
-    writer = create_store(out, spec, num_items=len(items), attrs=merged)
+    extra = {"keep": plan.keep, "duplicate_of": plan.duplicate_of} if mark else {}
+    return copy_items(out, store, items, spec=spec, attrs=merged, extra=extra, comm=comm)
+
+
+def copy_items(out: str, store: Store, items: np.ndarray, *, spec: StoreSpec,
+               attrs: dict[str, Any], comm: Comm,
+               extra: dict[str, np.ndarray] | None = None) -> str | None:
+    """Collective: the store at `out` (created or reopened: completed shards stay) gets
+    `store`'s items `items`, in that order, with all their columns and the `extra` ones
+    (indexed by store item, like `items`); every rank writes whole shards; rank 0
+    finalises and returns the checksum (None elsewhere)."""
+    writer = create_store(out, spec, num_items=len(items), attrs=attrs)
     pending = writer.pending_shards()
     values = {name: store.read_column(name) for name in store.spec.columns} if pending else {}
     for shard in [pending[k] for k in split_range(len(pending), comm.rank, comm.size)]:
         a, b = writer.shard_bounds(shard)
         chosen = items[a:b]
         columns = {name: column[chosen] for name, column in values.items()}
-        if mark:
-            columns.update(keep=plan.keep[chosen], duplicate_of=plan.duplicate_of[chosen])
+        columns.update({name: column[chosen] for name, column in (extra or {}).items()})
         writer.write_shard(shard, store.read_for(writer.spec, chosen), columns)
     comm.barrier()
     return finalize_store(out) if comm.rank == 0 else None

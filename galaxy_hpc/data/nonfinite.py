@@ -21,6 +21,7 @@ cutout, not of every image) made once, visibly, where the store is made.
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,8 +81,10 @@ def fix_for(store: Any) -> str:
     """How to get a store without them, by where the store came from."""
     attrs = getattr(store, "attrs", {}) or {}
     if "ingest_fingerprint" in attrs or "source_kind" in attrs:
+        path = shlex.quote(str(store.path))
         return ("re-ingest it with nonfinite=zero (set them to 0, still counted) or "
-                "nonfinite=reject (set those images aside), adding --overwrite")
+                "nonfinite=reject (set those images aside), adding --overwrite; or keep the "
+                f"others: galaxy-hpc select {path} --where \"{COLUMN} == 0\" --out NEW_STORE")
     if "generate" in attrs:
         return "the model produced them: regenerate the catalog (or drop those objects)"
     return "replace or drop those items in the store"

@@ -87,7 +87,9 @@ def test_nonfinite_real_pixels_are_named(galaxy_hpc, subprocess_env, float_store
     assert one_line_error(done).endswith(
         f"{holes['ingested']}: item 5 (id synth-3-5) holds NaN or infinite pixels; FID needs "
         "finite pixels: re-ingest it with nonfinite=zero (set them to 0, still counted) or "
-        "nonfinite=reject (set those images aside), adding --overwrite")
+        "nonfinite=reject (set those images aside), adding --overwrite; or keep the others: "
+        f"galaxy-hpc select {holes['ingested']} --where \"nonfinite_pixels == 0\" --out "
+        "NEW_STORE")
 
 
 def test_mismatched_image_sizes_are_stated(galaxy_hpc, subprocess_env, stores, tmp_path):

@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -312,9 +313,12 @@ class GanFamily(ModelFamily):
         bad = ~np.isfinite(values)
         if bad.any():
             counts = {n: int(bad[:, j].sum()) for j, n in enumerate(self.names) if bad[:, j].any()}
+            where = " and ".join(f"finite({n})" for n in counts)
+            path = shlex.quote(str(self.store.path))
             raise ValueError(f"{self.store.path}: non-finite condition values {counts}: the GAN "
-                             "needs every training galaxy's conditions (ingest a store without "
-                             "those rows)")
+                             f"needs every training galaxy's conditions; keep the rows that "
+                             f"have them: galaxy-hpc select {path} --where \"{where}\" --out "
+                             "NEW_STORE")
         return values
 
     def _grid_conditions(self, num_images: int) -> np.ndarray:
