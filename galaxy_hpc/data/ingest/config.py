@@ -19,7 +19,7 @@ _PREFER = re.compile(r"^(first|last|(max|min):.+)$")
 
 @dataclass
 class FolderOptions:
-    """GalaxySD: a folder of JPEG/PNG with same-named .txt captions."""
+    """GalaxySD: a folder of JPEG/PNG (or TIFF) with same-named .txt captions."""
 
     # Folder of <name>.txt captions (GalaxySD's `caption_file`); None: beside the images.
     captions: str | None = None
@@ -28,7 +28,9 @@ class FolderOptions:
     # sub-folder becomes its `label` column; implies recursive. Images directly in the
     # source folder are then rejected (no_label).
     labels: bool = False
-    extensions: list[str] = field(default_factory=lambda: [".jpg", ".jpeg", ".png"])
+    # TIFF of float pixels (flux) makes a float store: folder.py says how.
+    extensions: list[str] = field(default_factory=lambda: [".jpg", ".jpeg", ".png", ".tif",
+                                                           ".tiff"])
 
 
 @dataclass

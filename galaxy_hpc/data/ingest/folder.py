@@ -12,6 +12,12 @@ Astro-Diffusion sorts its images into class folders (`spiral_galaxies/`, `nebula
 sub-folder of each image under SOURCE becomes its `label` column, so the class survives
 into the store (for conditioning, or to balance a training set); an image directly in
 SOURCE has no class and is a `no_label` reject.
+
+Images of float pixels (TIFF files of flux, PIL mode F) are measurements, not 8-bit
+pictures: a folder of them becomes a float32 single-band store whose pixels are
+resampled as FITS ones are (flux kept), not an RGB store of clipped, black images.
+Which of the two a folder is, most of its first readable images say (PROBE_FILES); an
+image of the other kind in it is a `pixel_type` reject.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from galaxy_hpc.data.ingest.config import IngestConfig
-from galaxy_hpc.data.ingest.preprocess import uint8_image
+from galaxy_hpc.data.ingest.preprocess import float_image, uint8_image
 from galaxy_hpc.data.ingest.records import (
     Decoded,
     Deduper,
@@ -49,6 +55,25 @@ def walk_files(root: Path, recursive: bool) -> list[str]:
 
 
 LABEL_COLUMN = "label"
+PROBE_FILES = 8  # images whose pixel type decides whether a folder is float or 8-bit
+
+
+def float_folder(paths: list[Path]) -> bool:
+    """Whether the folder's images are float (PIL mode F): most of the first readable of
+    `paths` decide (the others become `pixel_type` rejects); a tie is an error."""
+    modes = []
+    for path in paths[:PROBE_FILES]:
+        try:
+            with Image.open(path) as img:
+                modes.append(img.mode == "F")
+        except (OSError, ValueError, SyntaxError):
+            continue  # unreadable: its decode rejects it
+    floats = sum(modes)
+    if modes and 2 * floats == len(modes):
+        raise ValueError(f"{paths[0].parent}: as many float (PIL mode F) as 8-bit images "
+                         f"among the first {len(modes)}; ingest the two kinds into separate "
+                         "stores")
+    return 2 * floats > len(modes)
 
 
 def class_label(relative: str) -> str | None:
@@ -102,11 +127,14 @@ def list_records(cfg: IngestConfig) -> Listing:
         sources.append(source)
         caption_files.append(str(caption_root / text) if text in texts else "")
         labels.append(label)
+    flux = float_folder([Path(s) for s in sources])
     listing = Listing(
-        kind="folder", ids=ids, sources=sources, dtype="uint8", channels=3,
+        kind="folder", ids=ids, sources=sources, dtype="float32" if flux else "uint8",
+        channels=1 if flux else 3,
         column_types={"caption": "str"} if with_captions else {},
         rejects=rejects, inputs=[str(root)] + ([str(caption_root)] if opts.captions else []),
-        notes={"captions": str(caption_root) if with_captions else None},
+        notes={"captions": str(caption_root) if with_captions else None,
+               **({"pixels": "float (PIL mode F): flux", "flux": cfg.flux} if flux else {})},
         payload=caption_files if with_captions else None,
     )
     if opts.labels:
@@ -140,5 +168,12 @@ class Reader:
             else:
                 columns["caption"] = ""
         with Image.open(self.listing.sources[index]) as img:
-            image, side = uint8_image(img, self.cfg.size, draft=self.cfg.jpeg_draft)
+            if self.listing.dtype == "uint8":
+                image, side = uint8_image(img, self.cfg.size, draft=self.cfg.jpeg_draft)
+            elif img.mode != "F":
+                raise RejectError("pixel_type", f"an 8-bit image (PIL mode {img.mode}) in a "
+                                                "folder of float images; ingest it apart")
+            else:
+                image, side = float_image(np.asarray(img, dtype=np.float32), self.cfg.size,
+                                          channels=1, flux=self.cfg.flux)
         return Decoded(image, side, columns)

@@ -44,8 +44,11 @@ def _rgb(img: Image.Image) -> Image.Image:
         grey = np.asarray(img, dtype=np.uint32) >> 8  # 16-bit grey -> 8 bits
         return Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8), "L").convert("RGB")
     if img.mode == "F":
-        grey = np.clip(np.nan_to_num(np.asarray(img)), 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, "L").convert("RGB")
+        # Float pixels (a TIFF of flux) are measurements, not 0-255 levels: clipped to
+        # 8 bits they came out black. A folder of them ingests as flux (folder.py).
+        raise RejectError("pixel_type", f"a float image (PIL mode F, {img.size[0]}x"
+                                        f"{img.size[1]}) where the store holds 8-bit pictures; "
+                                        "ingest float images apart, as flux")
     return img.convert("RGB")  # L, LA, P, RGBA, CMYK, YCbCr ...: alpha is dropped
 
 

@@ -33,6 +33,7 @@ REASONS = {
     "some_nonfinite": "some pixels are NaN or infinite (rejected with nonfinite=reject)",
     "wrong_shape": "the image is not 2-D (or 3-D bands, y, x), or is empty",
     "band_count": "the image has a different number of bands than the store",
+    "pixel_type": "a float image where the store holds 8-bit pictures, or the other way",
     "no_image_hdu": "the FITS file has no image HDU with data (or not the one asked for)",
     "missing_caption": "captions are required and this record has none (or an empty one)",
     "bad_caption": "the caption cannot be stored (NUL character, not UTF-8)",
