@@ -53,6 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pattern", help="votes: image path of an id under SOURCE ('{id}.jpg')")
     parser.add_argument("--hdu", help="fits: HDU index or name (default: first image HDU)")
     parser.add_argument("--header-keys", metavar="K1,K2", help="fits: header keys to keep")
+    parser.add_argument("--bands", metavar="B1,B2",
+                        help="fits: one file per band, these bands in channel order (g,r,i)")
+    parser.add_argument("--band-pattern", metavar="PATTERN",
+                        help="fits: band file names, {id} and {band} ('{id}_{band}')")
     parser.add_argument("--shard-size", type=int, metavar="N",
                         help="records per block and items per store shard (256)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
@@ -64,6 +68,8 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
         hdu = int(hdu)
     keys = [k.strip() for k in args.header_keys.split(",") if k.strip()] \
         if args.header_keys is not None else None
+    bands = [b.strip() for b in args.bands.split(",") if b.strip()] \
+        if args.bands is not None else None
     flags = {
         "out": args.out, "format": args.format, "compression": args.compression,
         "size": args.size, "source_kind": args.kind,
@@ -71,6 +77,7 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
         "npy.ids": args.ids, "npy.table": args.table, "npy.prefer": args.prefer,
         "votes.table": args.votes, "votes.pattern": args.pattern,
         "fits.hdu": hdu, "fits.header_keys": keys, "hdf5.images": args.images,
+        "fits.bands": bands, "fits.band_pattern": args.band_pattern,
         "npy.layout": args.layout, "hdf5.layout": args.layout,
     }
     if args.id_column is not None:

@@ -53,6 +53,13 @@ class FitsOptions:
     header_types: dict[str, str] = field(default_factory=dict)
     channels: int = 0  # 0: the most common band count among the scanned headers
     scan_files: int = 64  # headers read at listing time to infer channels and key types
+    # One file per band (HSC's and Pan-STARRS's cutout services): the bands, in the
+    # store's channel order; each object's files are found by band_pattern. Empty: one
+    # file is one object.
+    bands: list[str] = field(default_factory=list)
+    # A file's name without its FITS ending, with {id} (the object) and {band} (one of
+    # `bands`) in it, e.g. "{id}_{band}" (obj7_g.fits) or "cutout-HSC-{band}-{id}".
+    band_pattern: str = "{id}_{band}"
 
     def __post_init__(self) -> None:
         for key, kind in self.header_types.items():
@@ -60,6 +67,17 @@ class FitsOptions:
                 raise ValueError(f"fits.header_types.{key}: use float64 or str, got {kind!r}")
         if self.channels < 0 or self.scan_files < 1:
             raise ValueError("fits.channels must be >= 0 and fits.scan_files >= 1")
+        if self.bands:
+            if len(set(self.bands)) != len(self.bands) or not all(self.bands):
+                raise ValueError(f"fits.bands must be distinct, non-empty names, got "
+                                 f"{self.bands}")
+            for part in ("{id}", "{band}"):
+                if self.band_pattern.count(part) != 1:
+                    raise ValueError(f"fits.band_pattern must hold {part} once, got "
+                                     f"{self.band_pattern!r}")
+            if self.channels and self.channels != len(self.bands):
+                raise ValueError(f"fits.channels={self.channels} but fits.bands names "
+                                 f"{len(self.bands)}: leave channels at 0")
 
 
 @dataclass

@@ -12,16 +12,26 @@ header. A key's type is `header_types[key]`, else inferred from the first scanne
 that has it: numbers and booleans -> float64 (T/F -> 1.0/0.0), anything else -> str.
 A record without the key (or with a value that is not a number, for a float64 key)
 gets NaN or "" and is counted in the summary's `missing_header_values`.
+
+Cutout services that write one file per band (HSC's, Pan-STARRS's) are read with
+`fits.bands`: the files whose names match `fits.band_pattern` ({id} and {band}) are
+grouped by id, and each object is one record whose channels are its bands' images in
+the order of `bands` (each 2-D, all of one shape, else a `wrong_shape` reject); an
+object missing a band is a `missing_band` reject, a file the pattern does not match a
+`not_a_band_file` one. Its header keys come from its first band's file; its source is
+its files' paths joined by BAND_SEPARATOR.
 """
 
 from __future__ import annotations
 
 import glob
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from astropy.io import fits
 
 from galaxy_hpc.data.ingest.config import IngestConfig
@@ -31,11 +41,13 @@ from galaxy_hpc.data.ingest.records import (
     Decoded,
     Deduper,
     Listing,
+    Reject,
     RejectError,
     safe_column,
 )
 
 FITS_ENDINGS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
+BAND_SEPARATOR = ";"  # between the band files of one object, in its source
 
 
 def fits_files(source: str) -> list[str]:
@@ -114,21 +126,74 @@ def _scan(files: list[str], cfg: IngestConfig) -> tuple[int | None, dict[str, st
     return common, {key: types.get(key, "str") for key in cfg.fits.header_keys}
 
 
+def band_regex(pattern: str, bands: list[str]) -> re.Pattern[str]:
+    """The file-id pattern with {id} any text and {band} one of `bands`, whole-name."""
+    escaped = re.escape(pattern)
+    alternatives = "|".join(re.escape(b) for b in sorted(bands, key=len, reverse=True))
+    escaped = escaped.replace(re.escape("{id}"), "(?P<id>.+?)")
+    escaped = escaped.replace(re.escape("{band}"), f"(?P<band>{alternatives})")
+    return re.compile(f"^{escaped}$")
+
+
+def group_bands(files: list[str], cfg: IngestConfig) -> tuple[list[str], list[list[str]],
+                                                                 list[Reject]]:
+    """(ids, each id's files in band order, rejects) of one-file-per-band cutouts."""
+    bands = cfg.fits.bands
+    regex = band_regex(cfg.fits.band_pattern, bands)
+    found: dict[str, dict[str, str]] = {}
+    rejects = []
+    for path in files:
+        match = regex.match(fits_id(path))
+        if match is None:
+            rejects.append(Reject(path, f"not_a_band_file: {Path(path).name} does not match "
+                                        f"fits.band_pattern {cfg.fits.band_pattern!r} for "
+                                        f"bands {', '.join(bands)}"))
+            continue
+        record_id, band = match["id"], match["band"]
+        per_band = found.setdefault(record_id, {})
+        if band in per_band:
+            rejects.append(Reject(path, f"duplicate_id: band {band} of id {record_id!r} was "
+                                        f"already taken by {per_band[band]}", record_id))
+            continue
+        per_band[band] = path
+    ids, groups = [], []
+    for record_id, per_band in found.items():
+        missing = [b for b in bands if b not in per_band]
+        if missing:
+            rejects.append(Reject(BAND_SEPARATOR.join(per_band.values()),
+                                  f"missing_band: id {record_id!r} has no file for band(s) "
+                                  f"{', '.join(missing)}", record_id))
+            continue
+        ids.append(record_id)
+        groups.append([per_band[b] for b in bands])
+    return ids, groups, rejects
+
+
 def list_records(cfg: IngestConfig) -> Listing:
     files = fits_files(cfg.source)
     if not files:
         raise ValueError(f"{cfg.source}: no FITS files found ({', '.join(FITS_ENDINGS)})")
     ids, sources, rejects = [], [], []
-    dedupe = Deduper()
-    for path in files:
-        duplicate = dedupe.check(fits_id(path), path)
-        if duplicate:
-            rejects.append(duplicate)
-        else:
-            ids.append(fits_id(path))
-            sources.append(path)
-    channels, key_types = _scan(sources, cfg)
-    channels = cfg.fits.channels or channels
+    if cfg.fits.bands:
+        ids, groups, rejects = group_bands(files, cfg)
+        if not ids:
+            raise ValueError(f"{cfg.source}: no object has a file for every band "
+                             f"({', '.join(cfg.fits.bands)}) named as fits.band_pattern "
+                             f"{cfg.fits.band_pattern!r} says; e.g. {Path(files[0]).name}")
+        sources = [BAND_SEPARATOR.join(group) for group in groups]
+        _, key_types = _scan([group[0] for group in groups], cfg)
+        channels = len(cfg.fits.bands)
+    else:
+        dedupe = Deduper()
+        for path in files:
+            duplicate = dedupe.check(fits_id(path), path)
+            if duplicate:
+                rejects.append(duplicate)
+            else:
+                ids.append(fits_id(path))
+                sources.append(path)
+        channels, key_types = _scan(sources, cfg)
+        channels = cfg.fits.channels or channels
     if not channels:
         which = "" if cfg.fits.hdu is None else f" {cfg.fits.hdu!r}"
         raise ValueError(f"{cfg.source}: none of the first {cfg.fits.scan_files} FITS files "
@@ -137,7 +202,8 @@ def list_records(cfg: IngestConfig) -> Listing:
     return Listing(
         kind="fits", ids=ids, sources=sources, dtype="float32", channels=int(channels),
         column_types=columns, rejects=rejects, inputs=[cfg.source],
-        notes={"channels_rule": "fits.channels" if cfg.fits.channels else
+        notes={"channels_rule": f"one file per band: {', '.join(cfg.fits.bands)}"
+               if cfg.fits.bands else "fits.channels" if cfg.fits.channels else
                f"most common band count in the first {cfg.fits.scan_files} headers",
                "header_key_types": key_types, "flux": cfg.flux},
         payload=list(key_types.items()),
@@ -151,8 +217,8 @@ class Reader:
         self.keys = [(key, safe_column(key, "fits.header_keys"), kind)
                      for key, kind in listing.payload]
 
-    def decode(self, index: int) -> Decoded:
-        path = self.listing.sources[index]
+    def _read(self, path: str) -> tuple[Any, dict[str, Any]]:
+        """The image HDU's data and the header keys of one file."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -165,7 +231,34 @@ class Reader:
                     raise RejectError("truncated", f"{type(error).__name__}: {error}") from None
                 raise
         if data is None:
-            raise RejectError("no_image_hdu", "the image HDU holds no data")
+            raise RejectError("no_image_hdu", f"the image HDU of {path} holds no data")
+        return data, raw
+
+    def _bands(self, paths: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+        """One object's band files stacked in band order; its first file's header keys."""
+        planes, raw = [], {}
+        for band, path in zip(self.cfg.fits.bands, paths, strict=True):
+            data, keys = self._read(path)
+            raw = raw or keys
+            data = np.asarray(data)
+            if data.ndim == 3 and data.shape[0] == 1:
+                data = data[0]
+            if data.ndim != 2:
+                raise RejectError("wrong_shape", f"band {band} ({Path(path).name}) has shape "
+                                                 f"{data.shape}: one 2-D image a band file")
+            if planes and data.shape != planes[0].shape:
+                raise RejectError("wrong_shape", f"band {band} ({Path(path).name}) is "
+                                                 f"{data.shape}, band {self.cfg.fits.bands[0]} "
+                                                 f"{planes[0].shape}")
+            planes.append(data)
+        return np.stack(planes), raw
+
+    def decode(self, index: int) -> Decoded:
+        source = self.listing.sources[index]
+        if self.cfg.fits.bands:
+            data, raw = self._bands(source.split(BAND_SEPARATOR))
+        else:
+            data, raw = self._read(source)
         image, side = float_image(data, self.cfg.size, channels=self.listing.channels,
                                   flux=self.cfg.flux)
         columns, missing = {}, []

@@ -35,6 +35,8 @@ REASONS = {
     "band_count": "the image has a different number of bands than the store",
     "pixel_type": "a float image where the store holds 8-bit pictures, or the other way",
     "no_image_hdu": "the FITS file has no image HDU with data (or not the one asked for)",
+    "missing_band": "with fits.bands, an object without a file for every band",
+    "not_a_band_file": "with fits.bands, a FITS file whose name fits.band_pattern does not match",
     "missing_caption": "captions are required and this record has none (or an empty one)",
     "bad_caption": "the caption cannot be stored (NUL character, not UTF-8)",
     "bad_record": "a manifest line that is not a JSON object with a path",
