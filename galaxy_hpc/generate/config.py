@@ -47,14 +47,29 @@ class ModelSection:
                              f"({', '.join(sorted(GENERATORS))})")
         spec = generator_spec(self.kind)
         if spec.needs_base and not self.base:
-            raise ValueError(f"model.base: a {self.kind} model needs the base pipeline folder "
-                             "it was trained on (model.path is the adapter itself)")
+            self.base = self._recorded_base()
         if not spec.needs_base and self.base:
             needing = ", ".join(sorted(n for n, g in GENERATORS.items() if g.needs_base))
             raise ValueError(f"model.base is only for kinds that load onto a base ({needing}), "
                              f"not {self.kind!r}")
         if not self.lora_scale > 0:
             raise ValueError(f"model.lora_scale must be > 0, got {self.lora_scale}")
+
+    def _recorded_base(self) -> str:
+        """The base the adapter at `path` records (its base.json, written by training),
+        when model.base is not given."""
+        from galaxy_hpc.models.lora import BASE_RECORD, recorded_base
+
+        recorded = recorded_base(self.path) if self.path and Path(self.path).exists() else None
+        if recorded is None:
+            raise ValueError(f"model.base (--base): a {self.kind} model needs the base pipeline "
+                             f"folder it was trained on (model.path is the adapter itself, "
+                             f"and it records no base in {BASE_RECORD})")
+        if not recorded.is_dir():
+            raise FileNotFoundError(f"model.base (--base): {self.path} was trained on "
+                                    f"{recorded} ({BASE_RECORD}), which is not there: give "
+                                    f"the base pipeline folder")
+        return str(recorded)
 
 
 @dataclass

@@ -248,9 +248,6 @@ def model_section_for(path: str, *, base: str | None = None, kind: str | None = 
         else:
             raise ValueError(f"model {path}: not a folder the toolkit exports (no "
                              "model_index.json, LoRA weights or generator.json); give --kind")
-    if kind == "sd_lora":
-        if not base:
-            raise ValueError(f"model {path} is a LoRA: give --base, the pipeline it was "
-                             "trained on")
+    if kind == "sd_lora":  # without base: the one the LoRA records (ModelSection)
         return ModelSection(kind=kind, path=str(folder), base=base)
     return ModelSection(kind=kind, path=str(folder))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -41,3 +42,44 @@ def lora_config(section: Any, target_modules: Sequence[str] | None = None) -> An
     targets = section.target_modules if target_modules is None else target_modules
     return LoraConfig(r=section.rank, lora_alpha=section.alpha, lora_dropout=section.dropout,
                       init_lora_weights="gaussian", target_modules=list(targets))
+
+
+# An adapter folder's record of the base it was trained on, so that loading it needs no
+# --base: {"base": path}, relative to the adapter folder when the run wrote the base
+# itself (a tiny model's OUTPUT/base: the run folder can move), else absolute.
+BASE_RECORD = "base.json"
+
+
+def write_base_record(adapter_dir: Path, base: Path) -> Path:
+    """Write adapter_dir/base.json naming `base` (relative when it lies beside it)."""
+    import json
+    import os
+
+    base, adapter_dir = Path(base).resolve(), Path(adapter_dir)
+    try:
+        named = os.path.relpath(base, adapter_dir.resolve())
+        named = named if not named.startswith(("../../", "..\\..\\")) else str(base)
+    except ValueError:  # another drive
+        named = str(base)
+    record = adapter_dir / BASE_RECORD
+    record.write_text(json.dumps({"base": named}, indent=2) + "\n")
+    return record
+
+
+def recorded_base(adapter: str | Path) -> Path | None:
+    """The base an adapter folder (or its weights file) records, resolved; None when it
+    records none (an adapter from elsewhere, or exported before the record existed)."""
+    import json
+
+    folder = Path(adapter)
+    folder = folder.parent if folder.is_file() else folder
+    record = folder / BASE_RECORD
+    if not record.is_file():
+        return None
+    try:
+        named = json.loads(record.read_text())["base"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"{record}: not a base record ({{\"base\": PATH}}); delete it and "
+                         "give the base") from None
+    path = Path(named)
+    return (path if path.is_absolute() else folder / path).resolve()

@@ -79,8 +79,8 @@ def test_bad_requests_name_the_field(models):
     with pytest.raises(ValueError, match="size"):
         model.check(DrawRequest(conditions={"redshift": 0.1, "log_stellar_mass": 10},
                                 size=64))
-    with pytest.raises(ValueError, match="LoRA: give --base"):
-        model_section_for(str(models["lora"]))
+    with pytest.raises(ValueError, match="needs the base pipeline folder .* records no base"):
+        model_section_for(str(models["lora"]))  # a LoRA from elsewhere: no base.json
     assert model_section_for(str(models["lora"]), base=str(models["sd"])).kind == "sd_lora"
     assert model_section_for(str(models["ldm_zm"])).kind == "ldm"
 

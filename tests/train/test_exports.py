@@ -42,6 +42,36 @@ def test_lora_with_alpha_other_than_rank_loads_at_its_trained_strength(sd_lora_r
     assert redraw["max_diff"] <= 1, redraw
 
 
+def test_a_lora_records_its_base_and_loads_without_being_told_it(sd_lora_run, tmp_path):
+    """The run wrote its base beside the LoRA (a tiny model): lora/base.json names it
+    relative to the folder, so `sample` needs no --base, and draws what it draws with it,
+    also after the run folder moves."""
+    import json
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from galaxy_hpc.cli.main import main
+
+    out, _ = sd_lora_run
+    assert json.loads((out / "lora" / "base.json").read_text()) == {"base": "../base"}
+    moved = tmp_path / "moved"
+    shutil.copytree(out / "lora", moved / "lora")
+    shutil.copytree(out / "base", moved / "base")
+    common = ["--prompt", "sdss, a spiral galaxy", "--n", "2", "--seed", "3", "--steps", "2",
+              "--device", "cpu"]
+    assert main(["sample", str(out / "lora"), "--base", str(out / "base"), *common,
+                 "--out", str(tmp_path / "told.png")]) == 0
+    assert main(["sample", str(moved / "lora"), *common, "--out",
+                 str(tmp_path / "recorded.png")]) == 0
+    told = np.asarray(Image.open(tmp_path / "told.png"))  # a base row, then the LoRA's
+    recorded = np.asarray(Image.open(tmp_path / "recorded.png"))  # the LoRA's row alone
+    assert told.shape[0] == 2 * recorded.shape[0]
+    np.testing.assert_array_equal(told[-recorded.shape[0]:], recorded)
+    assert recorded.std() > 0 and not np.array_equal(told[:recorded.shape[0]], recorded)
+
+
 @pytest.fixture(scope="module")
 def ldm_vae_run(galaxy_hpc, synth_store, tmp_path_factory):
     """The LDM's first stage with an EMA: its export is checked, and the UNet stage trains

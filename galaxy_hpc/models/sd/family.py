@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from galaxy_hpc.models.diffusion_loss import diffusion_loss
-from galaxy_hpc.models.lora import lora_config
+from galaxy_hpc.models.lora import lora_config, write_base_record
 from galaxy_hpc.models.sd.components import (
     SDComponents,
     load_components,
@@ -209,8 +209,10 @@ class SDFamily(ModelFamily):
         """Full: a StableDiffusionPipeline folder. LoRA: pytorch_lora_weights.safetensors that
         `pipe.load_lora_weights(folder)` loads onto the base model."""
         if self.export_scope() == "trainable":
-            return self._export_lora(self.parts.unet, self.parts.text_encoder,
-                                     output_dir / "lora", state_dict=state_dict)
+            target = self._export_lora(self.parts.unet, self.parts.text_encoder,
+                                       output_dir / "lora", state_dict=state_dict)
+            write_base_record(target, Path(self.parts.path))
+            return target
         # Fresh CPU modules: the live ones may be bf16, or empty partitions under ZeRO-3.
         unet, text_encoder = self._fresh_modules()
         _load_prefixed(unet, state_dict, "unet.")
@@ -226,7 +228,9 @@ class SDFamily(ModelFamily):
                 base_unet.load_state_dict(_without_lora(state_dict, "unet."), strict=True,
                                           assign=True)
                 save_pipeline(parts, output_dir / "base", unet=base_unet, text_encoder=base_text)
-            return self._export_lora(unet, text_encoder, output_dir / "lora")
+            target = self._export_lora(unet, text_encoder, output_dir / "lora")
+            write_base_record(target, Path(parts.path) if parts.path else output_dir / "base")
+            return target
         return save_pipeline(parts, output_dir / "pipeline", unet=unet, text_encoder=text_encoder)
 
     def _fresh_modules(self, adapters: bool = True) -> tuple[Any, Any]:
