@@ -6,7 +6,8 @@ resampler); when no resampling is needed (side == size) whole pixels are copied 
 an odd margin is cut on the floor side, so such images pass through bit for bit.
 
 uint8 images (JPEG, PNG, uint8 arrays) become 3-channel RGB (grey replicated,
-alpha dropped, 16-bit grey scaled to 8 bits) and are resized with PIL's Lanczos
+alpha dropped, 16-bit grey scaled to 8 bits, unless it uses so little of its range that
+nearly nothing would be left: MIN_DEEP_TOP) and are resized with PIL's Lanczos
 filter. With `draft`, a JPEG at least twice the crop size is first decoded at a
 reduced scale by libjpeg (DCT scaling, 1/2 to 1/8), several times faster, then
 resized with Lanczos from there.
@@ -35,13 +36,25 @@ if TYPE_CHECKING:
     from galaxy_hpc.data.ingest.records import Decoded, Listing
 
 _WEIGHT_EPS = 1e-9  # overlaps below this are float noise at pixel edges
+# A 16-bit grey image whose largest value is below this keeps fewer than 16 grey levels
+# once scaled to 8 bits (value >> 8): a pixel_type reject, not a black picture.
+MIN_DEEP_TOP = 4096
 
 
 def _rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
     if img.mode.startswith("I;16") or img.mode == "I":
-        grey = np.asarray(img, dtype=np.uint32) >> 8  # 16-bit grey -> 8 bits
+        values = np.asarray(img, dtype=np.int64)
+        top = int(values.max()) if values.size else 0
+        if top < MIN_DEEP_TOP:
+            # Raw counts (a camera's, a survey's) use a small part of the 16 bits: the
+            # top byte alone, all an 8-bit picture keeps, is black or nearly.
+            raise RejectError("pixel_type", f"a deep (PIL mode {img.mode}) image whose values "
+                                            f"reach only {top}: as an 8-bit picture it keeps "
+                                            f"{(top >> 8) + 1} grey level(s); ingest such "
+                                            "images as flux (FITS or float TIFF)")
+        grey = np.clip(values, 0, None) >> 8  # 16-bit grey -> 8 bits
         return Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8), "L").convert("RGB")
     if img.mode == "F":
         # Float pixels (a TIFF of flux) are measurements, not 0-255 levels: clipped to

@@ -54,3 +54,11 @@ def test_jpeg_draft_decoding_matches_a_full_decode(tmp_path):
         full, _ = uint8_image(img, 64, draft=False)
     assert side == 512
     assert np.abs(fast.astype(int) - full.astype(int)).mean() < 1.5
+
+
+def test_sixteen_bit_counts_that_would_be_black_are_a_reject(tmp_path):
+    counts = (blob(32, 32) / blob(32, 32).max() * 900).astype(np.uint16)  # raw counts
+    Image.fromarray(counts).save(tmp_path / "raw.png")
+    with Image.open(tmp_path / "raw.png") as img:
+        with pytest.raises(RejectError, match="pixel_type: .* reach only 900: .* keeps 4 grey"):
+            uint8_image(img, 32)
