@@ -362,3 +362,32 @@ def test_a_gan_catalog_is_the_generators_own_output_for_each_seed(models, tmp_pa
     assert Table.read(summary.table)["log_stellar_mass"].tolist() == mass.tolist()
     with pytest.raises(ValueError, match="makes 32x32 images only"):
         generate(tmp_path, "gan_size", **gan, conditions=conditions, size=64)
+
+
+def test_a_catalog_carries_the_class_of_each_objects_source_row(models, tmp_path):
+    """A store with a text `label` column (class folders, Galaxy10's named codes): each
+    object carries its row's label, in the store and the FITS table (astropy reads it),
+    and the report's per-class grids pair real and generated galaxies by it."""
+    from astropy.table import Table
+    from support.stores import write_array_store
+
+    from galaxy_hpc.evaluate.report.grids import classes
+    from hpc.store import open_store
+
+    labels = ["barred spiral", "merging", "round smooth"]
+    rng = np.random.default_rng(1)
+    source = write_array_store(
+        tmp_path / "source.zarr", rng.integers(0, 255, (9, 3, 32, 32), dtype=np.uint8),
+        {"id": [f"g{i}" for i in range(9)], "caption": [f"sdss, {labels[i % 3]}"
+                                                          for i in range(9)],
+         "label": [labels[i % 3] for i in range(9)]}, shard_size=9)
+    real_classes = classes(open_store(source))  # a zarr text column: numpy's StringDType
+    assert list(real_classes) == [labels[i % 3] for i in range(9)]
+    store, summary = generate(tmp_path, "labelled", num_objects=6, **sd(models, steps=2),
+                              conditions={"source": "store", "path": str(source),
+                                          "selection": "sample"})
+    rows = store.read_column("source_row").tolist()
+    assert list(store.read_column("label")) == [labels[r % 3] for r in rows]
+    assert list(classes(store)) == [labels[r % 3] for r in rows]
+    table = Table.read(summary.table)
+    assert [str(v).strip() for v in table["label"]] == [labels[r % 3] for r in rows]

@@ -32,7 +32,9 @@ def classes(store: Store) -> np.ndarray:
         return main_classes(np.stack([store.read_column(name) for name in names], axis=1))
     for name in LABEL_COLUMNS:
         if store.spec.columns.get(name) == "str":
-            return np.asarray(store.read_column(name).astype(str), dtype=object)
+            # object first: numpy's StringDType (what stores return) cannot cast to str
+            return np.array([str(v) for v in np.asarray(store.read_column(name), dtype=object)],
+                            dtype=object)
     if store.spec.columns.get("caption") == "str":
         return caption_classes(store.read_column("caption"))
     return np.full(len(store), "all", dtype=object)

@@ -26,6 +26,8 @@ from galaxy_hpc.models.contract import ConditionBatch
 from galaxy_hpc.generate.seeds import condition_uniforms
 
 GZ2_FRACTIONS = [column_name(answer) for answer in ANSWERS]
+# Text columns whose values are each row's class (the report's grids read the same).
+CLASS_COLUMNS = ("label", "class")
 
 
 def _distinct_in_order(values: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -58,6 +60,7 @@ class ConditionSource:
             raise ValueError(f"conditions.img2img: model kind {cfg.model.kind!r} cannot start "
                              "from real images (img2img works with Stable Diffusion models)")
         self.carried = self._carried(section.carry_columns)
+        self.classes = self._class_labels()
         self.oversampled: Oversampling | None = None
         if section.oversample > 1:
             self.oversampled = oversampling(self._classes(), factor=section.oversample,
@@ -173,6 +176,20 @@ class ConditionSource:
                              f"{missing[0]!r}")
         return {n: self.rows.numbers(n) for n in names if n not in self.vector_names}
 
+    def _class_labels(self) -> dict[str, np.ndarray]:
+        """The source rows' class, as text, under its own name: conditions.class_column,
+        else a text `label` or `class` column (an ingest's class folders, Galaxy10's named
+        codes). The catalog carries it, so each generated galaxy is shown and counted
+        under the class of the row it was drawn from (the report's per-class grids)."""
+        name = self.section.class_column
+        if name is None:
+            name = next((n for n in CLASS_COLUMNS if self.rows.has(n)
+                         and np.asarray(self.rows.raw(n)).dtype.kind in "USOT"), None)
+        taken = {"caption", "source_row", "source_id", *self.vector_names, *self.carried}
+        if name is None or name in taken:
+            return {}
+        return {name: self.rows.strings(name)}
+
     def columns(self) -> dict[str, str]:
         """The store columns this source records per object (name -> store dtype)."""
         names: dict[str, str] = {"source_row": "int64", "source_id": "str"}
@@ -180,6 +197,7 @@ class ConditionSource:
             names["caption"] = "str"
         names.update({name: "float64" for name in self.vector_names})
         names.update({name: "float64" for name in self.carried})
+        names.update({name: "str" for name in self.classes})
         if self.oversampled is not None:
             names["rare_class"] = "bool"
         return names
@@ -214,6 +232,7 @@ class ConditionSource:
             out.vectors = self.vectors[rows]
             columns.update({n: self.vectors[rows, k] for k, n in enumerate(self.vector_names)})
         columns.update({name: values[rows] for name, values in self.carried.items()})
+        columns.update({name: values[rows] for name, values in self.classes.items()})
         if self.oversampled is not None:
             columns["rare_class"] = self.oversampled.rare[rows]
         if self.section.img2img:
@@ -242,6 +261,8 @@ class ConditionSource:
             info["img2img"] = {"strength": section.strength}
         if self.carried:
             info["carried_columns"] = list(self.carried)
+        if self.classes:
+            info["class_column"] = next(iter(self.classes))
         return info
 
 
