@@ -2,7 +2,9 @@
 (never the whole store), filtered and sorted on columns, thumbnails cached.
 
 A filter is `COLUMN OP VALUE` with OP one of < <= > >= = != (numbers; = and != also for
-strings) or ~ (a string column contains VALUE, any case: caption tags). Filtering or
+strings) or ~ (a string column contains VALUE, any case: caption tags), or any condition
+`galaxy-hpc select --where` takes (hpc.store.where: `finite(redshift) and label in
+['merging']`), so what a browser shows a select writes. Filtering or
 sorting reads the named columns whole (a million floats is 8 MB, once: columns are
 cached); paging alone reads nothing but the page's rows.
 """
@@ -21,6 +23,8 @@ import numpy as np
 from galaxy_hpc.serve.config import NAME
 
 FILTER = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(<=|>=|!=|<|>|=|~)\s*(.*?)\s*$")
+# A value no shorthand filter has: the text is a select condition (`x <= 0.5 and ...`).
+CONDITION_VALUE = re.compile(r"[()\[\]'\"]|\s(and|or|not|in)\s")
 BLOCKS = 4096  # shard-sized column blocks kept per store (LRU)
 LIST_COLUMNS = 6  # columns shown under each thumbnail: id-like and caption first
 
@@ -136,8 +140,8 @@ class OpenStore:
 
     def _mask(self, text: str) -> np.ndarray:
         match = FILTER.match(text)
-        if not match:
-            raise ValueError(f"filter {text!r}: write COLUMN OP VALUE, OP one of < <= > >= = != ~")
+        if not match or CONDITION_VALUE.search(match.group(3)):
+            return self._condition(text)
         name, op, value = match.groups()
         values = self.column(name)
         if values.dtype.kind in "iufb":
@@ -159,6 +163,21 @@ class OpenStore:
         if op in ("=", "!="):
             return (strings == value) if op == "=" else (strings != value)
         raise ValueError(f"filter {text!r}: {name} is text: use =, != or ~")
+
+    def _condition(self, text: str) -> np.ndarray:
+        """A condition as `galaxy-hpc select --where` takes it."""
+        from hpc.store.where import WhereError, columns_named, select_rows
+
+        try:
+            names = columns_named(text)
+            missing = [n for n in names if n not in self.store.spec.columns]
+            if missing:
+                raise ValueError(f"filter {text!r}: no column {missing[0]!r} in store "
+                                 f"{self.name}")
+            return select_rows(text, {n: self.column(n) for n in names}, len(self.store))
+        except WhereError as error:
+            raise ValueError(f"filter {text!r}: write COLUMN OP VALUE (OP one of < <= > >= = "
+                             f"!= ~) or a select condition ({error})") from None
 
 
 def list_columns(columns: dict[str, str]) -> list[str]:

@@ -9,7 +9,8 @@ columns at once (numpy):
 - comparisons `== != < <= > >=` (chains too: `0.02 < redshift <= 0.1`), `in` and
   `not in` a list;
 - `and`, `or`, `not`, parentheses;
-- the functions finite(x), isnan(x), abs(x), log10(x).
+- the functions finite(x), isnan(x), abs(x), log10(x), and contains(text, 'word')
+  (a text column holds the word, any case: caption tags).
 
 A comparison with NaN is false (numpy's rule), so `redshift < 0.1` already leaves out
 rows of unknown redshift; `not finite(redshift)` picks exactly those. Anything else (an
@@ -36,7 +37,7 @@ _ARITHMETIC: dict[type, Callable[[Any, Any], Any]] = {
 }
 _FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "finite": np.isfinite, "isnan": np.isnan, "abs": np.abs, "log10": np.log10,
-}
+}  # and contains(text, word), which takes two arguments (_Evaluator.contains)
 
 
 class WhereError(ValueError):
@@ -123,7 +124,7 @@ class _Evaluator:
         if isinstance(node, ast.Call):
             return self.call(node)
         raise self.fail(node, "not a form a filter may use (columns, constants, arithmetic, "
-                              "comparisons, in, and/or/not, finite/isnan/abs/log10)")
+                              "comparisons, in, and/or/not, finite/isnan/abs/log10/contains)")
 
     def boolean(self, node: ast.AST) -> Any:
         value = self.value(node)
@@ -170,13 +171,31 @@ class _Evaluator:
 
     def call(self, node: ast.Call) -> Any:
         name = node.func.id if isinstance(node.func, ast.Name) else None
+        if name == "contains":
+            return self.contains(node)
         if name not in _FUNCTIONS:
-            raise self.fail(node, f"only the functions {', '.join(_FUNCTIONS)} may be called")
+            raise self.fail(node, f"only the functions {', '.join(_FUNCTIONS)}, contains "
+                                  "may be called")
         if len(node.args) != 1 or node.keywords:
             raise self.fail(node, f"{name}() takes one argument")
         argument = self.number(node.args[0])
         with np.errstate(divide="ignore", invalid="ignore"):
             return _FUNCTIONS[name](np.asarray(argument, dtype=np.float64))
+
+    def contains(self, node: ast.Call) -> Any:
+        if len(node.args) != 2 or node.keywords:
+            raise self.fail(node, "contains() takes a text column and a word: "
+                                  "contains(caption, 'merger')")
+        values, word = self.value(node.args[0]), self.value(node.args[1])
+        if not _is_text(values) or isinstance(values, (str, list)) or not isinstance(word, str):
+            raise self.fail(node, "contains() takes a text column and a word: "
+                                  "contains(caption, 'merger')")
+        return _contains(values, word)
+
+
+def _contains(values: Any, word: str) -> np.ndarray:
+    strings = np.asarray(values, dtype=np.dtypes.StringDType())
+    return np.strings.find(np.strings.lower(strings), word.lower()) >= 0
 
 
 def _is_text(value: Any) -> bool:

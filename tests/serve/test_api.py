@@ -53,6 +53,12 @@ def test_health_stores_and_pages(client, serve_stores):
     tag = "spiral"
     page = client.get("/api/stores/rgb/items", params={"where": f"caption~{tag}"}).json()
     assert page["total"] == sum(tag in c for c in captions)
+    # A condition as `galaxy-hpc select --where` takes it: the rows a select would write.
+    condition = ("t01_smooth_or_features_a01_smooth_fraction <= 0.5 and "
+                 "contains(caption, 'SPIRAL')")
+    page = client.get("/api/stores/rgb/items", params={"where": condition}).json()
+    assert page["total"] == sum(tag in c and f <= 0.5 for c, f in zip(captions, smooth,
+                                                                     strict=True))
 
 
 def test_object_images_and_downloads(client, serve_stores):

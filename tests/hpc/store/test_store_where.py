@@ -28,6 +28,7 @@ COLUMNS = {
     ("log10(mass) > 1.0 and abs(-mass) < 12", [1]),
     ("-redshift > -0.1", [0, 3]),
     ("True", [0, 1, 2, 3, 4]),
+    ("contains(label, 'MERG') or contains(label, 'iral')", [0, 2, 3]),  # any case
 ])
 def test_each_form_keeps_the_rows_worked_out_by_hand(where, kept):
     assert np.flatnonzero(select_rows(where, COLUMNS, 5)).tolist() == kept
@@ -48,6 +49,8 @@ def test_the_columns_read_are_named_without_the_functions():
     ("mass in mass", "`in` needs a list"),
     ("__import__('os').system('true')", "only the functions finite, isnan, abs, log10"),
     ("redshift.max() > 0", "only the functions finite, isnan, abs, log10"),
+    ("contains(mass, 'x')", "contains() takes a text column and a word"),
+    ("contains(label)", "contains() takes a text column and a word"),
     ("label + 1 > 0", "arithmetic needs numbers"),
     ("mass < [1]", "a list can only follow `in`"),
     ("[x for x in mass]", "not a form a filter may use"),
