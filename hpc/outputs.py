@@ -92,6 +92,19 @@ def store_attrs(path: str | Path) -> dict[str, Any] | None:
     return None if backend is None else dict(backend.read_manifest().attrs)
 
 
+def claim_output(path: str | Path, wanted: Any, *, key: str, what: str,
+                 overwrite: bool) -> None:
+    """Before a job writes its store at `path`: with `overwrite`, delete what is there (a
+    store only); else refuse a store whose fingerprint (its attribute `key`) is not
+    `wanted`. Nothing there, or the same work: the job creates or finishes it."""
+    if overwrite:
+        remove_output(path)
+        return
+    stored = store_attrs(path)
+    if stored is not None:
+        check_fingerprint(path, stored.get(key), wanted, what=what)
+
+
 def remove_output(path: str | Path, also: Iterable[str | Path] = ()) -> None:
     """Delete the store at `path` (refusing anything else that is there) and the files
     and folders `also` names (what the job writes beside it: tables, rejects, staging)."""

@@ -67,19 +67,14 @@ def _prepare(source: Any, out: Path, spec: Any, captioning: Captioning, overwrit
              ) -> dict:
     """Rank 0: start over, refuse another job's store, or create/reopen the new store."""
     import galaxy_hpc
-    from hpc.outputs import check_fingerprint, remove_output, store_attrs
+    from hpc.outputs import claim_output
     from hpc.provenance import command_line
     from hpc.store import create_store
 
     fingerprint = {"version": FINGERPRINT_VERSION, "source_checksum": source.checksum,
                    **captioning.fingerprint()}
-    if overwrite:
-        remove_output(out)
-    else:
-        stored = store_attrs(out)
-        if stored is not None:
-            check_fingerprint(out, stored.get("caption_fingerprint"), fingerprint,
-                              what=f"a store of {captioning.what}")
+    claim_output(out, fingerprint, key="caption_fingerprint",
+                 what=f"a store of {captioning.what}", overwrite=overwrite)
     attrs = {**source.attrs, "command": command_line(),
              "galaxy_hpc_version": galaxy_hpc.__version__,
              "captioned_from": {"store": str(source.path), "checksum": source.checksum},

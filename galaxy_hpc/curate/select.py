@@ -63,18 +63,13 @@ def _selection(store: Any, where: str) -> np.ndarray:
 
 def _prepare(cfg: SelectConfig, store: Any, items: np.ndarray) -> dict[str, Any]:
     """Rank 0: the fingerprint checked against what is at out (or out removed)."""
-    from hpc.outputs import check_fingerprint, remove_output, store_attrs
+    from hpc.outputs import claim_output
 
     digest = hashlib.sha256(np.ascontiguousarray(items, dtype="<i8").tobytes()).hexdigest()
     fingerprint = {"version": FINGERPRINT_VERSION, "source_checksum": store.checksum,
                    "where": cfg.where, "items_sha256": digest}
-    if cfg.overwrite:
-        remove_output(cfg.out)
-    else:
-        stored = store_attrs(cfg.out)
-        if stored is not None:
-            check_fingerprint(cfg.out, stored.get("select_fingerprint"), fingerprint,
-                              what="a selection of galaxy-hpc select")
+    claim_output(cfg.out, fingerprint, key="select_fingerprint",
+                 what="a selection of galaxy-hpc select", overwrite=cfg.overwrite)
     return fingerprint
 
 

@@ -124,7 +124,7 @@ def _prepare(cfg: EncodeConfig, source: Any, parts: Any, vae_fingerprint: str) -
     """Rank 0: start over, refuse another encoding's store, or create/reopen the store."""
     from galaxy_hpc.data.latents import ATTRS_KEY, NUM_TRANSFORMS
     from hpc.hub import resolve_weights
-    from hpc.outputs import check_fingerprint, remove_output, store_attrs
+    from hpc.outputs import claim_output
     from hpc.provenance import command_line
     from hpc.store import StoreSpec, create_store
 
@@ -138,13 +138,8 @@ def _prepare(cfg: EncodeConfig, source: Any, parts: Any, vae_fingerprint: str) -
         raise ValueError(f"{source.path}: images {height}x{width} must be square (rotations) "
                          f"with sides a multiple of {factor} (the VAE's downsampling)")
     wanted = _fingerprint(cfg, source, vae_fingerprint)
-    if cfg.overwrite:
-        remove_output(cfg.out)
-    else:
-        stored = store_attrs(cfg.out)
-        if stored is not None:
-            check_fingerprint(cfg.out, stored.get("encode_fingerprint"), wanted,
-                              what="latents of galaxy-hpc encode")
+    claim_output(cfg.out, wanted, key="encode_fingerprint", what="latents of galaxy-hpc encode",
+                 overwrite=cfg.overwrite)
     spec = StoreSpec(image_shape=(NUM_TRANSFORMS * 2 * vae.config.latent_channels,
                                   height // factor, width // factor),
                      image_dtype="float32", shard_size=source.spec.shard_size,

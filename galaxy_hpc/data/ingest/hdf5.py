@@ -24,7 +24,7 @@ import numpy as np
 from galaxy_hpc.data.ingest.arrays import (bands_first, check_uint8_bands, is_uint8,
                                            preprocess_array, stack_layout)
 from galaxy_hpc.data.ingest.config import IngestConfig
-from galaxy_hpc.data.ingest.records import (DECODE_ERRORS, Decoded, Deduper, Listing, Reject,
+from galaxy_hpc.data.ingest.records import (DECODE_ERRORS, Decoded, Listing, Reject, keep_rows,
                                             safe_column)
 from galaxy_hpc.data.ingest.table import id_strings
 
@@ -164,23 +164,16 @@ def list_records(cfg: IngestConfig) -> Listing:
                              f"column of {cfg.source} (kept: {', '.join(columns) or 'none'})")
         labels, named = _labels(columns[opts.label_column], opts.label_names)
         columns["label"], types["label"] = labels, "str"
-    rows, kept_ids, sources, rejects = [], [], [], []
-    dedupe = Deduper()
-    for row, record_id in enumerate(all_ids):
-        source = f"{cfg.source}[{row}]"
-        duplicate = dedupe.check(record_id, source)
-        if duplicate:
-            rejects.append(duplicate)
-        elif named is not None and not named[row]:
-            code = columns[opts.label_column][row]
-            rejects.append(Reject(source, f"bad_label: {opts.label_column}={code} has no name "
-                                          f"in hdf5.label_names ({len(opts.label_names)} "
-                                          f"names, codes 0-{len(opts.label_names) - 1})",
-                                  record_id))
-        else:
-            rows.append(row)
-            kept_ids.append(record_id)
-            sources.append(source)
+
+    def refuse(row: int, record_id: str, source: str) -> Reject | None:
+        if named is None or named[row]:
+            return None
+        code = columns[opts.label_column][row]
+        return Reject(source, f"bad_label: {opts.label_column}={code} has no name in "
+                              f"hdf5.label_names ({len(opts.label_names)} names, codes "
+                              f"0-{len(opts.label_names) - 1})", record_id)
+
+    rows, kept_ids, sources, rejects = keep_rows(all_ids, cfg.source, refuse)
     uint8 = is_uint8(dtype_in)
     notes: dict[str, Any] = {"image_dataset": image_name, "image_dtype_in": str(dtype_in),
                              "image_shape_in": list(shape_in), "layout": layout}

@@ -16,7 +16,7 @@ import numpy as np
 from galaxy_hpc.data.ingest.arrays import (bands_first, check_uint8_bands, is_uint8,
                                           preprocess_array, stack_layout)
 from galaxy_hpc.data.ingest.config import IngestConfig
-from galaxy_hpc.data.ingest.records import Decoded, Deduper, Listing, Reject
+from galaxy_hpc.data.ingest.records import Decoded, Listing, Reject, keep_rows
 from galaxy_hpc.data.ingest.table import id_strings, read_property_table
 
 
@@ -50,20 +50,14 @@ def list_records(cfg: IngestConfig) -> Listing:
     if opts.table:
         table = read_property_table(opts.table, id_column=opts.id_column, prefer=opts.prefer,
                                     columns=opts.columns, rename=opts.rename)
-    rows, kept_ids, sources, rejects = [], [], [], []
-    dedupe = Deduper()
-    for row, record_id in enumerate(all_ids):
-        source = f"{cfg.source}[{row}]"
-        duplicate = dedupe.check(record_id, source)
-        if duplicate:
-            rejects.append(duplicate)
-        elif table is not None and record_id not in table.chosen:
-            rejects.append(Reject(source, f"no_table_row: id {record_id} has no row in "
-                                          f"{opts.table} ({opts.id_column})", record_id))
-        else:
-            rows.append(row)
-            kept_ids.append(record_id)
-            sources.append(source)
+
+    def refuse(row: int, record_id: str, source: str) -> Reject | None:
+        if table is None or record_id in table.chosen:
+            return None
+        return Reject(source, f"no_table_row: id {record_id} has no row in {opts.table} "
+                              f"({opts.id_column})", record_id)
+
+    rows, kept_ids, sources, rejects = keep_rows(all_ids, cfg.source, refuse)
     uint8 = is_uint8(images.dtype)
     notes = {"image_dtype_in": str(images.dtype), "image_shape_in": list(images.shape[1:]),
              "layout": layout}

@@ -18,6 +18,7 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -183,3 +184,23 @@ class Deduper:
                                   f"{self.first[record_id]}", record_id)
         self.first[record_id] = source
         return None
+
+
+def keep_rows(ids: list[str], path: str,
+              refuse: Callable[[int, str, str], Reject | None] | None = None
+              ) -> tuple[list[int], list[str], list[str], list[Reject]]:
+    """(rows kept, their ids, their sources, rejects) of the records of an array file, in
+    row order (the source of row i is `path[i]`): the first of each id is kept, later
+    ones are duplicate_id rejects, and so is whatever `refuse(row, id, source)` rejects."""
+    rows, kept_ids, sources, rejects = [], [], [], []
+    dedupe = Deduper()
+    for row, record_id in enumerate(ids):
+        source = f"{path}[{row}]"
+        reject = dedupe.check(record_id, source) or (refuse and refuse(row, record_id, source))
+        if reject:
+            rejects.append(reject)
+        else:
+            rows.append(row)
+            kept_ids.append(record_id)
+            sources.append(source)
+    return rows, kept_ids, sources, rejects

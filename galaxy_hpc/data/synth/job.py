@@ -118,18 +118,13 @@ def store_spec(cfg: SynthJobConfig):
 def _prepare(cfg: SynthJobConfig) -> dict[str, Any]:
     """Rank 0: start over, refuse another synth's store, or create/reopen the store."""
     import galaxy_hpc
-    from hpc.outputs import check_fingerprint, remove_output, store_attrs
+    from hpc.outputs import claim_output
     from hpc.provenance import command_line
     from hpc.store import create_store
 
     wanted = fingerprint(cfg)
-    if cfg.overwrite:
-        remove_output(cfg.out)
-    else:
-        stored = store_attrs(cfg.out)
-        if stored is not None:
-            check_fingerprint(cfg.out, stored.get("synth_fingerprint"), wanted,
-                              what="a store of galaxy-hpc synth")
+    claim_output(cfg.out, wanted, key="synth_fingerprint", what="a store of galaxy-hpc synth",
+                 overwrite=cfg.overwrite)
     attrs = {
         "source": "galaxy-hpc synth (GalSim)",
         "command": command_line(),
