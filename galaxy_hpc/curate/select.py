@@ -30,7 +30,7 @@ from hpc.comm import Comm, job_comm, on_root
 from hpc.dist import resolve_env
 from hpc.files import check_writable
 from hpc.store import open_store
-from hpc.store.where import columns_named, select_rows
+from hpc.store.where import select_from
 
 FINGERPRINT_VERSION = 1
 
@@ -51,14 +51,8 @@ class SelectResult:
 
 
 def _selection(store: Any, where: str) -> np.ndarray:
-    names = columns_named(where)
-    missing = [n for n in names if n not in store.spec.columns]
-    if missing:
-        known = ", ".join(store.spec.columns)
-        raise ValueError(f"--where {where!r}: {store.path} has no column "
-                         f"{', '.join(map(repr, missing))} (columns: {known})")
-    columns = {name: store.read_column(name) for name in names}
-    return np.flatnonzero(select_rows(where, columns, len(store)))
+    return np.flatnonzero(select_from(where, list(store.spec.columns), store.read_column,
+                                      len(store)))
 
 
 def _prepare(cfg: SelectConfig, store: Any, items: np.ndarray) -> dict[str, Any]:

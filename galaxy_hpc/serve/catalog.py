@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from galaxy_hpc.serve.config import NAME
+from hpc.store.where import contains_word
 
 FILTER = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(<=|>=|!=|<|>|=|~)\s*(.*?)\s*$")
 # A value no shorthand filter has: the text is a select condition (`x <= 0.5 and ...`).
@@ -156,25 +157,21 @@ class OpenStore:
                 return {"<": values < number, "<=": values <= number, ">": values > number,
                         ">=": values >= number, "=": values == number,
                         "!=": values != number}[op]
+        if op == "~":
+            return contains_word(values, value)
         strings = values if values.dtype.kind == "T" else \
             np.asarray(values, dtype=np.dtypes.StringDType())
-        if op == "~":
-            return np.strings.find(np.strings.lower(strings), value.lower()) >= 0
         if op in ("=", "!="):
             return (strings == value) if op == "=" else (strings != value)
         raise ValueError(f"filter {text!r}: {name} is text: use =, != or ~")
 
     def _condition(self, text: str) -> np.ndarray:
         """A condition as `galaxy-hpc select --where` takes it."""
-        from hpc.store.where import WhereError, columns_named, select_rows
+        from hpc.store.where import WhereError, select_from
 
         try:
-            names = columns_named(text)
-            missing = [n for n in names if n not in self.store.spec.columns]
-            if missing:
-                raise ValueError(f"filter {text!r}: no column {missing[0]!r} in store "
-                                 f"{self.name}")
-            return select_rows(text, {n: self.column(n) for n in names}, len(self.store))
+            return select_from(text, list(self.store.spec.columns), self.column,
+                               len(self.store))
         except WhereError as error:
             raise ValueError(f"filter {text!r}: write COLUMN OP VALUE (OP one of < <= > >= = "
                              f"!= ~) or a select condition ({error})") from None

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ast
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,18 @@ def select_rows(expression: str, columns: Mapping[str, np.ndarray], num_rows: in
         raise WhereError(f"--where {expression!r} gives {result.dtype} values, not true or "
                          f"false per row: compare it with something (e.g. `> 0`)")
     return np.broadcast_to(result, (num_rows,)).copy()
+
+
+def select_from(expression: str, available: Sequence[str],
+                read: Callable[[str], np.ndarray], num_rows: int) -> np.ndarray:
+    """select_rows reading only the columns the filter names (`read(name)`), once they
+    are known to be among `available` (a store's columns)."""
+    names = columns_named(expression)
+    missing = [name for name in names if name not in available]
+    if missing:
+        raise WhereError(f"--where {expression!r}: no column {missing[0]!r} (columns: "
+                         f"{', '.join(available)})")
+    return select_rows(expression, {name: read(name) for name in names}, num_rows)
 
 
 def _parse(expression: str) -> ast.Expression:
@@ -190,10 +202,11 @@ class _Evaluator:
         if not _is_text(values) or isinstance(values, (str, list)) or not isinstance(word, str):
             raise self.fail(node, "contains() takes a text column and a word: "
                                   "contains(caption, 'merger')")
-        return _contains(values, word)
+        return contains_word(values, word)
 
 
-def _contains(values: Any, word: str) -> np.ndarray:
+def contains_word(values: Any, word: str) -> np.ndarray:
+    """Whether each text value holds `word`, any case (caption tags)."""
     strings = np.asarray(values, dtype=np.dtypes.StringDType())
     return np.strings.find(np.strings.lower(strings), word.lower()) >= 0
 

@@ -138,7 +138,7 @@ def test_two_ranks_write_what_one_does(catalog, tmp_path, capsys, mpiexec, galax
 
 def test_what_cannot_be_selected_is_one_line(catalog, tmp_path, capsys):
     for argv, message in [
-        (["--where", "redshfit < 0.1"], "has no column 'redshfit' (columns: id, redshift, "
+        (["--where", "redshfit < 0.1"], "no column 'redshfit' (columns: id, redshift, "
                                         "label)"),
         (["--where", "redshift > 5"], "holds for none of the 40 items"),
         (["--where", "open('x')"], "only the functions finite, isnan, abs, log10"),
