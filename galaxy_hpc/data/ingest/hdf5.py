@@ -110,7 +110,7 @@ def _read_columns(datasets: dict[str, Any], count: int, opts, path: str, skip: s
         if found is None:
             continue  # default: numeric datasets only
         short = name.rsplit("/", 1)[-1]
-        store_name = safe_column(rename.pop(short, rename.pop(name, short)), path)
+        store_name = safe_column(rename.pop(short if short in rename else name, short), path)
         if store_name in values:
             raise ValueError(f"{path}: datasets {sources[store_name]!r} and {name!r} would "
                              f"both be column {store_name!r}; rename one with hdf5.rename")
@@ -162,6 +162,9 @@ def list_records(cfg: IngestConfig) -> Listing:
         if opts.label_column not in columns or types[opts.label_column] == "str":
             raise ValueError(f"hdf5.label_column: {opts.label_column!r} is not a kept numeric "
                              f"column of {cfg.source} (kept: {', '.join(columns) or 'none'})")
+        if "label" in columns:
+            raise ValueError(f"hdf5.label_column: {cfg.source} already has a 'label' "
+                             "dataset; rename it with hdf5.rename")
         labels, named = _labels(columns[opts.label_column], opts.label_names)
         columns["label"], types["label"] = labels, "str"
 
