@@ -30,6 +30,9 @@ import numpy as np
 from galaxy_hpc.data.gz2 import ANSWERS, NUM_ANSWERS, column_name
 
 MAIN_CLASSES = ("smooth", "disk", "spiral", "edge_on", "artifact")
+# Text columns holding each galaxy's class by name (class folders, Galaxy10's named codes),
+# looked for in this order: the report's grids read them, generated catalogs carry them.
+CLASS_COLUMNS = ("class", "label")
 
 
 def _index(code: str) -> int:

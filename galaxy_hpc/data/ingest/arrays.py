@@ -11,13 +11,10 @@ set.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
 from galaxy_hpc.data.ingest.preprocess import float_image, uint8_array
 
-Layout = Literal["auto", "channels_first", "channels_last"]
 LAYOUTS = ("auto", "channels_first", "channels_last")
 MAX_BANDS = 16  # more bands than this on an axis: not a band axis, for `auto`
 

@@ -239,7 +239,8 @@ class Reader:
         planes, raw = [], {}
         for band, path in zip(self.cfg.fits.bands, paths, strict=True):
             data, keys = self._read(path)
-            raw = raw or keys
+            if not planes:
+                raw = keys  # header keys: the first band's file
             data = np.asarray(data)
             if data.ndim == 3 and data.shape[0] == 1:
                 data = data[0]

@@ -17,12 +17,10 @@ import numpy as np
 from PIL import Image
 
 from galaxy_hpc.data.gz2 import ANSWERS, column_name
-from galaxy_hpc.data.main_class import caption_classes, main_classes
+from galaxy_hpc.data.main_class import CLASS_COLUMNS, caption_classes, main_classes
 from galaxy_hpc.evaluate.inputs import ExtractorInput, extractor_input
 from galaxy_hpc.evaluate.passes import spaced_indices
 from hpc.store import Store
-
-LABEL_COLUMNS = ("class", "label")
 
 
 def classes(store: Store) -> np.ndarray:
@@ -30,7 +28,7 @@ def classes(store: Store) -> np.ndarray:
     names = [column_name(answer) for answer in ANSWERS]
     if all(name in store.spec.columns for name in names):
         return main_classes(np.stack([store.read_column(name) for name in names], axis=1))
-    for name in LABEL_COLUMNS:
+    for name in CLASS_COLUMNS:
         if store.spec.columns.get(name) == "str":
             # object first: numpy's StringDType (what stores return) cannot cast to str
             return np.array([str(v) for v in np.asarray(store.read_column(name), dtype=object)],

@@ -20,14 +20,13 @@ from typing import Any
 import numpy as np
 
 from galaxy_hpc.data.gz2 import ANSWERS, column_name, parse_column
+from galaxy_hpc.data.main_class import CLASS_COLUMNS
 from galaxy_hpc.generate.conditions.classes import Oversampling, oversampling, row_classes
 from galaxy_hpc.generate.conditions.rows import Rows
 from galaxy_hpc.models.contract import ConditionBatch
 from galaxy_hpc.generate.seeds import condition_uniforms
 
 GZ2_FRACTIONS = [column_name(answer) for answer in ANSWERS]
-# Text columns whose values are each row's class (the report's grids read the same).
-CLASS_COLUMNS = ("label", "class")
 
 
 def _distinct_in_order(values: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -178,9 +177,9 @@ class ConditionSource:
 
     def _class_labels(self) -> dict[str, np.ndarray]:
         """The source rows' class, as text, under its own name: conditions.class_column,
-        else a text `label` or `class` column (an ingest's class folders, Galaxy10's named
-        codes). The catalog carries it, so each generated galaxy is shown and counted
-        under the class of the row it was drawn from (the report's per-class grids)."""
+        else a text `class` or `label` column (CLASS_COLUMNS: an ingest's class folders,
+        Galaxy10's named codes). The catalog carries it, so each generated galaxy is shown
+        and counted under the class of the row it was drawn from (the report's grids)."""
         name = self.section.class_column
         if name is None:
             name = next((n for n in CLASS_COLUMNS if self.rows.has(n)
