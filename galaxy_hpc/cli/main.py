@@ -62,6 +62,17 @@ COMMANDS: list[str] = [
 ]
 
 
+def _hint(error: Exception) -> str:
+    """What to do next, where the error alone does not say (hpc/ knows no `ingest`)."""
+    from hpc.store import NotAStore
+
+    if isinstance(error, NotAStore):
+        from galaxy_hpc.cli.store_hint import not_a_store_hint
+
+        return not_a_store_hint(error.path, error.what)
+    return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="galaxy-hpc",
@@ -104,7 +115,7 @@ def _main(argv: list[str]) -> int:
         raised = False
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         # User mistakes: one line that says what to change, no traceback.
-        print(f"galaxy-hpc {args.command}: error: {error}", file=sys.stderr)
+        print(f"galaxy-hpc {args.command}: error: {error}{_hint(error)}", file=sys.stderr)
         reason = f": {error}"
         status = EXIT_ERROR
     except BrokenPipeError:

@@ -9,6 +9,7 @@ barriers between the steps are the caller's. See writer.py for the protocol,
 staging.py for ingest with unknown counts, README.md for layouts and measured rates.
 """
 
+from hpc.store.backend import NotAStore
 from hpc.store.checksum import item_digests, store_checksum
 from hpc.store.damage import StoreDamaged
 from hpc.store.manifest import Manifest
@@ -29,6 +30,7 @@ __all__ = [
     "COLUMN_DTYPES",
     "IMAGE_DTYPES",
     "Manifest",
+    "NotAStore",
     "Staging",
     "Store",
     "StoreDamaged",

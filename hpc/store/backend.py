@@ -26,6 +26,17 @@ from hpc.store.manifest import Manifest
 from hpc.store.spec import StoreSpec
 
 
+class NotAStore(ValueError):
+    """Something is at the path, but not a store: an HDF5 file or zarr group of someone
+    else's arrays, a folder of images, a file of another kind. `path` and `what` (one of
+    "hdf5", "zarr", "directory", "file") let a caller that knows what such things can
+    become say so (galaxy_hpc's command line suggests `ingest`)."""
+
+    def __init__(self, message: str, *, path: Path | None = None, what: str = "") -> None:
+        super().__init__(message)
+        self.path, self.what = path, what
+
+
 class StoreReader(ABC):
     """Reads one finalized store in one process: `Store` makes a new one after a fork,
     because file handles (and zarrs' thread pool) do not survive it."""

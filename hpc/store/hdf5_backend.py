@@ -37,7 +37,7 @@ import h5py
 import numpy as np
 
 from hpc.store._fs import atomic_write_json, replacing
-from hpc.store.backend import StoreBackend, StoreReader
+from hpc.store.backend import NotAStore, StoreBackend, StoreReader
 from hpc.store.checksum import DIGEST_SIZE
 from hpc.store.damage import chunk_checksums_enabled, damaged, short_error
 from hpc.store.manifest import MANIFEST_KEY, Manifest
@@ -132,9 +132,9 @@ class Hdf5Backend(StoreBackend):
                     f"(the master file) cannot be read ({short_error(error)})",
                 ) from None
             if raw is None:
-                raise ValueError(
+                raise NotAStore(
                     f"{self.path}: an HDF5 file, but not an hpc.store store "
-                    f"(no '{MANIFEST_KEY}' attribute)"
+                    f"(no '{MANIFEST_KEY}' attribute)", path=self.path, what="hdf5",
                 )
             return Manifest.from_dict(json.loads(raw))
         try:

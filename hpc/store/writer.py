@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from hpc.store._fs import remove_path
-from hpc.store.backend import StoreBackend, StoreView
+from hpc.store.backend import NotAStore, StoreBackend, StoreView
 from hpc.store.checksum import DIGEST_SIZE, item_digests, store_checksum
 from hpc.store.damage import StoreDamaged, damaged, read_checks_enabled
 from hpc.store.hdf5_backend import Hdf5Backend
@@ -46,8 +46,9 @@ def detect_backend(path: str | os.PathLike) -> StoreBackend:
             return backend(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such store (nothing at this path)")
-    kind = "a directory" if path.is_dir() else "a file"
-    raise ValueError(f"{path}: not a store ({kind} that is neither a zarr group nor an HDF5 file)")
+    what = "directory" if path.is_dir() else "file"
+    raise NotAStore(f"{path}: not a store (a {what} that is neither a zarr group nor an HDF5 "
+                    "file)", path=path, what=what)
 
 
 def format_shards(shards: list[int], limit: int = 12) -> str:

@@ -30,7 +30,7 @@ from zarr.codecs import Crc32cCodec, GzipCodec, ZstdCodec
 from zarr.dtype import VariableLengthBytes
 
 from hpc.store._fs import atomic_write_bytes
-from hpc.store.backend import StoreBackend, StoreReader
+from hpc.store.backend import NotAStore, StoreBackend, StoreReader
 from hpc.store.checksum import DIGEST_SIZE
 from hpc.store.damage import chunk_checksums_enabled, damaged, short_error
 from hpc.store.manifest import MANIFEST_KEY, Manifest
@@ -282,9 +282,9 @@ class ZarrBackend(StoreBackend):
             ) from None
         stored = meta.get("attributes", {}).get(MANIFEST_KEY)
         if stored is None:
-            raise ValueError(
+            raise NotAStore(
                 f"{self.path}: a zarr group, but not an hpc.store store "
-                f"(no '{MANIFEST_KEY}' attribute)"
+                f"(no '{MANIFEST_KEY}' attribute)", path=self.path, what="zarr",
             )
         return Manifest.from_dict(stored)
 

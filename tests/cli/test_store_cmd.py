@@ -90,6 +90,39 @@ def test_not_a_store_exits_1_with_one_line(tmp_path, capsys, target, reason):
     assert str(tmp_path / target) in lines[0] and reason in lines[0], captured.err
 
 
+def test_arrays_that_are_not_a_store_get_the_ingest_that_makes_one(tmp_path, capsys):
+    """A Galaxy10-style HDF5 of arrays, and a folder, given where a store goes: the one
+    error line names the `ingest` command, and that command, run as printed, makes a store
+    `store info` reads with every galaxy."""
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:24, :24]
+    blob = np.exp(-((yy - 12.0) ** 2 + (xx - 12.0) ** 2) / 18.0)
+    images = (200 * blob[None, :, :, None] * rng.uniform(0.5, 1, (6, 1, 1, 3))
+              + rng.uniform(0, 20, (6, 24, 24, 3))).astype(np.uint8)
+    source = tmp_path / "galaxy10.h5"
+    with h5py.File(source, "w") as file:
+        file["images"] = images
+        file["ans"] = np.arange(6) % 3
+    assert main(["store", "info", str(source)]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "not an hpc.store store" in lines[0], lines
+    hinted = lines[0].split("make a store of it first: galaxy-hpc ")[1].split(" (docs/")[0]
+    assert hinted == f"ingest {source} --out {tmp_path / 'galaxy10.zarr'}"
+    assert main(hinted.split()) == 0
+    capsys.readouterr()
+    assert main(["store", "info", str(tmp_path / "galaxy10.zarr"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 6
+
+    (tmp_path / "jpegs").mkdir()
+    assert main(["store", "info", str(tmp_path / "jpegs")]) == 1
+    err = capsys.readouterr().err
+    assert f"galaxy-hpc ingest {tmp_path / 'jpegs'} --out {tmp_path / 'jpegs.zarr'}" in err
+    (tmp_path / "notes.txt").write_text("hello")
+    assert main(["store", "info", str(tmp_path / "notes.txt")]) == 1
+    assert "ingest" not in capsys.readouterr().err  # nothing ingest reads
+
+
 def test_installed_command_exit_status(tmp_path, galaxy_hpc):
     run = subprocess.run(
         [galaxy_hpc, "store", "info", str(tmp_path / "nope.h5"), "--json"],
