@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("store", help="store of galaxies (zarr or hdf5)")
     parser.add_argument("--out", help="table to write, .fits or .csv (default: "
                         "STORE_NAME.predictions.fits beside the store)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an --out file that "
+                        "is not an earlier predictions table (one is replaced without it)")
     parser.add_argument("--prefix", default="pred_", help="column name prefix (default pred_)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="auto", help="auto (a GPU per rank if any), cpu, "
@@ -90,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out(store.path)
     if not out.name.lower().endswith(TABLE_ENDINGS):
         raise ValueError(f"--out {out}: write a {' or '.join(TABLE_ENDINGS)} table")
+    if out.exists() and not args.overwrite and not is_predictions_table(out, args.prefix):
+        raise ValueError(f"--out {out} exists and is not a predictions table this command "
+                         "wrote (a catalog it would replace, not add columns to); choose "
+                         "another --out, or give --overwrite to replace it")
     check_writable(out, "the predictions table")  # before the model loads, not after the work
     env = resolve_env(cuda_available=False)
     comm = job_comm(env) if env.world_size > 1 else None
@@ -125,6 +131,29 @@ def run(args: argparse.Namespace) -> int:
                      f"for {len(store)} galaxies in {seconds:.1f} s on {env.world_size} "
                      f"rank(s): {out}")
     return 0
+
+
+def is_predictions_table(path: Path, prefix: str) -> bool:
+    """Whether `path` is what an earlier `predict` wrote (so a rerun may replace it): a
+    FITS file whose first table is EXTNAME PREDICTIONS from galaxy-hpc, or a CSV whose
+    header is `index`, maybe `id`, then only `prefix`ed columns."""
+    if path.name.lower().endswith(".fits"):
+        from astropy.io import fits
+
+        try:
+            with fits.open(path) as hdus:
+                header = hdus[1].header if len(hdus) > 1 else {}
+                return (header.get("EXTNAME") == "PREDICTIONS"
+                        and str(header.get("ORIGIN", "")).startswith("galaxy-hpc"))
+        except (OSError, ValueError):
+            return False
+    try:
+        with open(path, encoding="utf-8") as file:
+            names = file.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        return False
+    rest = names[2:] if names[1:2] == ["id"] else names[1:]
+    return names[:1] == ["index"] and bool(rest) and all(n.startswith(prefix) for n in rest)
 
 
 def write_table(out: Path, store, values, names: list[str], *, model: Path, prefix: str) -> None:

@@ -113,6 +113,32 @@ def test_predict_refuses_what_is_not_a_predictor(galaxy_hpc, store, tmp_path):
     assert done.returncode == 1 and ".fits or .csv" in done.stderr
 
 
+def test_predict_replaces_its_own_table_and_no_one_elses(galaxy_hpc, store, predictor_dir,
+                                                         tmp_path):
+    """`--out catalog.fits` reads like "add columns to my catalog": the catalog survives,
+    byte for byte, unless --overwrite says otherwise; a rerun replaces its own table."""
+    from astropy.table import Table
+
+    catalog = tmp_path / "catalog.fits"
+    Table({"ra": [150.1, 150.2], "dec": [2.2, 2.3]}).write(catalog)
+    csv = tmp_path / "mine.csv"
+    csv.write_text("index,redshift\n0,0.1\n")
+    for target in (catalog, csv):
+        before = target.read_bytes()
+        done = subprocess.run([galaxy_hpc, "predict", str(predictor_dir), str(store), "--out",
+                               str(target)], capture_output=True, text=True, timeout=300,
+                              env=ENV)
+        assert done.returncode == 1 and "give --overwrite" in done.stderr, done.stderr
+        assert target.read_bytes() == before
+    for target in (tmp_path / "p.fits", tmp_path / "p.csv"):
+        predict(galaxy_hpc, predictor_dir, store, "--out", target)
+        first = Table.read(target)
+        predict(galaxy_hpc, predictor_dir, store, "--out", target)  # its own: replaced
+        assert len(Table.read(target)) == len(first) == 56
+    predict(galaxy_hpc, predictor_dir, store, "--out", catalog, "--overwrite")
+    assert len(Table.read(catalog)) == 56 and "pred_" in Table.read(catalog).colnames[2]
+
+
 def test_predict_takes_a_hugging_face_id_from_the_local_cache(galaxy_hpc, store, tmp_path):
     """A predictor fetched with `huggingface-cli download` is named by its id, offline."""
     from support.hub import cached_repo
