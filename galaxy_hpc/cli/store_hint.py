@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# What `galaxy-hpc ingest` recognises by name (data/ingest/sources.py: detect_kind).
-INGESTIBLE_ENDINGS = (".h5", ".hdf5", ".npy", ".jsonl", ".fits", ".fit", ".fts", ".fits.gz",
-                      ".fit.gz", ".fts.gz")
+from galaxy_hpc.data.file_names import INGESTIBLE_ENDINGS, strip_ending
 
 
 def not_a_store_hint(path: Path | None, what: str) -> str:
-    """' — to make a store of it: galaxy-hpc ingest ...' or '' where ingest cannot help."""
+    """'; if it holds galaxy images, ... galaxy-hpc ingest ...', or '' where ingest cannot
+    help (a text file, another program's zarr group)."""
     if path is None:
         return ""
     ingestible = what in ("hdf5", "directory") or (
@@ -24,11 +23,7 @@ def not_a_store_hint(path: Path | None, what: str) -> str:
     )
     if not ingestible:
         return ""
-    name = path.name
-    for ending in sorted(INGESTIBLE_ENDINGS, key=len, reverse=True):
-        if name.lower().endswith(ending):
-            name = name[: -len(ending)]
-            break
+    name = strip_ending(path, INGESTIBLE_ENDINGS)
     target = path.with_name(f"{name.rstrip('/') or 'galaxies'}.zarr")
     return (f"; if it holds galaxy images, make a store of it first: galaxy-hpc ingest "
             f"{path} --out {target} (docs/ingest.md)")

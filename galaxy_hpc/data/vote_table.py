@@ -19,14 +19,14 @@ import numpy as np
 if TYPE_CHECKING:  # astropy is imported when a table is read: CLI start-up stays fast
     from astropy.table import Table
 
+from galaxy_hpc.data.file_names import FITS_ENDINGS
 from galaxy_hpc.data.gz2 import ANSWERS, column_name, normalise_per_question
 
 GZ2_ID_COLUMNS = ("dr7objid", "objid", "id")
 KAGGLE_ID_COLUMNS = ("galaxyid",)
 FRACTION_SUFFIXES = ("debiased", "fraction", "weighted_fraction", "count", "weight")
 _CSV_ENDINGS = (".csv", ".csv.gz")
-_FITS_ENDINGS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
-TABLE_ENDINGS = _CSV_ENDINGS + _FITS_ENDINGS
+TABLE_ENDINGS = _CSV_ENDINGS + FITS_ENDINGS
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,11 @@ def _open(path: Path) -> tuple[list[str], Callable[[list[str]], "Table"]]:
         # The fast float converter may differ in the last digit: far below vote precision.
         return names, lambda keep: Table.read(path, format="ascii.csv", include_names=keep,
                                               fast_reader={"use_fast_converter": True})
-    if name.endswith(_FITS_ENDINGS):
+    if name.endswith(FITS_ENDINGS):
         table = Table.read(path, format="fits", memmap=True)
         return table.colnames, lambda keep: table
     raise ValueError(f"{path}: unknown table format; use a CSV ({', '.join(_CSV_ENDINGS)}) "
-                     f"or FITS ({', '.join(_FITS_ENDINGS)}) file")
+                     f"or FITS ({', '.join(FITS_ENDINGS)}) file")
 
 
 def _pick_id(path: Path, lower: dict[str, str], id_column: str | None,

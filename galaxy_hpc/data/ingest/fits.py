@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
+from galaxy_hpc.data.file_names import FITS_ENDINGS, strip_ending
 from galaxy_hpc.data.ingest.config import IngestConfig
 from galaxy_hpc.data.ingest.preprocess import float_image
 from galaxy_hpc.data.ingest.records import (
@@ -46,7 +47,6 @@ from galaxy_hpc.data.ingest.records import (
     safe_column,
 )
 
-FITS_ENDINGS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 BAND_SEPARATOR = ";"  # between the band files of one object, in its source
 
 
@@ -64,11 +64,7 @@ def fits_files(source: str) -> list[str]:
 
 def fits_id(path: str) -> str:
     """The file name without its FITS ending: `a.fits.gz` -> `a`."""
-    name = Path(path).name
-    for ending in sorted(FITS_ENDINGS, key=len, reverse=True):
-        if name.lower().endswith(ending):
-            return name[: -len(ending)]
-    return name
+    return strip_ending(path, FITS_ENDINGS)
 
 
 def image_hdu(hdul: fits.HDUList, wanted: int | str | None) -> Any:

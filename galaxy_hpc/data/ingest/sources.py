@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from galaxy_hpc.data.ingest.config import IngestConfig
-from galaxy_hpc.data.ingest.fits import FITS_ENDINGS
+from galaxy_hpc.data.file_names import FITS_ENDINGS, HDF5_ENDINGS
 from galaxy_hpc.data.ingest.folder import walk_files
 from galaxy_hpc.data.ingest.records import Decoded, Listing
 
@@ -37,7 +37,7 @@ def detect_kind(cfg: IngestConfig) -> str:
         return "jsonl"
     if lower.endswith(".npy"):
         return "npy"
-    if lower.endswith((".h5", ".hdf5")):
+    if lower.endswith(HDF5_ENDINGS):
         return "hdf5"
     if any(char in source for char in "*?[") or lower.endswith(FITS_ENDINGS):
         return "fits"

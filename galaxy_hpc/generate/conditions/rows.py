@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from galaxy_hpc.data.file_names import FITS_ENDINGS
+
 ID_COLUMNS = ("id", "objid", "dr7objid", "galaxyid")
 CSV_ENDINGS = (".csv", ".csv.gz")
-FITS_ENDINGS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 
 
 @dataclass
