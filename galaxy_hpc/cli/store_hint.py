@@ -23,7 +23,8 @@ def not_a_store_hint(path: Path | None, what: str) -> str:
     )
     if not ingestible:
         return ""
-    name = strip_ending(path, INGESTIBLE_ENDINGS)
-    target = path.with_name(f"{name.rstrip('/') or 'galaxies'}.zarr")
+    if path.name in ("", ".", ".."):  # `store info .`: name the store after the folder
+        path = path.resolve()
+    target = path.with_name(f"{strip_ending(path, INGESTIBLE_ENDINGS)}.zarr")
     return (f"; if it holds galaxy images, make a store of it first: galaxy-hpc ingest "
             f"{path} --out {target} (docs/ingest.md)")

@@ -105,6 +105,8 @@ class Hdf5Backend(StoreBackend):
         if path.is_file():
             with open(path, "rb") as handle:
                 return handle.read(8) == _HDF5_SIGNATURE
+        if not path.name:  # "." (`store info .`): a folder, never a master file's path
+            return False
         return path.with_name(path.name + ".shards").joinpath("manifest.json").is_file()
 
     @property

@@ -90,7 +90,8 @@ def test_not_a_store_exits_1_with_one_line(tmp_path, capsys, target, reason):
     assert str(tmp_path / target) in lines[0] and reason in lines[0], captured.err
 
 
-def test_arrays_that_are_not_a_store_get_the_ingest_that_makes_one(tmp_path, capsys):
+def test_arrays_that_are_not_a_store_get_the_ingest_that_makes_one(tmp_path, capsys,
+                                                                  monkeypatch):
     """A Galaxy10-style HDF5 of arrays, and a folder, given where a store goes: the one
     error line names the `ingest` command, and that command, run as printed, makes a store
     `store info` reads with every galaxy."""
@@ -118,6 +119,9 @@ def test_arrays_that_are_not_a_store_get_the_ingest_that_makes_one(tmp_path, cap
     assert main(["store", "info", str(tmp_path / "jpegs")]) == 1
     err = capsys.readouterr().err
     assert f"galaxy-hpc ingest {tmp_path / 'jpegs'} --out {tmp_path / 'jpegs.zarr'}" in err
+    monkeypatch.chdir(tmp_path / "jpegs")
+    assert main(["store", "info", "."]) == 1
+    assert f"ingest {tmp_path / 'jpegs'} --out {tmp_path / 'jpegs.zarr'}" in capsys.readouterr().err
     (tmp_path / "notes.txt").write_text("hello")
     assert main(["store", "info", str(tmp_path / "notes.txt")]) == 1
     assert "ingest" not in capsys.readouterr().err  # nothing ingest reads
