@@ -1,14 +1,15 @@
 """What a file's name says it holds: the endings every reader of this package accepts.
 
 One list each, so that `ingest`, the vote tables, the condition rows of `generate` and
-the command line's hints agree on what counts as a FITS or HDF5 file (they had three
-copies of the FITS endings).
+the command line's hints agree on what counts as a CSV, FITS or HDF5 file (they had
+three copies of the FITS endings and two of the CSV ones).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+CSV_ENDINGS = (".csv", ".csv.gz")
 FITS_ENDINGS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 HDF5_ENDINGS = (".h5", ".hdf5")
 # What `galaxy-hpc ingest` recognises by name (data/ingest/sources.py: detect_kind).

@@ -19,14 +19,13 @@ import numpy as np
 if TYPE_CHECKING:  # astropy is imported when a table is read: CLI start-up stays fast
     from astropy.table import Table
 
-from galaxy_hpc.data.file_names import FITS_ENDINGS
+from galaxy_hpc.data.file_names import CSV_ENDINGS, FITS_ENDINGS
 from galaxy_hpc.data.gz2 import ANSWERS, column_name, normalise_per_question
 
 GZ2_ID_COLUMNS = ("dr7objid", "objid", "id")
 KAGGLE_ID_COLUMNS = ("galaxyid",)
 FRACTION_SUFFIXES = ("debiased", "fraction", "weighted_fraction", "count", "weight")
-_CSV_ENDINGS = (".csv", ".csv.gz")
-TABLE_ENDINGS = _CSV_ENDINGS + FITS_ENDINGS
+TABLE_ENDINGS = CSV_ENDINGS + FITS_ENDINGS
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ def _open(path: Path) -> tuple[list[str], Callable[[list[str]], "Table"]]:
     from astropy.table import Table
 
     name = path.name.lower()
-    if name.endswith(_CSV_ENDINGS):
+    if name.endswith(CSV_ENDINGS):
         opener = gzip.open if name.endswith(".gz") else open
         with opener(path, "rt", newline="") as handle:
             names = next(csv.reader(handle), [])
@@ -61,7 +60,7 @@ def _open(path: Path) -> tuple[list[str], Callable[[list[str]], "Table"]]:
     if name.endswith(FITS_ENDINGS):
         table = Table.read(path, format="fits", memmap=True)
         return table.colnames, lambda keep: table
-    raise ValueError(f"{path}: unknown table format; use a CSV ({', '.join(_CSV_ENDINGS)}) "
+    raise ValueError(f"{path}: unknown table format; use a CSV ({', '.join(CSV_ENDINGS)}) "
                      f"or FITS ({', '.join(FITS_ENDINGS)}) file")
 
 

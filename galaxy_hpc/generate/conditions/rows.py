@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from galaxy_hpc.data.file_names import FITS_ENDINGS
+from galaxy_hpc.data.file_names import CSV_ENDINGS, FITS_ENDINGS
 
 ID_COLUMNS = ("id", "objid", "dr7objid", "galaxyid")
-CSV_ENDINGS = (".csv", ".csv.gz")
 
 
 @dataclass
