@@ -16,7 +16,7 @@ from hpc.allocator import keep_freed_memory
 from hpc.config import kind_class, kind_of, load_config
 from hpc.imports import import_target
 from hpc.launch import Resubmittable
-from hpc.provenance import adopt_command, command_line
+from hpc.provenance import adopt_command, command_line, working_directory
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,10 @@ class JobCall(Resubmittable):
         self.name = name
         self.cfg = cfg
         self.command = command or command_line()
+        self.workdir = working_directory()
 
     def __call__(self) -> Any:
         keep_freed_memory()  # submitit starts this process, not the galaxy-hpc command
-        adopt_command(self.command)
+        # Calls pickled before the folder travelled with them lack it (resubmission).
+        adopt_command(self.command, getattr(self, "workdir", None))
         return run_job(self.name, self.cfg)

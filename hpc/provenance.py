@@ -8,6 +8,11 @@ environment variable GHPC_COMMAND: processes started on its behalf (submitit tas
 local or Slurm, which also get it from the job's pickled call) read it from there.
 The outermost command wins, because it is the one the user typed; every record of
 "the command" asks `command_line()`.
+
+The folder the command was typed in travels the same way (GHPC_WORKDIR): relative
+paths in the command (`galaxy-hpc ingest . --out galaxies.zarr`) mean nothing without
+it, and a submitted job's process may start elsewhere. Records take both at once from
+`command_record()`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 COMMAND_ENV = "GHPC_COMMAND"
+WORKDIR_ENV = "GHPC_WORKDIR"
 
 
 def command_line() -> str:
@@ -32,6 +38,18 @@ def command_line() -> str:
     return shlex.join([Path(argv[0]).name, *argv[1:]])
 
 
+def working_directory() -> str:
+    """The folder the user's command ran in (where its relative paths point):
+    GHPC_WORKDIR when a command started this work, else this process's own."""
+    return os.environ.get(WORKDIR_ENV) or os.getcwd()
+
+
+def command_record() -> dict[str, str]:
+    """What a store, catalog or report records of how it was made: the command and the
+    folder it was typed in."""
+    return {"command": command_line(), "working_directory": working_directory()}
+
+
 @contextlib.contextmanager
 def recording_command(program: str, argv: Sequence[str]) -> Iterator[str]:
     """Within the block, `command_line()` is `program argv...`, unless a command that
@@ -41,18 +59,27 @@ def recording_command(program: str, argv: Sequence[str]) -> Iterator[str]:
     if before:
         yield before
         return
+    workdir_before = os.environ.get(WORKDIR_ENV)
     os.environ[COMMAND_ENV] = command = shlex.join([program, *argv])
+    os.environ[WORKDIR_ENV] = os.getcwd()
     try:
         yield command
     finally:
-        if before is None:
-            os.environ.pop(COMMAND_ENV, None)
-        else:
-            os.environ[COMMAND_ENV] = before
+        _restore(COMMAND_ENV, before)
+        _restore(WORKDIR_ENV, workdir_before)
 
 
-def adopt_command(command: str | None) -> None:
-    """In a job's own process: record the command captured when the job was submitted
-    (the environment of a Slurm job may not carry the submitter's)."""
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def adopt_command(command: str | None, workdir: str | None = None) -> None:
+    """In a job's own process: record the command (and its folder) captured when the job
+    was submitted (the environment of a Slurm job may not carry the submitter's)."""
     if command:
         os.environ[COMMAND_ENV] = command
+    if workdir:
+        os.environ[WORKDIR_ENV] = workdir

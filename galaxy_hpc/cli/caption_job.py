@@ -68,14 +68,14 @@ def _prepare(source: Any, out: Path, spec: Any, captioning: Captioning, overwrit
     """Rank 0: start over, refuse another job's store, or create/reopen the new store."""
     import galaxy_hpc
     from hpc.outputs import claim_output
-    from hpc.provenance import command_line
+    from hpc.provenance import command_record
     from hpc.store import create_store
 
     fingerprint = {"version": FINGERPRINT_VERSION, "source_checksum": source.checksum,
                    **captioning.fingerprint()}
     claim_output(out, fingerprint, key="caption_fingerprint",
                  what=f"a store of {captioning.what}", overwrite=overwrite)
-    attrs = {**source.attrs, "command": command_line(),
+    attrs = {**source.attrs, **command_record(),
              "galaxy_hpc_version": galaxy_hpc.__version__,
              "captioned_from": {"store": str(source.path), "checksum": source.checksum},
              "captioned_with": captioning.provenance,

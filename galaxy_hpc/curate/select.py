@@ -69,7 +69,7 @@ def _prepare(cfg: SelectConfig, store: Any, items: np.ndarray) -> dict[str, Any]
 
 def run_select(cfg: SelectConfig, *, comm: Comm | None = None) -> SelectResult:
     """Collective: every rank returns the same result."""
-    from hpc.provenance import command_line
+    from hpc.provenance import command_record
 
     start = time.perf_counter()
     for name in ("store", "where", "out"):
@@ -86,7 +86,7 @@ def run_select(cfg: SelectConfig, *, comm: Comm | None = None) -> SelectResult:
                          f"of {store.path}: nothing to write")
     fingerprint = on_root(comm, lambda: _prepare(cfg, store, items))
     counts = {"items": len(store), "selected": int(len(items))}
-    attrs = {**store.attrs, "command": command_line(), "select_fingerprint": fingerprint,
+    attrs = {**store.attrs, **command_record(), "select_fingerprint": fingerprint,
              "selected_from": {"store": str(store.path), "checksum": store.checksum,
                                "where": cfg.where, "counts": counts}}
     spec = output_spec(store, False, cfg.out)

@@ -125,7 +125,7 @@ def _prepare(cfg: EncodeConfig, source: Any, parts: Any, vae_fingerprint: str) -
     from galaxy_hpc.data.latents import ATTRS_KEY, NUM_TRANSFORMS
     from hpc.hub import resolve_weights
     from hpc.outputs import claim_output
-    from hpc.provenance import command_line
+    from hpc.provenance import command_record
     from hpc.store import StoreSpec, create_store
 
     vae = parts.vae
@@ -144,10 +144,11 @@ def _prepare(cfg: EncodeConfig, source: Any, parts: Any, vae_fingerprint: str) -
                                   height // factor, width // factor),
                      image_dtype="float32", shard_size=source.spec.shard_size,
                      backend=cfg.format)
-    attrs = {"source": "galaxy-hpc encode", "command": command_line(),
+    vae_path = str(Path(resolve_weights(cfg.model, field="model")).resolve())
+    attrs = {"source": "galaxy-hpc encode", **command_record(),
              "encode_fingerprint": wanted,
              ATTRS_KEY: {"source": {"path": str(source.path), "checksum": source.checksum},
-                         "vae": {"path": str(Path(resolve_weights(cfg.model, field="model")).resolve()),
+                         "vae": {"path": vae_path,
                                  "fingerprint": vae_fingerprint},
                          "scaling_factor": float(vae.config.scaling_factor),
                          "transforms": "k < 4: k quarter turns counter-clockwise; k >= 4: a "

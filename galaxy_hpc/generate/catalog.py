@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from galaxy_hpc.generate.seeds import object_seeds, shard_batches
-from hpc.provenance import command_line
+from hpc.provenance import command_line, working_directory
 
 FINGERPRINT_VERSION = 1
 BASE_COLUMNS = {"id": "str", "index": "int64", "seed": "int64", "model_hash": "str",
@@ -101,6 +101,7 @@ class Catalog:
 
         sampler_provenance = getattr(self.generator, "sampler_provenance", lambda: None)()
         return {"source": "galaxy-hpc generate", "command": command or command_line(),
+                "working_directory": working_directory(),
                 "galaxy_hpc_version": galaxy_hpc.__version__,
                 "generate": {"fingerprint": self.fingerprint(),
                              "model_files": self.generator.identity().get("files", {}),

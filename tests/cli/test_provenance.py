@@ -10,6 +10,7 @@ executor also used to leave an empty folder literally named `%j` in the log fold
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -24,30 +25,36 @@ READ_ATTRS = {
 import json, sys
 import zarr
 attrs = zarr.open_group(sys.argv[1], mode="r").attrs["hpc_store"]["attrs"]
-print(json.dumps({"command": attrs["command"], "galaxy_hpc": "galaxy_hpc" in sys.modules}))
+print(json.dumps({"command": attrs["command"], "workdir": attrs["working_directory"],
+                  "galaxy_hpc": "galaxy_hpc" in sys.modules}))
 """,
     "h5py": """
 import json, sys
 import h5py
 with h5py.File(sys.argv[1], "r") as f:
     attrs = json.loads(f.attrs["hpc_store"])["attrs"]
-print(json.dumps({"command": attrs["command"], "galaxy_hpc": "galaxy_hpc" in sys.modules}))
+print(json.dumps({"command": attrs["command"], "workdir": attrs["working_directory"],
+                  "galaxy_hpc": "galaxy_hpc" in sys.modules}))
 """,
     "astropy": """
 import json, sys
 from astropy.io import fits
 attrs = json.loads(fits.getheader(sys.argv[1], 1)["PROVJSON"])
-print(json.dumps({"command": attrs["command"], "galaxy_hpc": "galaxy_hpc" in sys.modules}))
+print(json.dumps({"command": attrs["command"], "workdir": attrs["working_directory"],
+                  "galaxy_hpc": "galaxy_hpc" in sys.modules}))
 """,
 }
 
 
 def recorded_command(tool: str, path: Path) -> str:
+    """The command the file records, as `tool` reads it, once its recorded working
+    directory is checked to be the folder the command was typed in (path's)."""
     done = subprocess.run([sys.executable, "-c", READ_ATTRS[tool], str(path)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout)
     assert seen["galaxy_hpc"] is False
+    assert Path(seen["workdir"]).resolve() == path.parent.resolve()
     return seen["command"]
 
 
@@ -91,10 +98,20 @@ def test_submitted_generate_records_it_in_the_fits_header(galaxy_hpc, tmp_path):
     no_literal_job_id_paths(tmp_path)
 
 
-def test_command_line_outermost_wins_and_is_restored(monkeypatch):
-    from hpc.provenance import COMMAND_ENV, adopt_command, command_line, recording_command
+def unset_provenance_env(monkeypatch) -> None:
+    """Unset for the test and restored after it, even when the test sets them (a plain
+    delenv of an unset variable records nothing to restore)."""
+    from hpc.provenance import COMMAND_ENV, WORKDIR_ENV
 
-    monkeypatch.delenv(COMMAND_ENV, raising=False)
+    for name in (COMMAND_ENV, WORKDIR_ENV):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
+def test_command_line_outermost_wins_and_is_restored(monkeypatch):
+    from hpc.provenance import adopt_command, command_line, recording_command
+
+    unset_provenance_env(monkeypatch)
     monkeypatch.setattr(sys, "argv", ["/opt/bin/tool", "a b", "c"])
     assert command_line() == "tool 'a b' c"
     with recording_command("galaxy-hpc", ["synth", "--out", "x y.h5"]):
@@ -104,3 +121,25 @@ def test_command_line_outermost_wins_and_is_restored(monkeypatch):
     assert command_line() == "tool 'a b' c"
     adopt_command("galaxy-hpc submit synth")
     assert command_line() == "galaxy-hpc submit synth"
+
+
+def test_working_directory_is_the_typed_commands_folder(monkeypatch, tmp_path):
+    """`ingest . --out x.zarr` recorded "." as its source: the folder the command ran in
+    is what makes its relative paths mean something, and it follows the command into
+    processes started elsewhere."""
+    from hpc.provenance import (WORKDIR_ENV, adopt_command, command_record,
+                                recording_command, working_directory)
+
+    unset_provenance_env(monkeypatch)
+    typed_in, elsewhere = tmp_path / "typed", tmp_path / "elsewhere"
+    typed_in.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(typed_in)
+    with recording_command("galaxy-hpc", ["ingest", ".", "--out", "g.zarr"]):
+        monkeypatch.chdir(elsewhere)
+        assert command_record() == {"command": "galaxy-hpc ingest . --out g.zarr",
+                                    "working_directory": str(typed_in)}
+    assert working_directory() == str(elsewhere)
+    assert WORKDIR_ENV not in os.environ
+    adopt_command("galaxy-hpc submit ingest", str(typed_in))
+    assert working_directory() == str(typed_in)

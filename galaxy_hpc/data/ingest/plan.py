@@ -45,7 +45,7 @@ from galaxy_hpc.data.ingest.summary import IngestSummary
 from galaxy_hpc.data.nonfinite import COLUMN as NONFINITE_COLUMN
 from hpc.config import to_dict
 from hpc.outputs import check_fingerprint, remove_leftovers, remove_output, store_attrs
-from hpc.provenance import command_line
+from hpc.provenance import command_line, working_directory
 from hpc.store import (
     StoreSpec,
     finalize_store,
@@ -185,6 +185,7 @@ def finish(cfg: IngestConfig, plan: Plan, *, start: float, num_ranks: int,
         "source_kind": plan.listing.kind,
         "inputs": plan.listing.inputs,
         "command": command or command_line(),
+        "working_directory": working_directory(),
         "galaxy_hpc_version": galaxy_hpc.__version__,
         "ingested_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "image_size": cfg.size,

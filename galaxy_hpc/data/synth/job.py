@@ -119,7 +119,7 @@ def _prepare(cfg: SynthJobConfig) -> dict[str, Any]:
     """Rank 0: start over, refuse another synth's store, or create/reopen the store."""
     import galaxy_hpc
     from hpc.outputs import claim_output
-    from hpc.provenance import command_line
+    from hpc.provenance import command_record
     from hpc.store import create_store
 
     wanted = fingerprint(cfg)
@@ -127,7 +127,7 @@ def _prepare(cfg: SynthJobConfig) -> dict[str, Any]:
                  overwrite=cfg.overwrite)
     attrs = {
         "source": "galaxy-hpc synth (GalSim)",
-        "command": command_line(),
+        **command_record(),
         "galaxy_hpc_version": galaxy_hpc.__version__,
         "seed": cfg.seed,
         "synth_config": wanted["galaxy"],
