@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 CSV_ENDINGS = (".csv", ".csv.gz")
-FITS_ENDINGS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
+# .fz: fpack's tile-compressed FITS (DES, HSC and DECam cutouts), read by astropy as is.
+FITS_ENDINGS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz",
+                ".fit.fz", ".fts.fz")
 HDF5_ENDINGS = (".h5", ".hdf5")
 # What `galaxy-hpc ingest` recognises by name (data/ingest/sources.py: detect_kind).
 INGESTIBLE_ENDINGS = (*HDF5_ENDINGS, ".npy", ".jsonl", *FITS_ENDINGS)

@@ -1,4 +1,5 @@
-"""FITS cutouts: a folder, a glob or one file of .fits/.fit/.fts (optionally gzipped).
+"""FITS cutouts: a folder, a glob or one file of .fits/.fit/.fts (optionally gzipped,
+.gz, or fpack'd, .fz: astropy decompresses both).
 
 Each file gives one image: the HDU named by `hdu`, else the first image HDU with data.
 2-D data is one channel, 3-D (bands, y, x) is one channel per band; values are float

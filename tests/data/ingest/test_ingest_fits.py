@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -142,3 +146,37 @@ def test_partly_nan_images_are_counted_noted_and_never_silent(galaxy_hpc, tmp_pa
     assert rejected == {"b": "some_nonfinite: 7 of 1024 values are NaN or infinite",
                         "c": "all_nan: none of the 1024 pixels is finite"}
     assert not (tmp_path / "reject.zarr.notes.csv").exists()
+
+
+# Plain zarr + astropy, in a process that never imports galaxy_hpc: each stored image
+# against what astropy decompresses from the file its source column names.
+PLAIN_FZ = r"""
+import json, sys
+import numpy as np, zarr
+from astropy.io import fits
+group = zarr.open_group(sys.argv[1], mode="r")
+images = group["images"][:]
+print(json.dumps({str(group["columns"]["id"][k]): bool(np.array_equal(
+    images[k, 0], fits.getdata(str(source)).astype(np.float32)))
+    for k, source in enumerate(group["columns"]["source"][:])}))
+"""
+
+
+def test_fpack_compressed_cutouts_are_fits(tmp_path):
+    """DES, HSC and DECam cutouts come fpack'd (`x.fits.fz`: an empty primary, the image
+    tile-compressed in HDU 1). A folder of them was "no FITS files and no images"."""
+    src = tmp_path / "des"
+    src.mkdir()
+    for i, compression in enumerate(["RICE_1", "GZIP_2", "HCOMPRESS_1"]):
+        image = fits.CompImageHDU(noisy((1, 36, 36), i)[0].astype(np.float32),
+                                  compression_type=compression)
+        image.header["MAG_R"] = 19.5 + i
+        fits.HDUList([fits.PrimaryHDU(), image]).writeto(src / f"DES{i:04d}.fits.fz")
+    summary, store, _ = ingest(tmp_path, src, size=36, fits={"header_keys": ["MAG_R"]})
+    assert summary.kind == "fits" and summary.num_ingested == 3
+    assert list(store.read_column("id")) == ["DES0000", "DES0001", "DES0002"]
+    assert list(store.read_column("MAG_R")) == [19.5, 20.5, 21.5]
+    done = subprocess.run([sys.executable, "-c", PLAIN_FZ, str(tmp_path / "store.zarr")],
+                          capture_output=True, text=True, timeout=120, cwd=src)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout) == {"DES0000": True, "DES0001": True, "DES0002": True}
