@@ -54,10 +54,28 @@ def detect_kind(cfg: IngestConfig) -> str:
             return "fits"
         if has_images and not has_fits:
             return "folder"
-        what = "both FITS files and images" if has_fits else "no FITS files and no images"
-        raise ValueError(f"{source}: the folder holds {what}; name the kind with --kind")
+        if has_fits:
+            raise ValueError(f"{source}: the folder holds both FITS files and images; name "
+                             "the kind with --kind")
+        raise ValueError(f"{source}: the folder holds no FITS files and no images"
+                         + _below(path, cfg, images))
     raise ValueError(f"{source}: cannot tell what this is from its name; name the kind with "
                      f"--kind (folder, jsonl, fits, npy, hdf5, votes)")
+
+
+def _below(path: Path, cfg: IngestConfig, images: tuple[str, ...]) -> str:
+    """What to say of a folder with nothing at its top: class folders (spiral/, elliptical/)
+    are the usual reason, and then the flags that read them, not --kind, are the answer."""
+    if cfg.folder.recursive or cfg.folder.labels:
+        return "; name the kind with --kind"
+    found = [n for n in walk_files(path, True) if n.lower().endswith((*images, *FITS_ENDINGS))]
+    if not found:
+        return "; name the kind with --kind"
+    folders = sorted({n.split("/")[0] for n in found})
+    shown = ", ".join(f"{f}/" for f in folders[:4]) + (", ..." if len(folders) > 4 else "")
+    return (f", but its sub-folders hold {len(found)} image or FITS files ({shown}): "
+            "--labels to take each sub-folder's name as the class (a label column), or "
+            "folder.recursive=true to take them all without")
 
 
 def list_records(cfg: IngestConfig, kind: str) -> Listing:

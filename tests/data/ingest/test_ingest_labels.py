@@ -55,6 +55,24 @@ def test_cli_labels_flag_and_auto_detection_of_class_folders(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["num_ingested"] == 5
 
 
+def test_class_folders_without_labels_name_the_flag_that_reads_them(tmp_path, capsys):
+    """Galaxies sorted into class folders with nothing at the top: the error said "no FITS
+    files and no images; name the kind with --kind", which no kind answers."""
+    root = class_folders(tmp_path / "astro")
+    out = tmp_path / "s.zarr"
+    assert main(["ingest", str(root), "--out", str(out)]) == EXIT_ERROR
+    error = capsys.readouterr().err
+    assert "sub-folders hold 5 image or FITS files (nebulae/, spiral_galaxies/)" in error
+    assert "--labels" in error and "--kind" not in error and not out.exists()
+    assert main(["ingest", str(root), "--out", str(out), "folder.recursive=true",
+                 "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["num_ingested"] == 5
+    (tmp_path / "empty" / "sub").mkdir(parents=True)  # nothing anywhere: --kind, as before
+    assert main(["ingest", str(tmp_path / "empty"), "--out", str(tmp_path / "e.zarr")]) \
+        == EXIT_ERROR
+    assert "no FITS files and no images; name the kind with --kind" in capsys.readouterr().err
+
+
 def test_manifest_from_class_folders_round_trips_through_jsonl_ingest(tmp_path, capsys):
     root = class_folders(tmp_path / "astro", captions=True)
     (root / "notes.md").write_text("not an image")
