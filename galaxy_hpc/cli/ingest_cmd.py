@@ -50,6 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layout", choices=["auto", "channels_first", "channels_last"],
                         help="npy, hdf5: [n, C, H, W] or [n, H, W, C] (auto: from the shape)")
     parser.add_argument("--votes", metavar="TABLE", help="GZ2 or Kaggle vote table (CSV/FITS)")
+    parser.add_argument("--catalog", metavar="TABLE",
+                        help="any kind: CSV or FITS catalog of per-galaxy properties (redshift, "
+                        "mass ...) joined on the record id")
+    parser.add_argument("--catalog-id", metavar="NAME",
+                        help="the catalog's id column ('id'): file names without their ending")
     parser.add_argument("--pattern", help="votes: image path of an id under SOURCE ('{id}.jpg')")
     parser.add_argument("--hdu", help="fits: HDU index or name (default: first image HDU)")
     parser.add_argument("--header-keys", metavar="K1,K2", help="fits: header keys to keep")
@@ -76,6 +81,7 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
         "shard_size": args.shard_size, "folder.captions": args.captions,
         "npy.ids": args.ids, "npy.table": args.table, "npy.prefer": args.prefer,
         "votes.table": args.votes, "votes.pattern": args.pattern,
+        "catalog.table": args.catalog, "catalog.id_column": args.catalog_id,
         "fits.hdu": hdu, "fits.header_keys": keys, "hdf5.images": args.images,
         "fits.bands": bands, "fits.band_pattern": args.band_pattern,
         "npy.layout": args.layout, "hdf5.layout": args.layout,

@@ -153,6 +153,27 @@ class VotesOptions:
 
 
 @dataclass
+class CatalogOptions:
+    """A catalog of per-galaxy properties (redshift, stellar mass, magnitudes ...) joined
+    on the record id, for any source kind: how a folder of one's own cutouts gets the
+    columns a conditional model trains on (ingest/catalog.py)."""
+
+    table: str | None = None  # CSV or FITS table; None: no catalog
+    # The catalog's column holding the record ids: a folder's or FITS folder's file name
+    # without its ending (relative path with folder.recursive), a manifest's path, an
+    # array file's ids.
+    id_column: str = "id"
+    prefer: str = "first"  # row kept per id, as npy.prefer
+    columns: list[str] | None = None  # columns to keep; None: every numeric one
+    rename: dict[str, str] = field(default_factory=dict)  # e.g. {Z_BEST: redshift}
+
+    def __post_init__(self) -> None:
+        if not _PREFER.match(self.prefer):
+            raise ValueError(f"catalog.prefer must be first, last, max:<column> or "
+                             f"min:<column>, got {self.prefer!r}")
+
+
+@dataclass
 class IngestConfig:
     """Everything `galaxy-hpc ingest` does. Required: source and out."""
 
@@ -191,6 +212,7 @@ class IngestConfig:
     npy: NpyOptions = field(default_factory=NpyOptions)
     hdf5: Hdf5Options = field(default_factory=Hdf5Options)
     votes: VotesOptions = field(default_factory=VotesOptions)
+    catalog: CatalogOptions = field(default_factory=CatalogOptions)
 
     def __post_init__(self) -> None:
         from hpc.store import backend_for_path  # here: configs load without zarr/h5py

@@ -118,6 +118,11 @@ def _decode_block(cfg: IngestConfig, plan: Plan, reader: Any, block: int, bar: A
     decoded: dict[str, list[Any]] = {name: [] for name in decoded_names}
     keep, crops, counts, rejects, notes, missing = [], [], [], [], [], Counter()
     for index in range(first, stop):
+        if index in listing.refused:
+            rejects.append(Reject(listing.sources[index], listing.refused[index],
+                                  listing.ids[index]))
+            bar.update(1)
+            continue
         try:
             item = reader.decode(index)
             image, found, note = _nonfinite(cfg, item.image)

@@ -40,6 +40,7 @@ from galaxy_hpc.data.ingest.rejects import (
     write_notes_csv,
     write_rejects_csv,
 )
+from galaxy_hpc.data.ingest.catalog import join_catalog
 from galaxy_hpc.data.ingest.sources import detect_kind, list_records
 from galaxy_hpc.data.ingest.summary import IngestSummary
 from galaxy_hpc.data.nonfinite import COLUMN as NONFINITE_COLUMN
@@ -136,6 +137,8 @@ def prepare(cfg: IngestConfig, num_ranks: int) -> Plan | IngestSummary:
     if cfg.overwrite:
         remove_output(out, also=_side_files(out))
     listing = list_records(cfg, detect_kind(cfg))
+    if cfg.catalog.table:
+        join_catalog(listing, cfg.catalog)
     if len(listing) == 0:
         rejected = rejects_path(out)
         write_rejects_csv(rejected, listing.rejects)

@@ -45,6 +45,7 @@ REASONS = {
     "no_image": "a vote row whose image file does not exist",
     "no_vote_row": "an image whose id has no row in the vote table",
     "no_table_row": "an image whose id has no row in the property table",
+    "no_catalog_row": "with catalog.table, a record whose id has no row in the catalog",
     "no_label": "with folder.labels, an image that is not inside a class folder",
     "bad_label": "with hdf5.label_column, a class code that hdf5.label_names does not name",
 }
@@ -146,6 +147,9 @@ class Listing:
     notes: dict[str, Any] = field(default_factory=dict)  # JSON facts for summary and attrs
     inputs: list[str] = field(default_factory=list)  # files read, for provenance
     payload: Any = None
+    # Records set aside before decoding (index -> reject reason), e.g. those the catalog
+    # has no row for: the ranks reject them in place of decoding them.
+    refused: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.ids = _strings(self.ids)

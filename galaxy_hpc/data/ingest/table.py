@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from galaxy_hpc.data.file_names import FITS_ENDINGS
 from galaxy_hpc.data.ingest.records import safe_column
 
 
@@ -92,20 +93,26 @@ def _column(table: Table, name: str) -> tuple[np.ndarray, str] | None:
 
 def read_property_table(path: str, *, id_column: str, prefer: str = "first",
                         columns: list[str] | None = None,
-                        rename: dict[str, str] | None = None) -> PropertyTable:
+                        rename: dict[str, str] | None = None,
+                        section: str = "npy") -> PropertyTable:
+    """`section` names the config keys the messages point at (npy, catalog)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: property table not found")
-    table = Table.read(path, format="ascii.csv", fast_reader={"use_fast_converter": True})
+    if str(path).lower().endswith(FITS_ENDINGS):
+        table = Table.read(path, format="fits")
+    else:
+        table = Table.read(path, format="ascii.csv", fast_reader={"use_fast_converter": True})
     if id_column not in table.colnames:
         raise ValueError(f"{path}: no id column {id_column!r} (columns: "
-                         f"{', '.join(table.colnames[:10])}); name it with npy.id_column")
+                         f"{', '.join(table.colnames[:10])}); name it with "
+                         f"{section}.id_column")
     keys = id_strings(table[id_column])
     ranking = None
     if prefer not in ("first", "last"):
         rank_name = prefer.split(":", 1)[1]
         found = _column(table, rank_name) if rank_name in table.colnames else None
         if found is None:
-            raise ValueError(f"npy.prefer={prefer!r}: {path} has no numeric column "
+            raise ValueError(f"{section}.prefer={prefer!r}: {path} has no numeric column "
                              f"{rank_name!r}")
         ranking = found[0].astype(np.float64)
     chosen = choose_rows(keys, prefer, ranking)
@@ -116,7 +123,7 @@ def read_property_table(path: str, *, id_column: str, prefer: str = "first",
     values, types = {}, {}
     for name in wanted:
         if name not in table.colnames:
-            raise ValueError(f"npy.columns: {path} has no column {name!r}")
+            raise ValueError(f"{section}.columns: {path} has no column {name!r}")
         found = _column(table, name)
         if found is None:
             if columns is None:
@@ -125,7 +132,7 @@ def read_property_table(path: str, *, id_column: str, prefer: str = "first",
         store_name = safe_column(rename.pop(name, name), f"{path}")
         values[store_name], types[store_name] = found
     if rename:
-        raise ValueError(f"npy.rename: {path} has no kept column {', '.join(rename)} "
+        raise ValueError(f"{section}.rename: {path} has no kept column {', '.join(rename)} "
                          f"(kept: {', '.join(values)})")
     return PropertyTable(path=str(path), chosen=chosen, values=values, column_types=types,
                          num_rows=len(table), num_dropped=len(table) - len(chosen) -
