@@ -76,6 +76,23 @@ def test_the_real_images_themselves_meet_both_targets(sample):
         "log_flux", "half_light_radius"}
 
 
+def test_a_store_too_small_for_any_cell_says_so_not_just_not_met(sample):
+    """A user's first 64-galaxy store: every cell sparse read "[sparse, ...]: not met", as
+    though the generator had failed; the line now names what to change."""
+    from galaxy_hpc.models.gan.fidelity import summary_lines
+
+    conditions, trend, scatter, sigma = sample
+    real = galaxies(trend * scatter, sigma)[:40]
+    found = judge(real.copy(), real, conditions[:40], match_noise=False)
+    assert not found["met"] and found["cells_met"] == {"log_flux": False,
+                                                       "half_light_radius": False}
+    assert all(r is None for rs in found["w1_over_floor"].values() for r in rs)
+    cells = [line for line in summary_lines(found) if "W1/floor" in line]
+    assert len(cells) == 2 and all("no cell holds model.fidelity.min_per_cell" in line
+                                   and "model.consistency.report_num_samples" in line
+                                   for line in cells)
+
+
 def test_twice_as_bright_follows_the_trend_but_fails_the_flux_cells_only(sample):
     conditions, trend, scatter, sigma = sample
     real = galaxies(trend * scatter, sigma)

@@ -191,8 +191,12 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                      f"{'met' if trend['met'] else 'not met'}")
     for quantity, ratios in report["w1_over_floor"].items():
         shown = ", ".join("sparse" if r is None else f"{r:.2f}" for r in ratios)
-        lines.append(f"  W1/floor of {quantity} per cell: [{shown}]: "
-                     f"{'met' if report['cells_met'][quantity] else 'not met'}")
+        verdict = "met" if report["cells_met"][quantity] else "not met"
+        if all(r is None for r in ratios):  # the store, not the generator, is what falls short
+            verdict = ("not met: no cell holds model.fidelity.min_per_cell galaxies to judge; "
+                       "judge more rows (model.consistency.report_num_samples, a larger "
+                       "store) or fewer cells (model.fidelity.grid_bins)")
+        lines.append(f"  W1/floor of {quantity} per cell: [{shown}]: {verdict}")
     if report.get("pixel_noise"):
         lines.append("  " + noise_line(report["pixel_noise"]))
     return lines
