@@ -60,6 +60,9 @@ class FitsOptions:
     # A file's name without its FITS ending, with {id} (the object) and {band} (one of
     # `bands`) in it, e.g. "{id}_{band}" (obj7_g.fits) or "cutout-HSC-{band}-{id}".
     band_pattern: str = "{id}_{band}"
+    # One file holding a stack of cutouts ([n, y, x], or [n, bands, y, x]: fits_stack.py):
+    # which axis of a 4-axis stack holds the bands, as npy.layout.
+    layout: Literal["auto", "channels_first", "channels_last"] = "auto"
 
     def __post_init__(self) -> None:
         for key, kind in self.header_types.items():

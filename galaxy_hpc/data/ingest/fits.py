@@ -37,6 +37,7 @@ from astropy.io import fits
 
 from galaxy_hpc.data.file_names import FITS_ENDINGS, strip_ending
 from galaxy_hpc.data.ingest.config import IngestConfig
+from galaxy_hpc.data.ingest.fits_stack import StackReader, list_stack, stack_shape
 from galaxy_hpc.data.ingest.preprocess import float_image
 from galaxy_hpc.data.ingest.records import (
     DECODE_ERRORS,
@@ -170,6 +171,9 @@ def list_records(cfg: IngestConfig) -> Listing:
     files = fits_files(cfg.source)
     if not files:
         raise ValueError(f"{cfg.source}: no FITS files found ({', '.join(FITS_ENDINGS)})")
+    stack = stack_shape(files[0], cfg) if len(files) == 1 and not cfg.fits.bands else None
+    if stack is not None:
+        return list_stack(cfg, files[0], *stack)
     ids, sources, rejects = [], [], []
     if cfg.fits.bands:
         ids, groups, rejects = group_bands(files, cfg)
@@ -207,7 +211,14 @@ def list_records(cfg: IngestConfig) -> Listing:
     )
 
 
-class Reader:
+def Reader(cfg: IngestConfig, listing: Listing) -> FileReader | StackReader:  # noqa: N802
+    """The reader of the listing: one file a record, or the stamps of one stack file."""
+    if isinstance(listing.payload, dict) and "stack" in listing.payload:
+        return StackReader(cfg, listing)
+    return FileReader(cfg, listing)
+
+
+class FileReader:
     def __init__(self, cfg: IngestConfig, listing: Listing) -> None:
         self.cfg = cfg
         self.listing = listing

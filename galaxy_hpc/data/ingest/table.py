@@ -78,7 +78,8 @@ def choose_rows(keys: list[str], prefer: str, ranking: np.ndarray | None = None)
     return chosen
 
 
-def _column(table: Table, name: str) -> tuple[np.ndarray, str] | None:
+def table_column(table: Table, name: str) -> tuple[np.ndarray, str] | None:
+    """(values, store type) of a numeric or boolean column; None for any other."""
     column = table[name]
     kind = column.dtype.kind
     masked = bool(np.any(np.ma.getmaskarray(column)))
@@ -110,7 +111,7 @@ def read_property_table(path: str, *, id_column: str, prefer: str = "first",
     ranking = None
     if prefer not in ("first", "last"):
         rank_name = prefer.split(":", 1)[1]
-        found = _column(table, rank_name) if rank_name in table.colnames else None
+        found = table_column(table, rank_name) if rank_name in table.colnames else None
         if found is None:
             raise ValueError(f"{section}.prefer={prefer!r}: {path} has no numeric column "
                              f"{rank_name!r}")
@@ -124,7 +125,7 @@ def read_property_table(path: str, *, id_column: str, prefer: str = "first",
     for name in wanted:
         if name not in table.colnames:
             raise ValueError(f"{section}.columns: {path} has no column {name!r}")
-        found = _column(table, name)
+        found = table_column(table, name)
         if found is None:
             if columns is None:
                 continue  # default: numeric columns only
