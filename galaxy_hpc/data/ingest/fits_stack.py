@@ -26,7 +26,7 @@ from astropy.table import Table
 from galaxy_hpc.data.ingest.arrays import MAX_BANDS, bands_first, stack_layout
 from galaxy_hpc.data.ingest.config import IngestConfig
 from galaxy_hpc.data.ingest.preprocess import float_image
-from galaxy_hpc.data.ingest.records import Decoded, Listing, safe_column
+from galaxy_hpc.data.ingest.records import Decoded, Listing, RejectError, safe_column
 from galaxy_hpc.data.ingest.table import table_column
 
 
@@ -69,9 +69,11 @@ def list_stack(cfg: IngestConfig, path: str, hdu: int, shape: tuple[int, ...]) -
 def _stamp_table(path: str, count: int) -> tuple[dict[str, str], dict[str, np.ndarray],
                                                   int | None]:
     """The numeric columns of the first table HDU with one row per stamp."""
-    with fits.open(path, lazy_load_hdus=True) as hdul:
-        tables = [k for k, h in enumerate(hdul)
-                  if isinstance(h, fits.BinTableHDU) and h.header.get("NAXIS2") == count]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a truncated stack: its stamps are rejected each
+        with fits.open(path, lazy_load_hdus=True) as hdul:
+            tables = [k for k, h in enumerate(hdul) if isinstance(h, fits.BinTableHDU)
+                      and h.header.get("NAXIS2") == count]
     if not tables:
         return {}, {}, None
     table = Table.read(path, hdu=tables[0])
@@ -94,8 +96,19 @@ class StackReader:
     def decode(self, index: int) -> Decoded:
         payload = self.listing.payload
         if self._hdul is None:
-            self._hdul = fits.open(Path(payload["stack"]), memmap=True)
-        data = np.asarray(self._hdul[payload["hdu"]].section[index], dtype=np.float64)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # truncation: told per stamp, below
+                self._hdul = fits.open(Path(payload["stack"]), memmap=True)
+        hdu = self._hdul[payload["hdu"]]
+        try:
+            data = np.asarray(hdu.section[index], dtype=np.float64)
+        except (TypeError, ValueError, OSError) as error:
+            info = hdu.fileinfo()
+            size = Path(payload["stack"]).stat().st_size
+            if size < info["datLoc"] + info["datSpan"]:
+                raise RejectError("truncated", f"the file ends at byte {size}, before the "
+                                               f"data of stamp {index}") from None
+            raise RejectError("unreadable", f"{type(error).__name__}: {error}") from None
         image, side = float_image(bands_first(data, payload["layout"]), self.cfg.size,
                                   channels=self.listing.channels, flux=self.cfg.flux)
         return Decoded(image, side)

@@ -14,7 +14,7 @@ import numpy as np
 from astropy.io import fits
 from ingest_helpers import blob, ingest
 
-from galaxy_hpc.cli.main import EXIT_ERROR, main
+from galaxy_hpc.cli.main import EXIT_ERROR, EXIT_REJECTS, main
 
 PLAIN = r"""
 import json, sys
@@ -85,3 +85,20 @@ def test_header_keys_of_a_stack_are_refused(tmp_path, capsys):
     assert main(["ingest", str(path), "--out", str(tmp_path / "s.zarr"),
                  "--header-keys", "EXPTIME"]) == EXIT_ERROR
     assert "a stack of 30 cutouts" in capsys.readouterr().err
+
+
+def test_a_truncated_stack_keeps_its_whole_stamps_and_lists_the_rest(tmp_path, capsys):
+    """A stack cut short (a download that stopped): the stamps before the cut are stored,
+    each one astropy's; the others are `truncated` rejects, and the exit status says so."""
+    whole = tmp_path / "whole.fits"
+    fits.PrimaryHDU(stamps(40, None)).writeto(whole)
+    cut = tmp_path / "cut.fits"
+    keep = 2880 + 25 * 32 * 32 * 4 + 100  # the header block, 25 whole stamps, a bit more
+    cut.write_bytes(whole.read_bytes()[:keep])
+    out = tmp_path / "store.zarr"
+    assert main(["ingest", str(cut), "--out", str(out), "--size", "32", "--json"]) \
+        == EXIT_REJECTS
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["num_ingested"] == 25 and summary["rejects_by_reason"] == {"truncated": 15}
+    seen = plain(out, whole, 0)
+    assert seen["ids"] == list(range(25)) and seen["equal"]
