@@ -37,7 +37,7 @@ from astropy.io import fits
 
 from galaxy_hpc.data.file_names import FITS_ENDINGS, strip_ending
 from galaxy_hpc.data.ingest.config import IngestConfig
-from galaxy_hpc.data.ingest.fits_stack import StackReader, list_stack, stack_shape
+from galaxy_hpc.data.ingest.fits_stack import list_stack, stack_shape
 from galaxy_hpc.data.ingest.preprocess import float_image
 from galaxy_hpc.data.ingest.records import (
     DECODE_ERRORS,
@@ -211,14 +211,7 @@ def list_records(cfg: IngestConfig) -> Listing:
     )
 
 
-def Reader(cfg: IngestConfig, listing: Listing) -> FileReader | StackReader:  # noqa: N802
-    """The reader of the listing: one file a record, or the stamps of one stack file."""
-    if isinstance(listing.payload, dict) and "stack" in listing.payload:
-        return StackReader(cfg, listing)
-    return FileReader(cfg, listing)
-
-
-class FileReader:
+class Reader:
     def __init__(self, cfg: IngestConfig, listing: Listing) -> None:
         self.cfg = cfg
         self.listing = listing

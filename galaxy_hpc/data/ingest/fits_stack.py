@@ -5,7 +5,8 @@ cutout services write. A file of 200 stamps, [200, 32, 32], went the same way an
 out as one galaxy of 200 bands, exit 0. So a single FITS file whose image HDU has four
 axes, or three with more planes than an image has bands (arrays.MAX_BANDS, the rule of
 the array sources), is a stack: each plane (or [bands, y, x] block) is one record, with
-id its row number ("0", "1", ...) and source FILE[row]. `fits.layout` says which axis
+id its row number ("0", "1", ...) and source FILE[row]; the listing's kind is
+"fits_stack", whose Reader below reads the stamps. `fits.layout` says which axis
 of a 4-axis stack holds the bands when the shape leaves doubt, as npy.layout does.
 
 Such files often carry the stamps' catalog as a binary-table HDU of one row per stamp:
@@ -60,10 +61,10 @@ def list_stack(cfg: IngestConfig, path: str, hdu: int, shape: tuple[int, ...]) -
     column_types, columns, table_hdu = _stamp_table(path, count)
     notes = {"stack": {"hdu": hdu, "shape": list(shape), "layout": layout,
                        "table_hdu": table_hdu}, "flux": cfg.flux}
-    return Listing(kind="fits", ids=[str(k) for k in range(count)],
+    return Listing(kind="fits_stack", ids=[str(k) for k in range(count)],
                    sources=[f"{path}[{k}]" for k in range(count)], dtype="float32",
                    channels=channels, column_types=column_types, columns=columns, notes=notes,
-                   inputs=[path], payload={"stack": path, "hdu": hdu, "layout": layout})
+                   inputs=[path], payload={"path": path, "hdu": hdu, "layout": layout})
 
 
 def _stamp_table(path: str, count: int) -> tuple[dict[str, str], dict[str, np.ndarray],
@@ -86,7 +87,7 @@ def _stamp_table(path: str, count: int) -> tuple[dict[str, str], dict[str, np.nd
     return types, values, tables[0]
 
 
-class StackReader:
+class Reader:
     """Reads stamp k of the stack (memory-mapped: each rank touches its own rows)."""
 
     def __init__(self, cfg: IngestConfig, listing: Listing) -> None:
@@ -98,13 +99,13 @@ class StackReader:
         if self._hdul is None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # truncation: told per stamp, below
-                self._hdul = fits.open(Path(payload["stack"]), memmap=True)
+                self._hdul = fits.open(Path(payload["path"]), memmap=True)
         hdu = self._hdul[payload["hdu"]]
         try:
             data = np.asarray(hdu.section[index], dtype=np.float64)
         except (TypeError, ValueError, OSError) as error:
             info = hdu.fileinfo()
-            size = Path(payload["stack"]).stat().st_size
+            size = Path(payload["path"]).stat().st_size
             if size < info["datLoc"] + info["datSpan"]:
                 raise RejectError("truncated", f"the file ends at byte {size}, before the "
                                                f"data of stamp {index}") from None

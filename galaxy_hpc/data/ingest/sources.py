@@ -18,8 +18,10 @@ from galaxy_hpc.data.file_names import FITS_ENDINGS, HDF5_ENDINGS
 from galaxy_hpc.data.ingest.folder import walk_files
 from galaxy_hpc.data.ingest.records import Decoded, Listing
 
+# fits_stack is a listing's kind, not a source's: the fits source lists one file holding
+# a stack of stamps as such (fits_stack.py), and its module reads them.
 _MODULES = {kind: f"galaxy_hpc.data.ingest.{kind}" for kind in
-            ("folder", "jsonl", "fits", "npy", "hdf5", "votes")}
+            ("folder", "jsonl", "fits", "fits_stack", "npy", "hdf5", "votes")}
 
 
 class Reader(Protocol):
